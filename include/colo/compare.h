@@ -1,0 +1,126 @@
+/*
+ * compare.h — the compare engine: per-connection PVM/SVM queues, the comparison
+ * rules, and release / hold / checkpoint decisions.
+ *
+ * The caller parses each packet (pkt_parse) and hands it in with its side and a
+ * monotonic time. The engine keeps PVM packets until they may leave and hands
+ * them back through `release`, always in per-connection arrival order; it hands
+ * SVM packets back through `discard` once they are compared or stale. It never
+ * drops a PVM packet: a packet leaves after a match, after a checkpoint, or by
+ * `colo_compare_release_all` (failover, shutdown, end of a replay).
+ *
+ * A checkpoint is requested (through `request_checkpoint`) on a divergence, a
+ * PVM packet held longer than compare_timeout, a full queue, or a full table —
+ * once per episode: no further request is made until `colo_compare_checkpoint_done`
+ * is called. That call releases every held PVM packet, discards every held SVM
+ * packet and resynchronises each connection so stale SVM data causes no false
+ * divergence. The rules themselves are in docs/compare-rules.md and
+ * ../shared/colo-semantics.md.
+ */
+#ifndef COLO_COMPARE_H
+#define COLO_COMPARE_H
+
+#include <stdint.h>
+
+#include "colo/pkt.h"
+#include "colo/tcp_track.h"
+
+struct colo_compare_config {
+    uint32_t compare_timeout_ms;    /* QEMU's name; default 3000 */
+    uint32_t expired_scan_cycle_ms; /* QEMU's name; here: how often idle connections expire */
+    uint32_t max_queue_size;        /* QEMU's name; per connection and side, default 1024 */
+    uint32_t max_conns;             /* connection table size, default 1048576 */
+    struct conn_timeouts timeouts;
+};
+
+enum checkpoint_reason {
+    CKPT_DIVERGENCE = 0,
+    CKPT_TIMEOUT,
+    CKPT_QUEUE_FULL,
+    CKPT_TABLE_FULL,
+    CKPT_REASON_COUNT
+};
+
+enum release_reason {
+    RELEASE_MATCHED = 0,  /* compared equal with the SVM's output */
+    RELEASE_UNCOMPARED,   /* carries nothing to compare: pure ACK, verified retransmit */
+    RELEASE_CHECKPOINT,   /* held, then flushed by a checkpoint */
+    RELEASE_FORCED,       /* colo_compare_release_all: failover or shutdown */
+    RELEASE_REASON_COUNT
+};
+
+enum divergence_kind {
+    DIV_PAYLOAD = 0,     /* stream or datagram bytes differ */
+    DIV_FIN_VS_DATA,     /* one side ends the stream where the other sends data */
+    DIV_RST,             /* one side resets, the other closes or carries on */
+    DIV_DATAGRAM_LEN,    /* datagrams of different length */
+    DIV_KIND_COUNT
+};
+
+#define DIVERGENCE_SHOW_BYTES 16
+
+struct divergence {
+    const struct conn *conn;   /* NULL never; key and direction for the report */
+    enum divergence_kind kind;
+    uint64_t stream_offset;    /* TCP: byte offset from the stream start; else datagram index */
+    uint32_t byte_in_packet;   /* first differing byte, from the compared start */
+    const struct colo_pkt *pvm_pkt, *svm_pkt;
+    const uint8_t *pvm_bytes, *svm_bytes; /* from the first differing byte */
+    uint32_t pvm_avail, svm_avail;        /* bytes readable there */
+};
+
+struct colo_compare_ops {
+    void (*release)(void *ctx, struct colo_pkt *pkt, enum release_reason why);
+    void (*discard)(void *ctx, struct colo_pkt *pkt);
+    void (*request_checkpoint)(void *ctx, enum checkpoint_reason why, uint64_t now_ns);
+    void (*divergence)(void *ctx, const struct divergence *d); /* may be NULL */
+};
+
+struct colo_compare_stats {
+    uint64_t pvm_in, svm_in;
+    uint64_t released[RELEASE_REASON_COUNT];
+    uint64_t svm_matched, svm_stale, svm_uncompared, svm_flushed, svm_untracked;
+    uint64_t divergences[DIV_KIND_COUNT];
+    uint64_t checkpoint_requests[CKPT_REASON_COUNT];
+    uint64_t checkpoints_done;
+    uint64_t malformed[PARSE_STATUS_COUNT];
+    uint64_t pvm_held, svm_held;  /* now */
+    uint64_t pvm_held_max;
+};
+
+struct colo_compare;
+
+void colo_compare_config_default(struct colo_compare_config *cfg);
+
+/* NULL when the table cannot be allocated. */
+struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
+                                         const struct colo_compare_ops *ops, void *ctx);
+void colo_compare_destroy(struct colo_compare *c);
+
+/* `pkt->view` must already be filled by pkt_parse. Time must not go backwards. */
+void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo_pkt *pkt,
+                        uint64_t now_ns);
+void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
+                              struct colo_pkt **pkts, unsigned n, uint64_t now_ns);
+
+/* Runs timers due at now_ns: compare timeouts and connection expiry. */
+void colo_compare_tick(struct colo_compare *c, uint64_t now_ns);
+
+/* The earliest time colo_compare_tick has work; UINT64_MAX when none. */
+uint64_t colo_compare_next_deadline(const struct colo_compare *c);
+
+void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
+
+/* Releases every held PVM packet, drops every SVM packet; for failover and shutdown. */
+void colo_compare_release_all(struct colo_compare *c);
+
+bool colo_compare_checkpoint_pending(const struct colo_compare *c);
+
+const struct colo_compare_stats *colo_compare_stats(const struct colo_compare *c);
+const struct conn_table *colo_compare_table(const struct colo_compare *c);
+
+const char *checkpoint_reason_name(enum checkpoint_reason r);
+const char *release_reason_name(enum release_reason r);
+const char *divergence_kind_name(enum divergence_kind k);
+
+#endif

@@ -1,0 +1,40 @@
+/*
+ * pcap_port.h — pcap files as a port: load a whole trace into memory, or dump
+ * frames to a file.
+ *
+ * A loaded trace is one contiguous blob plus an index of records, so replay and
+ * benchmarks never touch the file system in their timed parts. Timestamps are
+ * kept in nanoseconds. Only Ethernet captures (DLT_EN10MB) are accepted; frames
+ * may carry a virtio-net header in front of the Ethernet header, which the
+ * caller skips (the record keeps it, so it is passed through on release).
+ */
+#ifndef COLO_PCAP_PORT_H
+#define COLO_PCAP_PORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct pcap_record {
+    uint64_t ts_ns;
+    uint32_t len;       /* bytes captured (a truncated capture is used as it is) */
+    uint32_t orig_len;  /* length on the wire */
+    const uint8_t *data;
+};
+
+struct pcap_trace {
+    struct pcap_record *records;
+    size_t count;
+    uint8_t *blob;
+};
+
+/* 0 on success; otherwise -1 with a one-line reason in err. */
+int pcap_trace_load(const char *path, struct pcap_trace *trace, char *err, size_t errlen);
+void pcap_trace_free(struct pcap_trace *trace);
+
+struct pcap_sink;
+
+struct pcap_sink *pcap_sink_open(const char *path, char *err, size_t errlen);
+void pcap_sink_write(struct pcap_sink *sink, uint64_t ts_ns, const uint8_t *data, uint32_t len);
+void pcap_sink_close(struct pcap_sink *sink);
+
+#endif

@@ -1,0 +1,460 @@
+/*
+ * compare.c — the generic compare engine: queues, release, timeouts, checkpoints.
+ *
+ * Owns: per-connection PVM queues (arrival order) and SVM queues (the rule set
+ * chooses the order), the engine-wide age list of held PVM packets (oldest first,
+ * so the compare timeout is checked in O(1) and fires within one tick of its
+ * deadline), the list of connections touched since the last checkpoint (so a
+ * checkpoint costs O(touched), not O(table)), and the "checkpoint pending" latch
+ * that makes every divergence episode produce exactly one request.
+ *
+ * Invariants: a PVM packet is in exactly one queue (its connection's, or the
+ * orphan queue when the table had no room) and in the age list until it is
+ * released; release always takes the head of a queue, so per-connection order
+ * is arrival order. Nothing here drops a PVM packet.
+ */
+#include "compare_internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define NS_PER_MS 1000000ull
+#define NS_PER_S 1000000000ull
+#define EXPIRE_BUDGET_PER_SCAN 65536
+
+struct colo_compare {
+    struct colo_compare_config cfg;
+    struct colo_compare_ops ops;
+    void *ctx;
+    struct conn_table *table;
+    struct colo_pkt *age_head, *age_tail;       /* held PVM packets, oldest first */
+    struct colo_pkt *orphan_head, *orphan_tail; /* PVM packets the table had no room for */
+    uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
+    uint32_t dirty_len, dirty_cap;
+    bool checkpoint_pending;
+    uint64_t timeout_ns;
+    uint64_t next_scan_ns;
+    struct colo_compare_stats stats;
+};
+
+void colo_compare_config_default(struct colo_compare_config *cfg)
+{
+    cfg->compare_timeout_ms = 3000;
+    cfg->expired_scan_cycle_ms = 1000;
+    cfg->max_queue_size = 1024;
+    cfg->max_conns = 1u << 20;
+    conn_timeouts_default(&cfg->timeouts);
+}
+
+static void discard_svm_queue(struct colo_compare *c, struct conn *conn)
+{
+    while (conn->stream.svm_head) {
+        struct colo_pkt *p = conn->stream.svm_head;
+        compare_svm_unlink_head(c, conn);
+        c->stats.svm_flushed++;
+        c->ops.discard(c->ctx, p);
+    }
+}
+
+static void on_conn_evicted(void *ctx, struct conn *conn)
+{
+    discard_svm_queue(ctx, conn);
+}
+
+struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
+                                         const struct colo_compare_ops *ops, void *ctx)
+{
+    struct colo_compare *c = calloc(1, sizeof(*c));
+    if (!c)
+        return NULL;
+    c->cfg = *cfg;
+    c->ops = *ops;
+    c->ctx = ctx;
+    c->timeout_ns = (uint64_t)cfg->compare_timeout_ms * NS_PER_MS;
+    c->dirty_cap = cfg->max_conns * 2;
+    c->dirty = malloc(sizeof(uint32_t) * c->dirty_cap);
+    c->table = conn_table_create(cfg->max_conns, &cfg->timeouts, on_conn_evicted, c);
+    if (!c->table || !c->dirty) {
+        colo_compare_destroy(c);
+        return NULL;
+    }
+    return c;
+}
+
+void colo_compare_destroy(struct colo_compare *c)
+{
+    if (!c)
+        return;
+    if (c->table)
+        colo_compare_release_all(c);
+    conn_table_destroy(c->table);
+    free(c->dirty);
+    free(c);
+}
+
+static const struct compare_proto *proto_for(const struct flow_key *k)
+{
+    if (k->family != FAMILY_OTHER && k->proto == 6 && !k->fragment)
+        return &compare_proto_tcp;
+    return &compare_proto_datagram;
+}
+
+static void request_checkpoint(struct colo_compare *c, enum checkpoint_reason why, uint64_t now)
+{
+    if (c->checkpoint_pending)
+        return;
+    c->checkpoint_pending = true;
+    c->stats.checkpoint_requests[why]++;
+    c->ops.request_checkpoint(c->ctx, why, now);
+}
+
+void compare_diverge(struct colo_compare *c, struct conn *conn, struct divergence *d)
+{
+    conn->stream.flags |= CMPF_DIVERGED;
+    d->conn = conn;
+    c->stats.divergences[d->kind]++;
+    if (c->ops.divergence)
+        c->ops.divergence(c->ctx, d);
+    request_checkpoint(c, CKPT_DIVERGENCE, d->pvm_pkt ? d->pvm_pkt->arrival_ns : 0);
+}
+
+/* ---- the age list of held PVM packets ---- */
+
+static void age_append(struct colo_compare *c, struct colo_pkt *p)
+{
+    p->age_next = NULL;
+    p->age_prev = c->age_tail;
+    if (c->age_tail)
+        c->age_tail->age_next = p;
+    else
+        c->age_head = p;
+    c->age_tail = p;
+    if (++c->stats.pvm_held > c->stats.pvm_held_max)
+        c->stats.pvm_held_max = c->stats.pvm_held;
+}
+
+static void age_unlink(struct colo_compare *c, struct colo_pkt *p)
+{
+    if (p->age_prev)
+        p->age_prev->age_next = p->age_next;
+    else
+        c->age_head = p->age_next;
+    if (p->age_next)
+        p->age_next->age_prev = p->age_prev;
+    else
+        c->age_tail = p->age_prev;
+    c->stats.pvm_held--;
+}
+
+static void release(struct colo_compare *c, struct colo_pkt *p, enum release_reason why)
+{
+    age_unlink(c, p);
+    c->stats.released[why]++;
+    c->ops.release(c->ctx, p, why);
+}
+
+/* ---- per-connection queues ---- */
+
+static void pvm_append(struct colo_compare *c, struct conn *conn, struct colo_pkt *p)
+{
+    struct conn_stream *s = &conn->stream;
+    if (s->pvm_tail)
+        s->pvm_tail->next = p;
+    else
+        s->pvm_head = p;
+    s->pvm_tail = p;
+    if (!s->pvm_cmp)
+        s->pvm_cmp = p;
+    s->pvm_count++;
+    age_append(c, p);
+}
+
+static struct colo_pkt *pvm_pop_head(struct conn *conn)
+{
+    struct conn_stream *s = &conn->stream;
+    struct colo_pkt *p = s->pvm_head;
+    s->pvm_head = p->next;
+    if (!s->pvm_head)
+        s->pvm_tail = NULL;
+    if (s->pvm_cmp == p)
+        s->pvm_cmp = p->next;
+    s->pvm_count--;
+    p->next = NULL;
+    return p;
+}
+
+void compare_svm_link(struct colo_compare *c, struct conn *conn, struct colo_pkt *after,
+                      struct colo_pkt *p)
+{
+    struct conn_stream *s = &conn->stream;
+    if (after) {
+        p->next = after->next;
+        after->next = p;
+    } else {
+        p->next = s->svm_head;
+        s->svm_head = p;
+    }
+    if (!p->next)
+        s->svm_tail = p;
+    s->svm_count++;
+    c->stats.svm_held++;
+}
+
+void compare_svm_unlink_head(struct colo_compare *c, struct conn *conn)
+{
+    struct conn_stream *s = &conn->stream;
+    struct colo_pkt *p = s->svm_head;
+    s->svm_head = p->next;
+    if (!s->svm_head)
+        s->svm_tail = NULL;
+    s->svm_count--;
+    c->stats.svm_held--;
+    p->next = NULL;
+}
+
+void compare_svm_done(struct colo_compare *c, struct colo_pkt *p, enum svm_fate fate)
+{
+    if (fate == SVM_MATCHED)
+        c->stats.svm_matched++;
+    else if (fate == SVM_STALE)
+        c->stats.svm_stale++;
+    else
+        c->stats.svm_uncompared++;
+    c->ops.discard(c->ctx, p);
+}
+
+static void release_ready(struct colo_compare *c, struct conn *conn,
+                          const struct compare_proto *proto)
+{
+    enum release_reason why;
+    while (conn->stream.pvm_head && proto->releasable(conn, conn->stream.pvm_head, &why))
+        release(c, pvm_pop_head(conn), why);
+}
+
+static void mark_dirty(struct colo_compare *c, struct conn *conn)
+{
+    if (conn->stream.flags & CMPF_DIRTY)
+        return;
+    if (c->dirty_len == c->dirty_cap) {
+        /* Entries of evicted connections are stale; at most max_conns are live. */
+        uint32_t kept = 0;
+        for (uint32_t i = 0; i < c->dirty_len; i++) {
+            struct conn *d = conn_by_id(c->table, c->dirty[i]);
+            if (d && (d->stream.flags & CMPF_DIRTY))
+                c->dirty[kept++] = c->dirty[i];
+        }
+        c->dirty_len = kept;
+    }
+    conn->stream.flags |= CMPF_DIRTY;
+    c->dirty[c->dirty_len++] = conn_id(c->table, conn);
+}
+
+/* ---- input ---- */
+
+static void hold_orphan(struct colo_compare *c, struct colo_pkt *p)
+{
+    if (c->orphan_tail)
+        c->orphan_tail->next = p;
+    else
+        c->orphan_head = p;
+    c->orphan_tail = p;
+    age_append(c, p);
+    request_checkpoint(c, CKPT_TABLE_FULL, p->arrival_ns);
+}
+
+static void observe(struct conn *conn, const struct pkt_view *v, uint32_t now_s)
+{
+    if (conn->key.proto == 6 && !conn->key.fragment && conn->key.family != FAMILY_OTHER)
+        conn_observe_tcp(conn, v->tcp_flags, true, now_s);
+    else
+        conn_observe(conn, now_s);
+}
+
+static void input_one(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
+                      struct conn *conn, uint64_t now)
+{
+    const struct compare_proto *proto = proto_for(&conn->key);
+    struct conn_stream *s = &conn->stream;
+    observe(conn, &p->view, (uint32_t)(now / NS_PER_S));
+    mark_dirty(c, conn);
+    if (side == SIDE_PVM) {
+        pvm_append(c, conn, p);
+        proto->pvm_arrived(c, conn, p);
+        if (s->pvm_count > c->cfg.max_queue_size)
+            request_checkpoint(c, CKPT_QUEUE_FULL, now);
+    } else {
+        if (s->svm_count >= c->cfg.max_queue_size)
+            request_checkpoint(c, CKPT_QUEUE_FULL, now);
+        proto->svm_arrived(c, conn, p);
+    }
+    if (!(s->flags & CMPF_DIVERGED))
+        proto->advance(c, conn);
+    release_ready(c, conn, proto);
+}
+
+static void prepare(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
+                    uint64_t now)
+{
+    if (!c->next_scan_ns)
+        c->next_scan_ns = now + (uint64_t)c->cfg.expired_scan_cycle_ms * NS_PER_MS;
+    p->arrival_ns = now;
+    p->next = NULL;
+    p->cmp_flags = 0;
+    if (p->view.status != PARSE_OK && p->view.status < PARSE_STATUS_COUNT)
+        c->stats.malformed[p->view.status]++;
+    if (side == SIDE_PVM)
+        c->stats.pvm_in++;
+    else
+        c->stats.svm_in++;
+}
+
+static void input_with_conn(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
+                            struct conn *conn, uint64_t now)
+{
+    if (conn) {
+        if (conn->stream.pvm_count == 0 && conn->stream.svm_count == 0 &&
+            conn->stream.flags == 0)
+            conn->guest_is_1 = p->view.dir_swapped;
+        input_one(c, side, p, conn, now);
+    } else if (side == SIDE_PVM) {
+        hold_orphan(c, p);
+    } else {
+        c->stats.svm_untracked++;
+        c->ops.discard(c->ctx, p);
+    }
+}
+
+void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
+                        uint64_t now)
+{
+    prepare(c, side, p, now);
+    uint32_t h = flow_key_hash(&p->view.key);
+    struct conn *conn = conn_lookup_or_create(c->table, &p->view.key, h, (uint32_t)(now / NS_PER_S));
+    input_with_conn(c, side, p, conn, now);
+}
+
+#define BURST_MAX 64
+
+void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
+                              struct colo_pkt **pkts, unsigned n, uint64_t now)
+{
+    uint32_t hashes[BURST_MAX];
+    while (n) {
+        unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
+        for (unsigned i = 0; i < chunk; i++) {
+            hashes[i] = flow_key_hash(&pkts[i]->view.key);
+            conn_prefetch_bucket(c->table, hashes[i]);
+        }
+        for (unsigned i = 0; i < chunk; i++) {
+            prepare(c, side, pkts[i], now);
+            struct conn *conn = conn_lookup_or_create(c->table, &pkts[i]->view.key, hashes[i],
+                                                      (uint32_t)(now / NS_PER_S));
+            input_with_conn(c, side, pkts[i], conn, now);
+        }
+        pkts += chunk;
+        n -= chunk;
+    }
+}
+
+/* ---- timers ---- */
+
+void colo_compare_tick(struct colo_compare *c, uint64_t now)
+{
+    if (!c->checkpoint_pending && c->age_head && now - c->age_head->arrival_ns >= c->timeout_ns)
+        request_checkpoint(c, CKPT_TIMEOUT, now);
+    if (c->next_scan_ns && now >= c->next_scan_ns) {
+        conn_table_expire(c->table, (uint32_t)(now / NS_PER_S), EXPIRE_BUDGET_PER_SCAN);
+        c->next_scan_ns = now + (uint64_t)c->cfg.expired_scan_cycle_ms * NS_PER_MS;
+    }
+}
+
+uint64_t colo_compare_next_deadline(const struct colo_compare *c)
+{
+    uint64_t next = c->next_scan_ns ? c->next_scan_ns : UINT64_MAX;
+    if (!c->checkpoint_pending && c->age_head) {
+        uint64_t t = c->age_head->arrival_ns + c->timeout_ns;
+        if (t < next)
+            next = t;
+    }
+    return next;
+}
+
+/* ---- checkpoints ---- */
+
+static void flush_conn(struct colo_compare *c, struct conn *conn, enum release_reason why)
+{
+    while (conn->stream.pvm_head)
+        release(c, pvm_pop_head(conn), why);
+    discard_svm_queue(c, conn);
+    proto_for(&conn->key)->resync(conn);
+    conn->stream.flags &= (uint16_t)~(CMPF_DIVERGED | CMPF_DIRTY);
+}
+
+static void flush_everything(struct colo_compare *c, enum release_reason why)
+{
+    for (uint32_t i = 0; i < c->dirty_len; i++) {
+        struct conn *conn = conn_by_id(c->table, c->dirty[i]);
+        if (conn && (conn->stream.flags & CMPF_DIRTY))
+            flush_conn(c, conn, why);
+    }
+    c->dirty_len = 0;
+    while (c->orphan_head) {
+        struct colo_pkt *p = c->orphan_head;
+        c->orphan_head = p->next;
+        p->next = NULL;
+        release(c, p, why);
+    }
+    c->orphan_tail = NULL;
+    c->checkpoint_pending = false;
+}
+
+void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)
+{
+    (void)now;
+    c->stats.checkpoints_done++;
+    flush_everything(c, RELEASE_CHECKPOINT);
+}
+
+void colo_compare_release_all(struct colo_compare *c)
+{
+    flush_everything(c, RELEASE_FORCED);
+}
+
+bool colo_compare_checkpoint_pending(const struct colo_compare *c)
+{
+    return c->checkpoint_pending;
+}
+
+const struct colo_compare_stats *colo_compare_stats(const struct colo_compare *c)
+{
+    return &c->stats;
+}
+
+const struct conn_table *colo_compare_table(const struct colo_compare *c)
+{
+    return c->table;
+}
+
+const char *checkpoint_reason_name(enum checkpoint_reason r)
+{
+    static const char *const names[CKPT_REASON_COUNT] = {
+        "divergence", "timeout", "queue_full", "table_full",
+    };
+    return (unsigned)r < CKPT_REASON_COUNT ? names[r] : "unknown";
+}
+
+const char *release_reason_name(enum release_reason r)
+{
+    static const char *const names[RELEASE_REASON_COUNT] = {
+        "matched", "uncompared", "checkpoint", "forced",
+    };
+    return (unsigned)r < RELEASE_REASON_COUNT ? names[r] : "unknown";
+}
+
+const char *divergence_kind_name(enum divergence_kind k)
+{
+    static const char *const names[DIV_KIND_COUNT] = {
+        "payload", "fin_vs_data", "rst", "datagram_length",
+    };
+    return (unsigned)k < DIV_KIND_COUNT ? names[k] : "unknown";
+}

@@ -1,0 +1,177 @@
+/*
+ * replay_report.c — the replay report, as text for people and JSON for tools.
+ *
+ * Owns: formatting only. The accounting line (PVM frames in = released) is
+ * printed first because it is the property that must always hold.
+ */
+#include <inttypes.h>
+
+#include "colo/replay.h"
+
+static uint64_t total_released(const struct colo_compare_stats *s)
+{
+    uint64_t n = 0;
+    for (int i = 0; i < RELEASE_REASON_COUNT; i++)
+        n += s->released[i];
+    return n;
+}
+
+static uint64_t sum(const uint64_t *v, int n)
+{
+    uint64_t t = 0;
+    for (int i = 0; i < n; i++)
+        t += v[i];
+    return t;
+}
+
+static void hex_column(FILE *out, const uint8_t *b, uint32_t n)
+{
+    for (uint32_t i = 0; i < DIVERGENCE_SHOW_BYTES; i++) {
+        if (i < n)
+            fprintf(out, "%02x ", b[i]);
+        else
+            fputs("   ", out);
+    }
+    fputs(" |", out);
+    for (uint32_t i = 0; i < n; i++)
+        fputc(b[i] >= 0x20 && b[i] < 0x7f ? b[i] : '.', out);
+    fputs("|", out);
+}
+
+static double rel_s(const struct replay_result *res, uint64_t t)
+{
+    return t >= res->first_ns ? (double)(t - res->first_ns) / 1e9 : 0.0;
+}
+
+void replay_report_text(const struct replay_result *res, const struct replay_options *opt,
+                        FILE *out)
+{
+    const struct colo_compare_stats *s = &res->stats;
+    uint64_t released = total_released(s);
+    fprintf(out, "colo-proxy replay: %s (PVM) vs %s (SVM)\n", opt->primary_path,
+            opt->secondary_path);
+    fprintf(out, "accounting: %zu PVM frames in, %" PRIu64 " released%s\n", res->pvm_frames,
+            released, released == res->pvm_frames ? " (all)" : " — MISMATCH");
+    fprintf(out, "  matched %" PRIu64 ", uncompared (pure ACK/retransmit) %" PRIu64
+                 ", held then flushed by checkpoint %" PRIu64 ", forced at end %" PRIu64 "\n",
+            s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
+            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED]);
+    fprintf(out, "SVM frames: %zu in, %" PRIu64 " matched, %" PRIu64 " stale, %" PRIu64
+                 " uncompared, %" PRIu64 " dropped at checkpoints, %" PRIu64 " untracked\n",
+            res->svm_frames, s->svm_matched, s->svm_stale, s->svm_uncompared, s->svm_flushed,
+            s->svm_untracked);
+    fprintf(out, "connections: %" PRIu64 " tracked, %.0f bytes of table per connection\n",
+            res->conns_created, res->bytes_per_conn);
+    fprintf(out, "divergences: %" PRIu64 " (payload %" PRIu64 ", fin_vs_data %" PRIu64
+                 ", rst %" PRIu64 ", datagram_length %" PRIu64 ")\n",
+            sum(s->divergences, DIV_KIND_COUNT), s->divergences[DIV_PAYLOAD],
+            s->divergences[DIV_FIN_VS_DATA], s->divergences[DIV_RST],
+            s->divergences[DIV_DATAGRAM_LEN]);
+    fprintf(out, "checkpoint requests: %" PRIu64 " (divergence %" PRIu64 ", timeout %" PRIu64
+                 ", queue_full %" PRIu64 ", table_full %" PRIu64 "); checkpoints done: %" PRIu64 "\n",
+            sum(s->checkpoint_requests, CKPT_REASON_COUNT), s->checkpoint_requests[CKPT_DIVERGENCE],
+            s->checkpoint_requests[CKPT_TIMEOUT], s->checkpoint_requests[CKPT_QUEUE_FULL],
+            s->checkpoint_requests[CKPT_TABLE_FULL], s->checkpoints_done);
+    uint64_t malformed = sum(s->malformed, PARSE_STATUS_COUNT);
+    if (malformed)
+        fprintf(out, "malformed frames (compared whole): %" PRIu64 "\n", malformed);
+    for (size_t i = 0; i < res->divergence_count; i++) {
+        const struct replay_divergence *d = &res->divergences[i];
+        fprintf(out, "\ndivergence %zu at %.6f s: %s\n  %s, stream offset %" PRIu64
+                     ", PVM frame %" PRIu64 ", SVM frame %" PRIu64 "\n",
+                i + 1, rel_s(res, d->time_ns), d->flow, divergence_kind_name(d->kind),
+                d->stream_offset, d->pvm_frame, d->svm_frame);
+        fputs("  PVM: ", out);
+        hex_column(out, d->pvm_bytes, d->pvm_shown);
+        fputs("\n  SVM: ", out);
+        hex_column(out, d->svm_bytes, d->svm_shown);
+        fputc('\n', out);
+    }
+}
+
+static void json_hex(FILE *out, const uint8_t *b, uint32_t n)
+{
+    fputc('"', out);
+    for (uint32_t i = 0; i < n; i++)
+        fprintf(out, "%02x", b[i]);
+    fputc('"', out);
+}
+
+static void json_string(FILE *out, const char *s)
+{
+    fputc('"', out);
+    for (; *s; s++) {
+        if (*s == '"' || *s == '\\')
+            fprintf(out, "\\%c", *s);
+        else if ((unsigned char)*s < 0x20)
+            fprintf(out, "\\u%04x", *s);
+        else
+            fputc(*s, out);
+    }
+    fputc('"', out);
+}
+
+static void json_counts(FILE *out, const char *name, const uint64_t *v, int n,
+                        const char *(*label)(int))
+{
+    fprintf(out, "  \"%s\": {", name);
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%s\"%s\": %" PRIu64, i ? ", " : "", label(i), v[i]);
+    fputs("},\n", out);
+}
+
+static const char *release_label(int i) { return release_reason_name((enum release_reason)i); }
+static const char *div_label(int i) { return divergence_kind_name((enum divergence_kind)i); }
+static const char *ckpt_label(int i) { return checkpoint_reason_name((enum checkpoint_reason)i); }
+
+void replay_report_json(const struct replay_result *res, const struct replay_options *opt,
+                        FILE *out)
+{
+    const struct colo_compare_stats *s = &res->stats;
+    fputs("{\n  \"primary\": ", out);
+    json_string(out, opt->primary_path);
+    fputs(",\n  \"secondary\": ", out);
+    json_string(out, opt->secondary_path);
+    fprintf(out, ",\n  \"pvm_frames\": %zu,\n  \"svm_frames\": %zu,\n  \"released\": %" PRIu64
+                 ",\n  \"compared\": %" PRIu64 ",\n  \"held_then_flushed\": %" PRIu64 ",\n",
+            res->pvm_frames, res->svm_frames, total_released(s), s->released[RELEASE_MATCHED],
+            s->released[RELEASE_CHECKPOINT]);
+    json_counts(out, "released_by_reason", s->released, RELEASE_REASON_COUNT, release_label);
+    fprintf(out, "  \"svm\": {\"matched\": %" PRIu64 ", \"stale\": %" PRIu64
+                 ", \"uncompared\": %" PRIu64 ", \"dropped_at_checkpoint\": %" PRIu64
+                 ", \"untracked\": %" PRIu64 "},\n",
+            s->svm_matched, s->svm_stale, s->svm_uncompared, s->svm_flushed, s->svm_untracked);
+    fprintf(out, "  \"divergence_count\": %" PRIu64 ",\n", sum(s->divergences, DIV_KIND_COUNT));
+    json_counts(out, "divergences_by_kind", s->divergences, DIV_KIND_COUNT, div_label);
+    fprintf(out, "  \"checkpoint_requests\": %" PRIu64 ",\n",
+            sum(s->checkpoint_requests, CKPT_REASON_COUNT));
+    json_counts(out, "checkpoint_requests_by_reason", s->checkpoint_requests, CKPT_REASON_COUNT,
+                ckpt_label);
+    fprintf(out, "  \"checkpoints_done\": %" PRIu64 ",\n  \"malformed\": %" PRIu64
+                 ",\n  \"connections\": %" PRIu64 ",\n  \"bytes_per_connection\": %.1f,\n",
+            s->checkpoints_done, sum(s->malformed, PARSE_STATUS_COUNT), res->conns_created,
+            res->bytes_per_conn);
+    fputs("  \"divergences\": [", out);
+    for (size_t i = 0; i < res->divergence_count; i++) {
+        const struct replay_divergence *d = &res->divergences[i];
+        fprintf(out, "%s\n    {\"time_s\": %.6f, \"flow\": ", i ? "," : "", rel_s(res, d->time_ns));
+        json_string(out, d->flow);
+        fprintf(out, ", \"kind\": \"%s\", \"stream_offset\": %" PRIu64 ", \"pvm_frame\": %" PRIu64
+                     ", \"svm_frame\": %" PRIu64 ", \"pvm_bytes\": ",
+                divergence_kind_name(d->kind), d->stream_offset, d->pvm_frame, d->svm_frame);
+        json_hex(out, d->pvm_bytes, d->pvm_shown);
+        fputs(", \"svm_bytes\": ", out);
+        json_hex(out, d->svm_bytes, d->svm_shown);
+        fputc('}', out);
+    }
+    fputs(res->divergence_count ? "\n  ],\n" : "],\n", out);
+    fputs("  \"checkpoints\": [", out);
+    for (size_t i = 0; i < res->checkpoint_count; i++) {
+        const struct replay_checkpoint *c = &res->checkpoints[i];
+        fprintf(out, "%s\n    {\"recorded\": %s, \"reason\": \"%s\", \"requested_s\": %.6f, \"done_s\": %.6f}",
+                i ? "," : "", c->recorded ? "true" : "false",
+                c->recorded ? "periodic" : checkpoint_reason_name(c->reason),
+                rel_s(res, c->requested_ns), c->done_ns ? rel_s(res, c->done_ns) : -1.0);
+    }
+    fputs(res->checkpoint_count ? "\n  ]\n}\n" : "]\n}\n", out);
+}

@@ -1,0 +1,324 @@
+/*
+ * tcp_track.c — the bounded connection table: lookup, creation, state, expiry.
+ *
+ * Owns: the array of `struct conn` (allocated once), the bucket array of chain
+ * heads (indices, 0 = empty), the free list, and the expiry wheel. Connection
+ * indices start at 1 so that 0 can mean "none" in every link.
+ *
+ * The expiry wheel is lazy: a connection is filed under the second it would
+ * expire if it stayed quiet; activity only updates `last_active_s`. When its
+ * slot comes round, the entry is either expired or re-filed under its real
+ * deadline. So the per-packet cost is a store, and expiry work is proportional
+ * to what is due. Must never: remove a connection that holds PVM packets, or
+ * allocate after creation.
+ */
+#include "colo/tcp_track.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+#define WHEEL_SLOTS 4096u /* seconds; longer timeouts are re-filed as they come round */
+#define EVICT_PROBE_LIMIT 64
+
+struct conn_table {
+    struct conn *conns;      /* [0] unused */
+    uint32_t *buckets;
+    uint32_t bucket_mask;
+    uint32_t max_conns;
+    uint32_t free_head;
+    uint32_t wheel[WHEEL_SLOTS];
+    uint32_t wheel_now_s;    /* every slot before this second has been processed */
+    bool wheel_started;
+    struct conn_timeouts timeouts;
+    conn_evict_fn on_evict;
+    void *ctx;
+    struct conn_table_stats stats;
+};
+
+void conn_timeouts_default(struct conn_timeouts *t)
+{
+    t->handshake_s = 60;
+    t->tcp_established_s = 3600;
+    t->closing_s = 120;
+    t->closed_s = 10;
+    t->datagram_s = 180;
+}
+
+static uint32_t round_up_pow2(uint32_t v)
+{
+    uint32_t p = 1;
+    while (p < v && p < (1u << 31))
+        p <<= 1;
+    return p;
+}
+
+struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
+                                     conn_evict_fn on_evict, void *ctx)
+{
+    if (max_conns == 0 || max_conns >= UINT32_MAX - 1)
+        return NULL;
+    struct conn_table *t = calloc(1, sizeof(*t));
+    if (!t)
+        return NULL;
+    uint32_t nbuckets = round_up_pow2(max_conns);
+    t->conns = calloc((size_t)max_conns + 1, sizeof(struct conn));
+    t->buckets = calloc(nbuckets, sizeof(uint32_t));
+    if (!t->conns || !t->buckets) {
+        conn_table_destroy(t);
+        return NULL;
+    }
+    t->bucket_mask = nbuckets - 1;
+    t->max_conns = max_conns;
+    for (uint32_t i = 1; i <= max_conns; i++)
+        t->conns[i].hash_next = i < max_conns ? i + 1 : 0;
+    t->free_head = 1;
+    t->timeouts = *timeouts;
+    t->on_evict = on_evict;
+    t->ctx = ctx;
+    return t;
+}
+
+void conn_table_destroy(struct conn_table *t)
+{
+    if (!t)
+        return;
+    free(t->conns);
+    free(t->buckets);
+    free(t);
+}
+
+/* Multiply-xorshift over the key's six 64-bit words. */
+uint32_t flow_key_hash(const struct flow_key *key)
+{
+    uint64_t w[sizeof(struct flow_key) / 8];
+    memcpy(w, key, sizeof(w));
+    uint64_t h = 0x9e3779b97f4a7c15ull;
+    for (unsigned i = 0; i < sizeof(w) / 8; i++) {
+        h ^= w[i];
+        h *= 0xff51afd7ed558ccdull;
+        h ^= h >> 32;
+    }
+    return (uint32_t)(h ^ (h >> 29));
+}
+
+_Static_assert(sizeof(struct flow_key) % 8 == 0, "flow_key is hashed as 64-bit words");
+
+uint32_t conn_id(const struct conn_table *t, const struct conn *c)
+{
+    return (uint32_t)(c - t->conns);
+}
+
+struct conn *conn_by_id(struct conn_table *t, uint32_t id)
+{
+    return id && id <= t->max_conns && t->conns[id].in_use ? &t->conns[id] : NULL;
+}
+
+void conn_prefetch_bucket(const struct conn_table *t, uint32_t hash)
+{
+    __builtin_prefetch(&t->buckets[hash & t->bucket_mask]);
+}
+
+struct conn *conn_lookup(struct conn_table *t, const struct flow_key *key, uint32_t hash)
+{
+    for (uint32_t i = t->buckets[hash & t->bucket_mask]; i; i = t->conns[i].hash_next) {
+        if (memcmp(&t->conns[i].key, key, sizeof(*key)) == 0)
+            return &t->conns[i];
+    }
+    return NULL;
+}
+
+static uint32_t timeout_for(const struct conn_table *t, const struct conn *c)
+{
+    if (c->key.proto != 6 || c->key.fragment)
+        return t->timeouts.datagram_s;
+    switch (c->state) {
+    case CONN_HANDSHAKE: return t->timeouts.handshake_s;
+    case CONN_CLOSING: return t->timeouts.closing_s;
+    case CONN_CLOSED: return t->timeouts.closed_s;
+    default: return t->timeouts.tcp_established_s;
+    }
+}
+
+static void wheel_insert(struct conn_table *t, uint32_t id, uint32_t due_s)
+{
+    if ((int32_t)(due_s - t->wheel_now_s) < 0)
+        due_s = t->wheel_now_s;
+    uint32_t *head = &t->wheel[due_s % WHEEL_SLOTS];
+    struct conn *c = &t->conns[id];
+    c->wheel_prev = 0;
+    c->wheel_next = *head;
+    if (*head)
+        t->conns[*head].wheel_prev = id;
+    *head = id;
+}
+
+static void wheel_remove(struct conn_table *t, uint32_t id, uint32_t slot_head_index)
+{
+    struct conn *c = &t->conns[id];
+    if (c->wheel_prev)
+        t->conns[c->wheel_prev].wheel_next = c->wheel_next;
+    else
+        t->wheel[slot_head_index] = c->wheel_next;
+    if (c->wheel_next)
+        t->conns[c->wheel_next].wheel_prev = c->wheel_prev;
+}
+
+static void hash_unlink(struct conn_table *t, uint32_t id)
+{
+    uint32_t *link = &t->buckets[flow_key_hash(&t->conns[id].key) & t->bucket_mask];
+    while (*link && *link != id)
+        link = &t->conns[*link].hash_next;
+    if (*link)
+        *link = t->conns[id].hash_next;
+}
+
+static void conn_free(struct conn_table *t, uint32_t id, uint32_t slot)
+{
+    struct conn *c = &t->conns[id];
+    if (t->on_evict)
+        t->on_evict(t->ctx, c);
+    wheel_remove(t, id, slot);
+    hash_unlink(t, id);
+    memset(c, 0, sizeof(*c));
+    c->hash_next = t->free_head;
+    t->free_head = id;
+    t->stats.in_use--;
+}
+
+static bool conn_busy(const struct conn *c)
+{
+    return c->stream.pvm_count != 0;
+}
+
+/* Evicts the idle connection nearest its expiry, probing a bounded number. */
+static bool evict_one(struct conn_table *t)
+{
+    uint32_t probes = 0;
+    for (uint32_t s = 0; s < WHEEL_SLOTS && probes < EVICT_PROBE_LIMIT; s++) {
+        uint32_t slot = (t->wheel_now_s + s) % WHEEL_SLOTS;
+        for (uint32_t id = t->wheel[slot]; id && probes < EVICT_PROBE_LIMIT; probes++) {
+            uint32_t next = t->conns[id].wheel_next;
+            if (!conn_busy(&t->conns[id])) {
+                conn_free(t, id, slot);
+                t->stats.evicted++;
+                return true;
+            }
+            id = next;
+        }
+    }
+    return false;
+}
+
+struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *key,
+                                   uint32_t hash, uint32_t now_s)
+{
+    struct conn *c = conn_lookup(t, key, hash);
+    if (c)
+        return c;
+    if (!t->wheel_started) {
+        t->wheel_now_s = now_s;
+        t->wheel_started = true;
+    }
+    if (!t->free_head && !evict_one(t)) {
+        t->stats.create_failed++;
+        return NULL;
+    }
+    uint32_t id = t->free_head;
+    c = &t->conns[id];
+    t->free_head = c->hash_next;
+    memset(c, 0, sizeof(*c));
+    c->key = *key;
+    c->in_use = 1;
+    c->last_active_s = now_s;
+    uint32_t *bucket = &t->buckets[hash & t->bucket_mask];
+    c->hash_next = *bucket;
+    *bucket = id;
+    wheel_insert(t, id, now_s + timeout_for(t, c));
+    t->stats.created++;
+    t->stats.in_use++;
+    return c;
+}
+
+void conn_observe(struct conn *c, uint32_t now_s)
+{
+    c->last_active_s = now_s;
+    if (c->state == CONN_MIDSTREAM)
+        c->state = CONN_ESTABLISHED;
+}
+
+void conn_observe_tcp(struct conn *c, uint8_t flags, bool from_guest, uint32_t now_s)
+{
+    c->last_active_s = now_s;
+    if (flags & TCPF_RST) {
+        c->state = CONN_CLOSED;
+        return;
+    }
+    if (flags & TCPF_FIN) {
+        c->fin_dirs |= from_guest ? 1 : 2;
+        c->state = c->fin_dirs == 3 ? CONN_CLOSED : CONN_CLOSING;
+        return;
+    }
+    if (flags & TCPF_SYN) {
+        if (c->state == CONN_MIDSTREAM)
+            c->state = CONN_HANDSHAKE;
+        return;
+    }
+    if (c->state == CONN_HANDSHAKE || c->state == CONN_MIDSTREAM)
+        c->state = CONN_ESTABLISHED;
+}
+
+void conn_table_expire(struct conn_table *t, uint32_t now_s, uint32_t budget)
+{
+    if (!t->wheel_started)
+        return;
+    while ((int32_t)(now_s - t->wheel_now_s) >= 0 && budget) {
+        uint32_t slot = t->wheel_now_s % WHEEL_SLOTS;
+        uint32_t id = t->wheel[slot];
+        if (!id) {
+            t->wheel_now_s++;
+            continue;
+        }
+        budget--;
+        struct conn *c = &t->conns[id];
+        uint32_t due = c->last_active_s + timeout_for(t, c);
+        wheel_remove(t, id, slot);
+        if ((int32_t)(due - now_s) <= 0 && !conn_busy(c)) {
+            wheel_insert(t, id, t->wheel_now_s); /* conn_free unlinks it again */
+            conn_free(t, id, slot);
+            t->stats.expired++;
+        } else {
+            uint32_t later = (int32_t)(due - now_s) > 0 ? due : now_s + 1;
+            if (later % WHEEL_SLOTS == slot)
+                later++; /* a full lap away: file it in the next slot instead */
+            wheel_insert(t, id, later);
+        }
+    }
+}
+
+void conn_table_foreach(struct conn_table *t, void (*fn)(void *ctx, struct conn *c), void *ctx)
+{
+    for (uint32_t i = 1; i <= t->max_conns; i++) {
+        if (t->conns[i].in_use)
+            fn(ctx, &t->conns[i]);
+    }
+}
+
+const struct conn_table_stats *conn_table_stats(const struct conn_table *t)
+{
+    return &t->stats;
+}
+
+double conn_table_bytes_per_conn(const struct conn_table *t)
+{
+    double bytes = (double)sizeof(struct conn) * (t->max_conns + 1) +
+                   (double)sizeof(uint32_t) * (t->bucket_mask + 1);
+    return bytes / t->max_conns;
+}
+
+const char *conn_state_name(enum conn_state s)
+{
+    static const char *const names[CONN_STATE_COUNT] = {
+        "midstream", "handshake", "established", "closing", "closed",
+    };
+    return (unsigned)s < CONN_STATE_COUNT ? names[s] : "unknown";
+}
