@@ -262,10 +262,10 @@ static void hold_orphan(struct colo_compare *c, struct colo_pkt *p)
     request_checkpoint(c, CKPT_TABLE_FULL, p->arrival_ns);
 }
 
-static void observe(struct conn *conn, const struct pkt_view *v, uint32_t now_s)
+static void observe(struct conn_table *t, struct conn *conn, const struct pkt_view *v, uint32_t now_s)
 {
     if (conn->key.proto == 6 && !conn->key.fragment && conn->key.family != FAMILY_OTHER)
-        conn_observe_tcp(conn, v->tcp_flags, true, now_s);
+        conn_observe_tcp(t, conn, v->tcp_flags, true, now_s);
     else
         conn_observe(conn, now_s);
 }
@@ -275,7 +275,7 @@ static void input_one(struct colo_compare *c, enum colo_side side, struct colo_p
 {
     const struct compare_proto *proto = proto_for(&conn->key);
     struct conn_stream *s = &conn->stream;
-    observe(conn, &p->view, (uint32_t)(now / NS_PER_S));
+    observe(c->table, conn, &p->view, (uint32_t)(now / NS_PER_S));
     mark_dirty(c, conn);
     if (side == SIDE_PVM) {
         pvm_append(c, conn, p);

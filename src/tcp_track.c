@@ -145,6 +145,7 @@ static void wheel_insert(struct conn_table *t, uint32_t id, uint32_t due_s)
         due_s = t->wheel_now_s;
     uint32_t *head = &t->wheel[due_s % WHEEL_SLOTS];
     struct conn *c = &t->conns[id];
+    c->wheel_slot = (uint16_t)(due_s % WHEEL_SLOTS);
     c->wheel_prev = 0;
     c->wheel_next = *head;
     if (*head)
@@ -152,13 +153,13 @@ static void wheel_insert(struct conn_table *t, uint32_t id, uint32_t due_s)
     *head = id;
 }
 
-static void wheel_remove(struct conn_table *t, uint32_t id, uint32_t slot_head_index)
+static void wheel_remove(struct conn_table *t, uint32_t id)
 {
     struct conn *c = &t->conns[id];
     if (c->wheel_prev)
         t->conns[c->wheel_prev].wheel_next = c->wheel_next;
     else
-        t->wheel[slot_head_index] = c->wheel_next;
+        t->wheel[c->wheel_slot] = c->wheel_next;
     if (c->wheel_next)
         t->conns[c->wheel_next].wheel_prev = c->wheel_prev;
 }
@@ -172,12 +173,12 @@ static void hash_unlink(struct conn_table *t, uint32_t id)
         *link = t->conns[id].hash_next;
 }
 
-static void conn_free(struct conn_table *t, uint32_t id, uint32_t slot)
+static void conn_free(struct conn_table *t, uint32_t id)
 {
     struct conn *c = &t->conns[id];
     if (t->on_evict)
         t->on_evict(t->ctx, c);
-    wheel_remove(t, id, slot);
+    wheel_remove(t, id);
     hash_unlink(t, id);
     memset(c, 0, sizeof(*c));
     c->hash_next = t->free_head;
@@ -199,7 +200,7 @@ static bool evict_one(struct conn_table *t)
         for (uint32_t id = t->wheel[slot]; id && probes < EVICT_PROBE_LIMIT; probes++) {
             uint32_t next = t->conns[id].wheel_next;
             if (!conn_busy(&t->conns[id])) {
-                conn_free(t, id, slot);
+                conn_free(t, id);
                 t->stats.evicted++;
                 return true;
             }
@@ -246,16 +247,28 @@ void conn_observe(struct conn *c, uint32_t now_s)
         c->state = CONN_ESTABLISHED;
 }
 
-void conn_observe_tcp(struct conn *c, uint8_t flags, bool from_guest, uint32_t now_s)
+/* Closing and closed connections expire sooner: file them under their new deadline. */
+static void enter_state(struct conn_table *t, struct conn *c, enum conn_state s)
+{
+    if (c->state == s)
+        return;
+    c->state = (uint8_t)s;
+    uint32_t id = conn_id(t, c);
+    wheel_remove(t, id);
+    wheel_insert(t, id, c->last_active_s + timeout_for(t, c));
+}
+
+void conn_observe_tcp(struct conn_table *t, struct conn *c, uint8_t flags, bool from_guest,
+                      uint32_t now_s)
 {
     c->last_active_s = now_s;
     if (flags & TCPF_RST) {
-        c->state = CONN_CLOSED;
+        enter_state(t, c, CONN_CLOSED);
         return;
     }
     if (flags & TCPF_FIN) {
         c->fin_dirs |= from_guest ? 1 : 2;
-        c->state = c->fin_dirs == 3 ? CONN_CLOSED : CONN_CLOSING;
+        enter_state(t, c, c->fin_dirs == 3 ? CONN_CLOSED : CONN_CLOSING);
         return;
     }
     if (flags & TCPF_SYN) {
@@ -281,12 +294,11 @@ void conn_table_expire(struct conn_table *t, uint32_t now_s, uint32_t budget)
         budget--;
         struct conn *c = &t->conns[id];
         uint32_t due = c->last_active_s + timeout_for(t, c);
-        wheel_remove(t, id, slot);
         if ((int32_t)(due - now_s) <= 0 && !conn_busy(c)) {
-            wheel_insert(t, id, t->wheel_now_s); /* conn_free unlinks it again */
-            conn_free(t, id, slot);
+            conn_free(t, id);
             t->stats.expired++;
         } else {
+            wheel_remove(t, id);
             uint32_t later = (int32_t)(due - now_s) > 0 ? due : now_s + 1;
             if (later % WHEEL_SLOTS == slot)
                 later++; /* a full lap away: file it in the next slot instead */

@@ -60,6 +60,7 @@ struct conn {
     uint8_t guest_is_1;     /* the guest (PVM/SVM sender) is key endpoint 1 */
     uint8_t fin_dirs;       /* bit 0: guest sent FIN, bit 1: peer sent FIN */
     uint8_t in_use;
+    uint16_t wheel_slot;    /* the expiry slot this entry is filed under */
     struct conn_stream stream;
 };
 
@@ -100,7 +101,8 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
 void conn_prefetch_bucket(const struct conn_table *t, uint32_t hash);
 
 /* Records activity and TCP flags seen in one direction. */
-void conn_observe_tcp(struct conn *c, uint8_t tcp_flags, bool from_guest, uint32_t now_s);
+void conn_observe_tcp(struct conn_table *t, struct conn *c, uint8_t tcp_flags, bool from_guest,
+                      uint32_t now_s);
 void conn_observe(struct conn *c, uint32_t now_s);
 
 /* Expires quiet connections up to now_s; at most `budget` entries are examined. */
