@@ -38,6 +38,17 @@ static void hex_column(FILE *out, const uint8_t *b, uint32_t n)
     fputs("|", out);
 }
 
+static const char *kind_meaning(enum divergence_kind k)
+{
+    switch (k) {
+    case DIV_PAYLOAD: return "the bytes differ";
+    case DIV_FIN_VS_DATA: return "one side ends the stream (FIN) where the other sends data";
+    case DIV_RST: return "one side resets the connection where the other closes or sends data";
+    case DIV_DATAGRAM_LEN: return "the datagrams differ in length";
+    default: return "";
+    }
+}
+
 static double rel_s(const struct replay_result *res, uint64_t t)
 {
     return t >= res->first_ns ? (double)(t - res->first_ns) / 1e9 : 0.0;
@@ -57,7 +68,8 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
             s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
             s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED]);
     fprintf(out, "SVM frames: %zu in, %" PRIu64 " matched, %" PRIu64 " stale, %" PRIu64
-                 " uncompared, %" PRIu64 " dropped at checkpoints, %" PRIu64 " untracked\n",
+                 " uncompared, %" PRIu64 " unmatched (dropped at a checkpoint or the end), %" PRIu64
+                 " untracked\n",
             res->svm_frames, s->svm_matched, s->svm_stale, s->svm_uncompared, s->svm_flushed,
             s->svm_untracked);
     fprintf(out, "connections: %" PRIu64 " tracked, %.0f bytes of table per connection\n",
@@ -77,10 +89,12 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
         fprintf(out, "malformed frames (compared whole): %" PRIu64 "\n", malformed);
     for (size_t i = 0; i < res->divergence_count; i++) {
         const struct replay_divergence *d = &res->divergences[i];
-        fprintf(out, "\ndivergence %zu at %.6f s: %s\n  %s, stream offset %" PRIu64
+        fprintf(out, "\ndivergence %zu at %.6f s: %s\n  %s (%s), stream offset %" PRIu64
                      ", PVM frame %" PRIu64 ", SVM frame %" PRIu64 "\n",
                 i + 1, rel_s(res, d->time_ns), d->flow, divergence_kind_name(d->kind),
-                d->stream_offset, d->pvm_frame, d->svm_frame);
+                kind_meaning(d->kind), d->stream_offset, d->pvm_frame, d->svm_frame);
+        if (!d->pvm_shown && !d->svm_shown)
+            continue;
         fputs("  PVM: ", out);
         hex_column(out, d->pvm_bytes, d->pvm_shown);
         fputs("\n  SVM: ", out);
