@@ -195,7 +195,7 @@ static void test_one_million_concurrent_connections(void **state)
         assert_memory_equal(&c->key, &k, sizeof(k));
     }
     double bpc = conn_table_bytes_per_conn(t);
-    printf("connection table: %u connections, %.1f bytes per connection (struct conn %zu)\n", n,
+    print_message("connection table: %u connections, %.1f bytes per connection (struct conn %zu)\n", n,
            bpc, sizeof(struct conn));
     assert_true(bpc <= 256.0);
     conn_table_destroy(t);
