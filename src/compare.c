@@ -343,8 +343,10 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
             hashes[i] = flow_key_hash(&pkts[i]->view.key);
-            conn_prefetch_bucket(c->table, hashes[i]);
+            conn_prefetch_slots(c->table, hashes[i]);
         }
+        for (unsigned i = 0; i < chunk; i++)
+            conn_prefetch_entry(c->table, hashes[i]);
         for (unsigned i = 0; i < chunk; i++) {
             prepare(c, side, pkts[i], now);
             struct conn *conn = conn_lookup_or_create(c->table, &pkts[i]->view.key, hashes[i],

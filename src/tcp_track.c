@@ -1,9 +1,11 @@
 /*
  * tcp_track.c — the bounded connection table: lookup, creation, state, expiry.
  *
- * Owns: the array of `struct conn` (allocated once), the bucket array of chain
- * heads (indices, 0 = empty), the free list, and the expiry wheel. Connection
- * indices start at 1 so that 0 can mean "none" in every link.
+ * Owns: the array of `struct conn` (allocated once), the lookup slots (open
+ * addressing with linear probing at load <= 1/2; each slot keeps the full hash
+ * so a lookup reads one line of slots and exactly one entry), the free list,
+ * and the expiry wheel. Connection indices start at 1 so that 0 can mean
+ * "none" in every link.
  *
  * The expiry wheel is lazy: a connection is filed under the second it would
  * expire if it stayed quiet; activity only updates `last_active_s`. When its
@@ -16,14 +18,22 @@
 
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #define WHEEL_SLOTS 4096u /* seconds; longer timeouts are re-filed as they come round */
 #define EVICT_PROBE_LIMIT 64
 
+struct slot {
+    uint32_t id;   /* connection index; 0 = empty */
+    uint32_t hash; /* full hash: the entry is read only when this matches */
+};
+
 struct conn_table {
     struct conn *conns;      /* [0] unused */
-    uint32_t *buckets;
-    uint32_t bucket_mask;
+    size_t conns_bytes;
+    struct slot *slots;      /* open addressing, linear probing, load <= 1/2 */
+    size_t slots_bytes;
+    uint32_t slot_mask;
     uint32_t max_conns;
     uint32_t free_head;
     uint32_t wheel[WHEEL_SLOTS];
@@ -52,6 +62,25 @@ static uint32_t round_up_pow2(uint32_t v)
     return p;
 }
 
+/*
+ * Zeroed memory for the big arrays, on huge pages where the kernel offers them:
+ * lookups are random over the whole table, and 4 KiB pages make them TLB-bound.
+ */
+static void *table_memory(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
+        return NULL;
+    madvise(p, bytes, MADV_HUGEPAGE);
+    return p;
+}
+
+static void table_memory_free(void *p, size_t bytes)
+{
+    if (p)
+        munmap(p, bytes);
+}
+
 struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
                                      conn_evict_fn on_evict, void *ctx)
 {
@@ -60,17 +89,19 @@ struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeo
     struct conn_table *t = calloc(1, sizeof(*t));
     if (!t)
         return NULL;
-    uint32_t nbuckets = round_up_pow2(max_conns);
-    t->conns = calloc((size_t)max_conns + 1, sizeof(struct conn));
-    t->buckets = calloc(nbuckets, sizeof(uint32_t));
-    if (!t->conns || !t->buckets) {
+    uint32_t nslots = round_up_pow2(max_conns) * 2;
+    t->conns_bytes = ((size_t)max_conns + 1) * sizeof(struct conn);
+    t->slots_bytes = (size_t)nslots * sizeof(struct slot);
+    t->conns = table_memory(t->conns_bytes);
+    t->slots = table_memory(t->slots_bytes);
+    if (!t->conns || !t->slots) {
         conn_table_destroy(t);
         return NULL;
     }
-    t->bucket_mask = nbuckets - 1;
+    t->slot_mask = nslots - 1;
     t->max_conns = max_conns;
     for (uint32_t i = 1; i <= max_conns; i++)
-        t->conns[i].hash_next = i < max_conns ? i + 1 : 0;
+        t->conns[i].free_next = i < max_conns ? i + 1 : 0;
     t->free_head = 1;
     t->timeouts = *timeouts;
     t->on_evict = on_evict;
@@ -82,8 +113,8 @@ void conn_table_destroy(struct conn_table *t)
 {
     if (!t)
         return;
-    free(t->conns);
-    free(t->buckets);
+    table_memory_free(t->conns, t->conns_bytes);
+    table_memory_free(t->slots, t->slots_bytes);
     free(t);
 }
 
@@ -113,16 +144,29 @@ struct conn *conn_by_id(struct conn_table *t, uint32_t id)
     return id && id <= t->max_conns && t->conns[id].in_use ? &t->conns[id] : NULL;
 }
 
-void conn_prefetch_bucket(const struct conn_table *t, uint32_t hash)
+void conn_prefetch_slots(const struct conn_table *t, uint32_t hash)
 {
-    __builtin_prefetch(&t->buckets[hash & t->bucket_mask]);
+    __builtin_prefetch(&t->slots[hash & t->slot_mask]);
+}
+
+void conn_prefetch_entry(const struct conn_table *t, uint32_t hash)
+{
+    for (uint32_t i = hash & t->slot_mask; t->slots[i].id; i = (i + 1) & t->slot_mask) {
+        if (t->slots[i].hash == hash) {
+            const char *p = (const char *)&t->conns[t->slots[i].id];
+            for (size_t off = 0; off < sizeof(struct conn); off += 64)
+                __builtin_prefetch(p + off);
+            return;
+        }
+    }
 }
 
 struct conn *conn_lookup(struct conn_table *t, const struct flow_key *key, uint32_t hash)
 {
-    for (uint32_t i = t->buckets[hash & t->bucket_mask]; i; i = t->conns[i].hash_next) {
-        if (memcmp(&t->conns[i].key, key, sizeof(*key)) == 0)
-            return &t->conns[i];
+    for (uint32_t i = hash & t->slot_mask; t->slots[i].id; i = (i + 1) & t->slot_mask) {
+        const struct slot *sl = &t->slots[i];
+        if (sl->hash == hash && memcmp(&t->conns[sl->id].key, key, sizeof(*key)) == 0)
+            return &t->conns[sl->id];
     }
     return NULL;
 }
@@ -164,13 +208,37 @@ static void wheel_remove(struct conn_table *t, uint32_t id)
         t->conns[c->wheel_next].wheel_prev = c->wheel_prev;
 }
 
-static void hash_unlink(struct conn_table *t, uint32_t id)
+static void slot_insert(struct conn_table *t, uint32_t id, uint32_t hash)
 {
-    uint32_t *link = &t->buckets[flow_key_hash(&t->conns[id].key) & t->bucket_mask];
-    while (*link && *link != id)
-        link = &t->conns[*link].hash_next;
-    if (*link)
-        *link = t->conns[id].hash_next;
+    uint32_t i = hash & t->slot_mask;
+    while (t->slots[i].id)
+        i = (i + 1) & t->slot_mask;
+    t->slots[i] = (struct slot){ .id = id, .hash = hash };
+}
+
+/* Is `home` cyclically in (hole, j]? Then the entry at j may not move to hole. */
+static bool stays(uint32_t hole, uint32_t j, uint32_t home)
+{
+    return hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+}
+
+/* Removes a slot by shifting later entries of its probe run back: no tombstones. */
+static void slot_remove(struct conn_table *t, uint32_t id)
+{
+    uint32_t hash = flow_key_hash(&t->conns[id].key);
+    uint32_t hole = hash & t->slot_mask;
+    while (t->slots[hole].id != id) {
+        if (!t->slots[hole].id)
+            return;
+        hole = (hole + 1) & t->slot_mask;
+    }
+    for (uint32_t j = (hole + 1) & t->slot_mask; t->slots[j].id; j = (j + 1) & t->slot_mask) {
+        if (stays(hole, j, t->slots[j].hash & t->slot_mask))
+            continue;
+        t->slots[hole] = t->slots[j];
+        hole = j;
+    }
+    t->slots[hole] = (struct slot){ 0, 0 };
 }
 
 static void conn_free(struct conn_table *t, uint32_t id)
@@ -179,9 +247,9 @@ static void conn_free(struct conn_table *t, uint32_t id)
     if (t->on_evict)
         t->on_evict(t->ctx, c);
     wheel_remove(t, id);
-    hash_unlink(t, id);
+    slot_remove(t, id);
     memset(c, 0, sizeof(*c));
-    c->hash_next = t->free_head;
+    c->free_next = t->free_head;
     t->free_head = id;
     t->stats.in_use--;
 }
@@ -226,14 +294,12 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
     }
     uint32_t id = t->free_head;
     c = &t->conns[id];
-    t->free_head = c->hash_next;
+    t->free_head = c->free_next;
     memset(c, 0, sizeof(*c));
     c->key = *key;
     c->in_use = 1;
     c->last_active_s = now_s;
-    uint32_t *bucket = &t->buckets[hash & t->bucket_mask];
-    c->hash_next = *bucket;
-    *bucket = id;
+    slot_insert(t, id, hash);
     wheel_insert(t, id, now_s + timeout_for(t, c));
     t->stats.created++;
     t->stats.in_use++;
@@ -323,7 +389,7 @@ const struct conn_table_stats *conn_table_stats(const struct conn_table *t)
 double conn_table_bytes_per_conn(const struct conn_table *t)
 {
     double bytes = (double)sizeof(struct conn) * (t->max_conns + 1) +
-                   (double)sizeof(uint32_t) * (t->bucket_mask + 1);
+                   (double)sizeof(struct slot) * (t->slot_mask + 1);
     return bytes / t->max_conns;
 }
 

@@ -178,6 +178,34 @@ static void test_full_table_evicts_closed_first_never_busy(void **state)
     conn_table_destroy(t);
 }
 
+static void test_removal_keeps_every_other_entry_findable(void **state)
+{
+    (void)state;
+    const uint32_t n = 512;
+    struct conn_table *t = table(n);
+    for (uint32_t i = 0; i < n; i++) {
+        struct conn *c = add(t, i, 100);
+        /* Every third connection closes, so expiry removes it from the middle of probe runs. */
+        conn_observe_tcp(t, c, i % 3 == 0 ? TCPF_RST : TCPF_ACK, true, 100);
+    }
+    conn_table_expire(t, 110, 100000);
+    assert_int_equal(conn_table_stats(t)->expired, (n + 2) / 3);
+    for (uint32_t i = 0; i < n; i++) {
+        struct flow_key k = key_for(i);
+        struct conn *c = conn_lookup(t, &k, flow_key_hash(&k));
+        if (i % 3 == 0) {
+            assert_null(c);
+        } else {
+            assert_non_null(c);
+            assert_memory_equal(&c->key, &k, sizeof(k));
+        }
+    }
+    for (uint32_t i = 0; i < n; i += 3) /* the freed entries are reusable */
+        assert_non_null(add(t, n + i, 111));
+    assert_int_equal(conn_table_stats(t)->in_use, n);
+    conn_table_destroy(t);
+}
+
 static void test_one_million_concurrent_connections(void **state)
 {
     (void)state;
@@ -211,6 +239,7 @@ int main(void)
         cmocka_unit_test(test_activity_postpones_expiry),
         cmocka_unit_test(test_connection_holding_packets_never_expires),
         cmocka_unit_test(test_full_table_evicts_closed_first_never_busy),
+        cmocka_unit_test(test_removal_keeps_every_other_entry_findable),
         cmocka_unit_test(test_one_million_concurrent_connections),
     };
     return cmocka_run_group_tests_name("track", tests, NULL, NULL);

@@ -53,7 +53,7 @@ struct conn_stream {
 
 struct conn {
     struct flow_key key;
-    uint32_t hash_next;     /* bucket chain; free-list link when unused */
+    uint32_t free_next;     /* free-list link while unused */
     uint32_t wheel_prev, wheel_next;
     uint32_t last_active_s;
     uint8_t state;          /* enum conn_state */
@@ -97,8 +97,13 @@ struct conn *conn_lookup(struct conn_table *t, const struct flow_key *key, uint3
 struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *key,
                                    uint32_t hash, uint32_t now_s);
 
-/* Prefetches the bucket a key hashes to (for batched lookups over a burst). */
-void conn_prefetch_bucket(const struct conn_table *t, uint32_t hash);
+/*
+ * Batched lookups over a burst, in two passes so the cache misses overlap:
+ * first prefetch every key's slots, then (once those have arrived) the entry
+ * whose hash matches, then look up.
+ */
+void conn_prefetch_slots(const struct conn_table *t, uint32_t hash);
+void conn_prefetch_entry(const struct conn_table *t, uint32_t hash);
 
 /* Records activity and TCP flags seen in one direction. */
 void conn_observe_tcp(struct conn_table *t, struct conn *c, uint8_t tcp_flags, bool from_guest,
@@ -116,7 +121,7 @@ void conn_table_foreach(struct conn_table *t, void (*fn)(void *ctx, struct conn 
 
 const struct conn_table_stats *conn_table_stats(const struct conn_table *t);
 
-/* Bytes of table memory per connection slot (entry plus its share of buckets). */
+/* Bytes of table memory per connection (entry plus its share of lookup slots). */
 double conn_table_bytes_per_conn(const struct conn_table *t);
 
 const char *conn_state_name(enum conn_state s);
