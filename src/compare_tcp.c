@@ -16,6 +16,11 @@
  * offset. A RST matches a RST; one side resetting while the other sends data or
  * a FIN is a divergence.
  *
+ * A SYN with a new ISN on a known 5-tuple (the client reused its port) starts a
+ * new incarnation: the stream restarts from the new ISN. Whichever side starts
+ * it first, the other side's old data is discarded, and an SVM that is ahead
+ * is not compared until the PVM's SYN-ACK for the same client SYN arrives.
+ *
  * SVM segments are kept sorted by sequence number; those wholly before
  * `cmp_seq` are stale (retransmissions, or data the SVM sent before a
  * checkpoint) and are discarded. Must never: compare bytes at different stream
@@ -48,11 +53,49 @@ static bool has_ack(const struct colo_pkt *p)
     return (p->view.tcp_flags & TCPF_ACK) != 0;
 }
 
+static void discard_svm_data(struct colo_compare *c, struct conn *conn)
+{
+    while (conn->stream.svm_head) {
+        struct colo_pkt *q = conn->stream.svm_head;
+        compare_svm_unlink_head(c, conn);
+        compare_svm_done(c, q, SVM_STALE);
+    }
+}
+
+/* The PVM's SYN with a new ISN: the stream restarts there. */
+static void pvm_new_incarnation(struct colo_compare *c, struct conn *conn, const struct pkt_view *v)
+{
+    struct conn_stream *s = &conn->stream;
+    s->stream_base = s->cmp_seq = s->pvm_next = v->tcp_seq + 1;
+    s->flags &= (uint16_t)~(CMPF_PVM_RST | CMPF_SYN_SYNCED | CMPF_PVM_ACK);
+    if (s->svm_syn_ack == v->tcp_ack && (s->flags & CMPF_SVM_SYN)) {
+        s->flags &= (uint16_t)~CMPF_SVM_AHEAD; /* the SVM got here first */
+    } else {
+        discard_svm_data(c, conn);
+        s->flags &= (uint16_t)~(CMPF_SVM_ACK | CMPF_SVM_RST);
+    }
+}
+
+/* The SVM's SYN answering another client SYN than its last one. */
+static void svm_new_incarnation(struct colo_compare *c, struct conn *conn, const struct pkt_view *v)
+{
+    struct conn_stream *s = &conn->stream;
+    discard_svm_data(c, conn);
+    s->svm_max_ack = v->tcp_ack;
+    s->flags &= (uint16_t)~CMPF_SVM_RST;
+    if (s->pvm_syn_ack != v->tcp_ack)
+        s->flags |= CMPF_SVM_AHEAD;
+}
+
 static void tcp_pvm_arrived(struct colo_compare *c, struct conn *conn, struct colo_pkt *p)
 {
-    (void)c;
     struct conn_stream *s = &conn->stream;
     const struct pkt_view *v = &p->view;
+    if (v->tcp_flags & TCPF_SYN) {
+        if ((s->flags & CMPF_BASE) && v->tcp_seq + 1 != s->stream_base)
+            pvm_new_incarnation(c, conn, v);
+        s->pvm_syn_ack = v->tcp_ack;
+    }
     if (!(s->flags & CMPF_BASE)) {
         s->stream_base = v->tcp_seq + ((v->tcp_flags & TCPF_SYN) ? 1 : 0);
         s->cmp_seq = s->pvm_next = s->stream_base;
@@ -91,6 +134,8 @@ static void tcp_svm_arrived(struct colo_compare *c, struct conn *conn, struct co
         s->flags |= CMPF_SVM_ACK;
     }
     if (v->tcp_flags & TCPF_SYN) {
+        if ((s->flags & CMPF_SVM_SYN) && s->svm_syn_ack != v->tcp_ack)
+            svm_new_incarnation(c, conn, v);
         s->flags |= CMPF_SVM_SYN;
         s->svm_syn_ack = v->tcp_ack;
         compare_svm_done(c, p, SVM_MATCHED);
@@ -99,7 +144,8 @@ static void tcp_svm_arrived(struct colo_compare *c, struct conn *conn, struct co
         compare_svm_done(c, p, SVM_MATCHED);
     } else if (!occupies_stream(p)) {
         compare_svm_done(c, p, SVM_UNCOMPARED);
-    } else if ((s->flags & CMPF_BASE) && seq_leq(stream_end(p), s->cmp_seq)) {
+    } else if ((s->flags & (CMPF_BASE | CMPF_SVM_AHEAD)) == CMPF_BASE &&
+               seq_leq(stream_end(p), s->cmp_seq)) {
         compare_svm_done(c, p, SVM_STALE);
     } else {
         svm_insert_sorted(c, conn, p);
@@ -197,7 +243,7 @@ static bool compare_step(struct colo_compare *c, struct conn *conn)
 static void tcp_advance(struct colo_compare *c, struct conn *conn)
 {
     struct conn_stream *s = &conn->stream;
-    if (!(s->flags & CMPF_BASE))
+    if (!(s->flags & CMPF_BASE) || (s->flags & CMPF_SVM_AHEAD))
         return;
     while (compare_step(c, conn))
         ;

@@ -338,8 +338,10 @@ void conn_observe_tcp(struct conn_table *t, struct conn *c, uint8_t flags, bool 
         return;
     }
     if (flags & TCPF_SYN) {
-        if (c->state == CONN_MIDSTREAM)
-            c->state = CONN_HANDSHAKE;
+        if (c->state != CONN_HANDSHAKE) { /* a first SYN, or a reused port */
+            c->fin_dirs = 0;
+            enter_state(t, c, CONN_HANDSHAKE);
+        }
         return;
     }
     if (c->state == CONN_HANDSHAKE || c->state == CONN_MIDSTREAM)

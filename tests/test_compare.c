@@ -424,6 +424,41 @@ static void test_tcp_partial_overlap_offsets_verified(void **state)
     assert_int_equal(h->last_offset, 4);
 }
 
+static void test_tcp_port_reuse_after_close_compares_new_incarnation(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 5000, 301, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_SVM, 9000, 301, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_PVM, 5001, 301, FA | TCPF_PSH, "old");
+    tcp(h, SIDE_SVM, 5001, 301, FA | TCPF_PSH, "old");
+    assert_int_equal(h->nreleased, 2);
+    /* The client reuses its port: a new SYN with a new ISN, answered with new ISNs. */
+    tcp(h, SIDE_PVM, 70000, 90001, TCPF_SYN | TCPF_ACK, NULL);
+    assert_int_equal(h->nreleased, 2); /* waits for the SVM's SYN-ACK of this incarnation */
+    tcp(h, SIDE_SVM, 123456, 90001, TCPF_SYN | TCPF_ACK, NULL);
+    assert_int_equal(h->nreleased, 3);
+    tcp(h, SIDE_PVM, 70001, 90001, PA, "new");
+    tcp(h, SIDE_SVM, 70001, 90001, PA, "new");
+    assert_int_equal(h->nreleased, 4);
+    assert_int_equal(h->ndivs, 0);
+    assert_int_equal(h->nrequests, 0);
+}
+
+static void test_tcp_port_reuse_svm_first(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 5000, 301, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_SVM, 9000, 301, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_PVM, 5001, 301, FA, "old");
+    tcp(h, SIDE_SVM, 5001, 301, FA, "old");
+    tcp(h, SIDE_SVM, 123456, 90001, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_SVM, 70001, 90001, PA, "new");
+    tcp(h, SIDE_PVM, 70000, 90001, TCPF_SYN | TCPF_ACK, NULL);
+    tcp(h, SIDE_PVM, 70001, 90001, PA, "new");
+    assert_int_equal(h->nreleased, 4);
+    assert_int_equal(h->ndivs, 0);
+}
+
 /* ---- timeouts, queues, checkpoints ---- */
 
 static void test_timeout_requests_checkpoint_at_deadline(void **state)
@@ -758,6 +793,8 @@ int main(void)
         T(test_tcp_stale_svm_after_checkpoint_causes_no_divergence),
         T(test_tcp_out_of_order_svm_segments_sorted),
         T(test_tcp_partial_overlap_offsets_verified),
+        T(test_tcp_port_reuse_after_close_compares_new_incarnation),
+        T(test_tcp_port_reuse_svm_first),
         T(test_timeout_requests_checkpoint_at_deadline),
         T(test_timeout_tracks_oldest_held_packet),
         cmocka_unit_test(test_queue_full_requests_checkpoint_and_drops_nothing),

@@ -46,7 +46,8 @@ struct conn_stream {
     uint32_t pvm_max_ack;  /* TCP: true maxima of the ack fields, per side */
     uint32_t svm_max_ack;
     uint32_t stream_base;  /* TCP: PVM ISN + 1, or the first PVM seq seen */
-    uint32_t svm_syn_ack;  /* TCP: ack field of the SVM's SYN-ACK */
+    uint32_t pvm_syn_ack;  /* TCP: ack fields of each side's latest SYN(-ACK): */
+    uint32_t svm_syn_ack;  /* equal when both answer the same client SYN */
     uint16_t pvm_count, svm_count;
     uint16_t flags;        /* CMPF_* in compare_internal.h */
 };
