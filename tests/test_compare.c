@@ -94,6 +94,16 @@ static struct harness *harness_new(const struct colo_compare_config *cfg)
     return h;
 }
 
+/* A harness whose engine has a small table and queue bound, for the bound tests. */
+static struct harness *harness_bounded(uint32_t max_conns, uint32_t max_queue_size)
+{
+    struct colo_compare_config cfg;
+    colo_compare_config_default(&cfg);
+    cfg.max_conns = max_conns;
+    cfg.max_queue_size = max_queue_size;
+    return harness_new(&cfg);
+}
+
 static int setup(void **state)
 {
     *state = harness_new(NULL);
@@ -494,11 +504,7 @@ static void test_timeout_tracks_oldest_held_packet(void **state)
 static void test_queue_full_requests_checkpoint_and_drops_nothing(void **state)
 {
     (void)state;
-    struct colo_compare_config cfg;
-    colo_compare_config_default(&cfg);
-    cfg.max_conns = 64;
-    cfg.max_queue_size = 8;
-    struct harness *h = harness_new(&cfg);
+    struct harness *h = harness_bounded(64, 8);
     for (uint32_t i = 0; i < 20; i++)
         tcp(h, SIDE_PVM, 1000 + i, 500, PA, "z");
     assert_int_equal(h->nrequests, 1);
@@ -513,10 +519,7 @@ static void test_queue_full_requests_checkpoint_and_drops_nothing(void **state)
 static void test_table_full_holds_packets_until_checkpoint(void **state)
 {
     (void)state;
-    struct colo_compare_config cfg;
-    colo_compare_config_default(&cfg);
-    cfg.max_conns = 4;
-    struct harness *h = harness_new(&cfg);
+    struct harness *h = harness_bounded(4, 1024);
     for (uint16_t port = 1; port <= 6; port++) {
         struct frame_spec s = frame_guest_tcp(1000, 500, PA, "q", 1);
         s.dport = port;
@@ -534,10 +537,7 @@ static void test_table_full_holds_packets_until_checkpoint(void **state)
 static void test_table_full_evicts_closed_connection(void **state)
 {
     (void)state;
-    struct colo_compare_config cfg;
-    colo_compare_config_default(&cfg);
-    cfg.max_conns = 2;
-    struct harness *h = harness_new(&cfg);
+    struct harness *h = harness_bounded(2, 1024);
     struct frame_spec s = frame_guest_tcp(1000, 500, TCPF_RST, NULL, 0);
     send_spec(h, SIDE_SVM, &s);
     send_spec(h, SIDE_PVM, &s); /* connection 1: reset both sides, closed, nothing held */
