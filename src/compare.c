@@ -61,6 +61,11 @@ static void on_conn_evicted(void *ctx, struct conn *conn)
     discard_svm_queue(ctx, conn);
 }
 
+static bool conn_holds_pvm_packets(const struct conn *conn)
+{
+    return conn->stream.pvm_count != 0;
+}
+
 struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
                                          const struct colo_compare_ops *ops, void *ctx)
 {
@@ -73,7 +78,8 @@ struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
     c->timeout_ns = (uint64_t)cfg->compare_timeout_ms * NS_PER_MS;
     c->dirty_cap = cfg->max_conns * 2;
     c->dirty = malloc(sizeof(uint32_t) * c->dirty_cap);
-    c->table = conn_table_create(cfg->max_conns, &cfg->timeouts, on_conn_evicted, c);
+    c->table = conn_table_create(cfg->max_conns, &cfg->timeouts, conn_holds_pvm_packets,
+                                 on_conn_evicted, c);
     if (!c->table || !c->dirty) {
         colo_compare_destroy(c);
         return NULL;

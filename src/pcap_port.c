@@ -75,7 +75,7 @@ int pcap_trace_load(const char *path, struct pcap_trace *t, char *err, size_t er
             .ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec,
             .len = h->caplen,
             .orig_len = h->len,
-            .data = (const uint8_t *)(uintptr_t)blob_len,
+            .data = (uint8_t *)(uintptr_t)blob_len,
         };
         blob_len += h->caplen;
     }

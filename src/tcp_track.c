@@ -11,7 +11,7 @@
  * expire if it stayed quiet; activity only updates `last_active_s`. When its
  * slot comes round, the entry is either expired or re-filed under its real
  * deadline. So the per-packet cost is a store, and expiry work is proportional
- * to what is due. Must never: remove a connection that holds PVM packets, or
+ * to what is due. Must never: remove a connection its owner says is busy, or
  * allocate after creation.
  */
 #include "colo/tcp_track.h"
@@ -40,6 +40,7 @@ struct conn_table {
     uint32_t wheel_now_s;    /* every slot before this second has been processed */
     bool wheel_started;
     struct conn_timeouts timeouts;
+    conn_busy_fn busy;
     conn_evict_fn on_evict;
     void *ctx;
     struct conn_table_stats stats;
@@ -82,7 +83,7 @@ static void table_memory_free(void *p, size_t bytes)
 }
 
 struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
-                                     conn_evict_fn on_evict, void *ctx)
+                                     conn_busy_fn busy, conn_evict_fn on_evict, void *ctx)
 {
     if (max_conns == 0 || max_conns >= UINT32_MAX - 1)
         return NULL;
@@ -104,6 +105,7 @@ struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeo
         t->conns[i].free_next = i < max_conns ? i + 1 : 0;
     t->free_head = 1;
     t->timeouts = *timeouts;
+    t->busy = busy;
     t->on_evict = on_evict;
     t->ctx = ctx;
     return t;
@@ -254,9 +256,9 @@ static void conn_free(struct conn_table *t, uint32_t id)
     t->stats.in_use--;
 }
 
-static bool conn_busy(const struct conn *c)
+static bool conn_busy(const struct conn_table *t, const struct conn *c)
 {
-    return c->stream.pvm_count != 0;
+    return t->busy && t->busy(c);
 }
 
 /* Evicts the idle connection nearest its expiry, probing a bounded number. */
@@ -267,7 +269,7 @@ static bool evict_one(struct conn_table *t)
         uint32_t slot = (t->wheel_now_s + s) % WHEEL_SLOTS;
         for (uint32_t id = t->wheel[slot]; id && probes < EVICT_PROBE_LIMIT; probes++) {
             uint32_t next = t->conns[id].wheel_next;
-            if (!conn_busy(&t->conns[id])) {
+            if (!conn_busy(t, &t->conns[id])) {
                 conn_free(t, id);
                 t->stats.evicted++;
                 return true;
@@ -362,7 +364,7 @@ void conn_table_expire(struct conn_table *t, uint32_t now_s, uint32_t budget)
         budget--;
         struct conn *c = &t->conns[id];
         uint32_t due = c->last_active_s + timeout_for(t, c);
-        if ((int32_t)(due - now_s) <= 0 && !conn_busy(c)) {
+        if ((int32_t)(due - now_s) <= 0 && !conn_busy(t, c)) {
             conn_free(t, id);
             t->stats.expired++;
         } else {

@@ -23,7 +23,7 @@ static size_t l4_header_len(const struct frame_spec *s)
     if (s->family == 4 ? (s->frag_off != 0) : (s->fragment && s->frag_off != 0))
         return 0;
     switch (s->proto) {
-    case 6: return 20 + (s->tcp_timestamp ? 12 : 0);
+    case 6: return 20 + (s->tcp_options ? s->tcp_options_len : s->tcp_timestamp ? 12 : 0);
     case 17: return 8;
     case 1:
     case 58: return 8;
@@ -35,7 +35,7 @@ static uint8_t *put_l4(const struct frame_spec *s, uint8_t *p, uint32_t l4_total
 {
     switch (s->proto) {
     case 6: {
-        uint8_t hl = (uint8_t)(20 + (s->tcp_timestamp ? 12 : 0));
+        uint8_t hl = (uint8_t)l4_header_len(s);
         p = put16(p, s->sport);
         p = put16(p, s->dport);
         p = put32(p, s->seq);
@@ -44,13 +44,16 @@ static uint8_t *put_l4(const struct frame_spec *s, uint8_t *p, uint32_t l4_total
         *p++ = s->tcp_flags;
         p = put16(p, 65535);
         p = put32(p, 0); /* checksum, urgent */
-        if (s->tcp_timestamp) {
+        if (s->tcp_options) {
+            memcpy(p, s->tcp_options, s->tcp_options_len);
+            p += s->tcp_options_len;
+        } else if (s->tcp_timestamp) {
             *p++ = 1;
             *p++ = 1;
             *p++ = 8;
             *p++ = 10;
             p = put32(p, s->tsval);
-            p = put32(p, 0);
+            p = put32(p, s->tsecr);
         }
         return p;
     }
@@ -159,4 +162,77 @@ size_t frame_build_arp(const uint8_t sender[4], const uint8_t target[4], uint8_t
     memcpy(p + 6, sender, 4);
     memcpy(p + 16, target, 4);
     return 60;
+}
+
+static uint32_t sum16(const uint8_t *p, size_t n, uint32_t sum)
+{
+    for (size_t i = 0; i + 1 < n; i += 2)
+        sum += (uint32_t)(p[i] << 8 | p[i + 1]);
+    if (n % 2)
+        sum += (uint32_t)p[n - 1] << 8;
+    return sum;
+}
+
+static uint16_t fold(uint32_t sum)
+{
+    while (sum >> 16)
+        sum = (sum & 0xffff) + (sum >> 16);
+    return (uint16_t)~sum;
+}
+
+/* Offsets of the IP header, the L4 header and the L4 end; false when not IPv4/IPv6. */
+static bool l4_span(const uint8_t *f, size_t len, size_t *l3, size_t *l4, size_t *end, int *v)
+{
+    if (len < 34)
+        return false;
+    *l3 = 14;
+    if (f[12] == 0x08 && f[13] == 0x00) {
+        *v = 4;
+        *l4 = 14 + (size_t)(f[14] & 15) * 4;
+        *end = 14 + (size_t)(f[16] << 8 | f[17]);
+    } else if (f[12] == 0x86 && f[13] == 0xdd && len >= 54) {
+        *v = 6;
+        *l4 = 54;
+        *end = 54 + (size_t)(f[18] << 8 | f[19]);
+    } else {
+        return false;
+    }
+    return *end <= len && *l4 < *end;
+}
+
+static uint32_t pseudo_sum(const uint8_t *f, size_t l3, int v, uint8_t proto, size_t l4len)
+{
+    uint32_t sum = v == 4 ? sum16(f + l3 + 12, 8, 0) : sum16(f + l3 + 8, 32, 0);
+    return sum + proto + (uint32_t)l4len;
+}
+
+void frame_fill_checksums(uint8_t *f, size_t len)
+{
+    size_t l3, l4, end;
+    int v;
+    if (!l4_span(f, len, &l3, &l4, &end, &v))
+        return;
+    uint8_t proto = v == 4 ? f[l3 + 9] : f[l3 + 6];
+    if (v == 4) {
+        f[l3 + 10] = f[l3 + 11] = 0;
+        uint16_t c = fold(sum16(f + l3, l4 - l3, 0));
+        f[l3 + 10] = (uint8_t)(c >> 8);
+        f[l3 + 11] = (uint8_t)c;
+    }
+    size_t at = proto == 6 ? 16 : proto == 17 ? 6 : 0;
+    if (!at || end - l4 < at + 2)
+        return;
+    f[l4 + at] = f[l4 + at + 1] = 0;
+    uint16_t c = fold(sum16(f + l4, end - l4, pseudo_sum(f, l3, v, proto, end - l4)));
+    f[l4 + at] = (uint8_t)(c >> 8);
+    f[l4 + at + 1] = (uint8_t)c;
+}
+
+bool frame_tcp_checksum_ok(const uint8_t *f, size_t len)
+{
+    size_t l3, l4, end;
+    int v;
+    if (!l4_span(f, len, &l3, &l4, &end, &v))
+        return false;
+    return fold(sum16(f + l4, end - l4, pseudo_sum(f, l3, v, 6, end - l4))) == 0;
 }

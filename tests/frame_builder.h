@@ -18,7 +18,9 @@ struct frame_spec {
     uint32_t seq, ack;
     uint8_t tcp_flags;
     bool tcp_timestamp;       /* add a 12-byte timestamp option block */
-    uint32_t tsval;
+    uint32_t tsval, tsecr;
+    const uint8_t *tcp_options; /* raw options instead (length a multiple of 4) */
+    uint8_t tcp_options_len;
     const void *payload;
     uint32_t len;
     uint16_t vlan[2];
@@ -34,6 +36,12 @@ struct frame_spec {
 
 /* Returns the frame length, or 0 when it does not fit in cap. */
 size_t frame_build(const struct frame_spec *spec, uint8_t *buf, size_t cap);
+
+/* Sets the IPv4 header checksum and the full TCP/UDP checksum of a built frame. */
+void frame_fill_checksums(uint8_t *frame, size_t len);
+
+/* True when the frame's TCP checksum verifies (IPv4 or IPv6, untagged). */
+bool frame_tcp_checksum_ok(const uint8_t *frame, size_t len);
 
 /* A spec for guest 10.0.0.2:80 -> client 10.0.0.1:40000 over IPv4/TCP. */
 struct frame_spec frame_guest_tcp(uint32_t seq, uint32_t ack, uint8_t flags, const void *payload,

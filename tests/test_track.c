@@ -41,12 +41,17 @@ static void count_evict(void *ctx, struct conn *c)
     evictions++;
 }
 
+static bool holds_packets(const struct conn *c)
+{
+    return c->stream.pvm_count != 0;
+}
+
 static struct conn_table *table(uint32_t n)
 {
     struct conn_timeouts t;
     conn_timeouts_default(&t);
     evictions = 0;
-    return conn_table_create(n, &t, count_evict, NULL);
+    return conn_table_create(n, &t, holds_packets, count_evict, NULL);
 }
 
 static struct conn *add(struct conn_table *t, uint32_t n, uint32_t now)

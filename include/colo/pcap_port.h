@@ -18,7 +18,7 @@ struct pcap_record {
     uint64_t ts_ns;
     uint32_t len;       /* bytes captured (a truncated capture is used as it is) */
     uint32_t orig_len;  /* length on the wire */
-    const uint8_t *data;
+    uint8_t *data;      /* into the trace's blob; writable, for in-place rewriting */
 };
 
 struct pcap_trace {

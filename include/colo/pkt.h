@@ -93,10 +93,11 @@ struct colo_pkt {
     struct colo_pkt *age_prev;  /* engine-wide list of held PVM packets, by age */
     struct colo_pkt *age_next;
     /* The frame. */
-    const uint8_t *frame;
+    uint8_t *frame;             /* writable: the secondary rewrites in place */
     uint32_t frame_len;
     uint32_t conn_id;           /* set by the engine while queued */
     uint8_t cmp_flags;          /* engine-private marks (e.g. matched) */
+    bool csum_partial;          /* the L4 checksum is left to offload: never update it */
     uint64_t arrival_ns;
     struct pkt_view view;
     /* The owner's cookie: an mbuf, a replay record. Never touched by the engine. */

@@ -14,7 +14,7 @@
  * holds packets is never expired, only re-armed.
  *
  * When the table is full, a new flow evicts the connection nearest its expiry
- * that holds no packets (closed connections first in practice, then the
+ * that is not busy (for the compare engine: holds no PVM packets) (closed connections first in practice, then the
  * longest idle). If every candidate holds packets, creation fails and the
  * caller applies its overflow policy; the table is never wiped.
  */
@@ -52,6 +52,18 @@ struct conn_stream {
     uint16_t flags;        /* CMPF_* in compare_internal.h */
 };
 
+/* Per-connection secondary-side rewriting state; fields are owned by seq_rewrite.c. */
+struct conn_rewrite {
+    struct colo_pkt *held_head, *held_tail; /* peer segments that came before the SVM's SYN-ACK */
+    uint32_t seq_offset;    /* SVM ISN - PVM ISN */
+    uint32_t ts_offset;     /* SVM TSval - PVM TSval */
+    uint32_t svm_isn;
+    uint32_t svm_syn_tsval;
+    uint32_t epoch;         /* offsets are valid only in the rewriter's current epoch */
+    uint8_t held_count;
+    uint8_t flags;          /* RWF_* in seq_rewrite.c */
+};
+
 struct conn {
     struct flow_key key;
     uint32_t free_next;     /* free-list link while unused */
@@ -62,7 +74,10 @@ struct conn {
     uint8_t fin_dirs;       /* bit 0: guest sent FIN, bit 1: peer sent FIN */
     uint8_t in_use;
     uint16_t wheel_slot;    /* the expiry slot this entry is filed under */
-    struct conn_stream stream;
+    union {                 /* the role's state: compare (primary) or rewrite (secondary) */
+        struct conn_stream stream;
+        struct conn_rewrite rewrite;
+    };
 };
 
 struct conn_timeouts {
@@ -80,12 +95,14 @@ struct conn_table_stats {
 
 /* Called before a connection is removed, so its owner can free what it holds. */
 typedef void (*conn_evict_fn)(void *ctx, struct conn *conn);
+/* True while a connection holds something that must not be lost (it is then never removed). */
+typedef bool (*conn_busy_fn)(const struct conn *conn);
 
 struct conn_table;
 
 /* Allocates room for max_conns connections; NULL on allocation failure. */
 struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
-                                     conn_evict_fn on_evict, void *ctx);
+                                     conn_busy_fn busy, conn_evict_fn on_evict, void *ctx);
 void conn_table_destroy(struct conn_table *t);
 
 void conn_timeouts_default(struct conn_timeouts *t);
