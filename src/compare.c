@@ -423,6 +423,12 @@ void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)
     flush_everything(c, RELEASE_CHECKPOINT);
 }
 
+void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
+                                     uint64_t now)
+{
+    request_checkpoint(c, why, now);
+}
+
 void colo_compare_release_all(struct colo_compare *c)
 {
     flush_everything(c, RELEASE_FORCED);
@@ -446,7 +452,7 @@ const struct conn_table *colo_compare_table(const struct colo_compare *c)
 const char *checkpoint_reason_name(enum checkpoint_reason r)
 {
     static const char *const names[CKPT_REASON_COUNT] = {
-        "divergence", "timeout", "queue_full", "table_full",
+        "divergence", "timeout", "queue_full", "table_full", "pool_low", "shutdown",
     };
     return (unsigned)r < CKPT_REASON_COUNT ? names[r] : "unknown";
 }

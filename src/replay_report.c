@@ -79,11 +79,11 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
             sum(s->divergences, DIV_KIND_COUNT), s->divergences[DIV_PAYLOAD],
             s->divergences[DIV_FIN_VS_DATA], s->divergences[DIV_RST],
             s->divergences[DIV_DATAGRAM_LEN]);
-    fprintf(out, "checkpoint requests: %" PRIu64 " (divergence %" PRIu64 ", timeout %" PRIu64
-                 ", queue_full %" PRIu64 ", table_full %" PRIu64 "); checkpoints done: %" PRIu64 "\n",
-            sum(s->checkpoint_requests, CKPT_REASON_COUNT), s->checkpoint_requests[CKPT_DIVERGENCE],
-            s->checkpoint_requests[CKPT_TIMEOUT], s->checkpoint_requests[CKPT_QUEUE_FULL],
-            s->checkpoint_requests[CKPT_TABLE_FULL], s->checkpoints_done);
+    fprintf(out, "checkpoint requests: %" PRIu64 " (", sum(s->checkpoint_requests, CKPT_REASON_COUNT));
+    for (int i = 0; i < CKPT_REASON_COUNT; i++)
+        fprintf(out, "%s%s %" PRIu64, i ? ", " : "", checkpoint_reason_name((enum checkpoint_reason)i),
+                s->checkpoint_requests[i]);
+    fprintf(out, "); checkpoints done: %" PRIu64 "\n", s->checkpoints_done);
     uint64_t malformed = sum(s->malformed, PARSE_STATUS_COUNT);
     if (malformed)
         fprintf(out, "malformed frames (compared whole): %" PRIu64 "\n", malformed);

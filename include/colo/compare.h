@@ -38,6 +38,8 @@ enum checkpoint_reason {
     CKPT_TIMEOUT,
     CKPT_QUEUE_FULL,
     CKPT_TABLE_FULL,
+    CKPT_POOL_LOW,    /* the packet buffers are running out (data plane) */
+    CKPT_SHUTDOWN,    /* a clean shutdown wants the held packets released safely */
     CKPT_REASON_COUNT
 };
 
@@ -110,6 +112,10 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now_ns);
 uint64_t colo_compare_next_deadline(const struct colo_compare *c);
 
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
+
+/* A reason from outside the rules (buffers, shutdown); latched like the others. */
+void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
+                                     uint64_t now_ns);
 
 /* Releases every held PVM packet, drops every SVM packet; for failover and shutdown. */
 void colo_compare_release_all(struct colo_compare *c);

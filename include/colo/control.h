@@ -1,0 +1,28 @@
+/*
+ * control.h — the control thread: a libevent loop beside the data plane.
+ *
+ * It serves a unix stream socket of line commands, for operators and tests:
+ *   checkpoint-done   a checkpoint completed: flush (primary) / reset offsets (secondary)
+ *   stats             one line of JSON: counters per port and per reason
+ *   shutdown          drain by the shutdown policy and exit
+ * and it writes events to every connected client, one line each:
+ *   event checkpoint-request <reason>
+ * It reaches the data plane only through the pipeline's two rings. The QEMU
+ * channels (QMP, notify_dev) will live in this thread too (checkpoint_ctl).
+ */
+#ifndef COLO_CONTROL_H
+#define COLO_CONTROL_H
+
+#include <stddef.h>
+
+struct rte_ring;
+struct control;
+
+/* Starts the thread; socket_path may be NULL (rings only). NULL with a reason in err. */
+struct control *control_start(const char *socket_path, struct rte_ring *to_dp,
+                              struct rte_ring *from_dp, char *err, size_t errlen);
+
+/* Waits for the data plane's STOPPED message to be seen, then joins the thread. */
+void control_stop(struct control *c);
+
+#endif

@@ -1,0 +1,33 @@
+/*
+ * ctrl_msg.h — the small messages between the control thread and the data plane.
+ *
+ * They travel by value over two single-producer single-consumer rte_rings (one
+ * each way); nothing else is shared. A statistics request carries a pointer to
+ * a buffer the control thread owns; the data plane fills it and answers
+ * STATS_READY with the same pointer, so the buffer is never touched by both.
+ */
+#ifndef COLO_CTRL_MSG_H
+#define COLO_CTRL_MSG_H
+
+#include <stdint.h>
+
+enum ctrl_msg_type {
+    /* control -> data plane */
+    MSG_CHECKPOINT_DONE = 1,
+    MSG_SHUTDOWN,
+    MSG_STATS_REQUEST,
+    /* data plane -> control */
+    MSG_CHECKPOINT_REQUEST, /* arg: enum checkpoint_reason */
+    MSG_STATS_READY,
+    MSG_STOPPED,
+};
+
+struct ctrl_msg {
+    uint32_t type;
+    uint32_t arg;
+    void *ptr;
+};
+
+#define CTRL_RING_SIZE 1024
+
+#endif

@@ -1,0 +1,88 @@
+/*
+ * pipeline.h — the data plane: one run-to-completion poll loop per host.
+ *
+ * primary:   client port ──► PVM port, and mirrored (zero-copy) ──► link port
+ *            PVM port ──► compare (PVM side)      link port ──► compare (SVM side)
+ *            compare releases ──► client port
+ * secondary: link port ──► rewrite (ack + offset) ──► SVM port
+ *            SVM port  ──► rewrite (seq - offset) ──► link port
+ *
+ * The loop receives bursts, runs the stages, transmits (losslessly, see
+ * dpdk_port.h) and runs the timers, once per iteration, with one timestamp per
+ * iteration. It talks to the control thread only through two rings of
+ * `struct ctrl_msg`. Each mbuf carries its `struct colo_pkt` handle in its
+ * private area, so nothing is allocated per packet.
+ */
+#ifndef COLO_PIPELINE_H
+#define COLO_PIPELINE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "colo/compare.h"
+#include "colo/mirror.h"
+#include "colo/seq_rewrite.h"
+
+struct rte_ring;
+
+enum colo_role { ROLE_PRIMARY, ROLE_SECONDARY };
+
+enum shutdown_policy {
+    SHUTDOWN_RELEASE,    /* release every held PVM packet at once */
+    SHUTDOWN_CHECKPOINT, /* ask for a checkpoint, wait for it (bounded), then release */
+};
+
+enum port_role { PORT_CLIENT, PORT_PVM, PORT_LINK, PORT_SVM, PORT_ROLE_COUNT };
+
+struct pipeline_config {
+    enum colo_role role;
+    const char *port_name[PORT_ROLE_COUNT]; /* the ones the role uses */
+    struct colo_compare_config compare;     /* primary */
+    uint32_t rewrite_max_conns;             /* secondary */
+    uint32_t nb_mbufs;
+    uint32_t idle_sleep_us;                 /* 0: busy-poll (production); >0: share a core */
+    enum shutdown_policy shutdown_policy;
+    uint32_t shutdown_timeout_ms;
+    bool vm_mac_set;
+    uint8_t vm_mac[6];
+};
+
+struct port_stats {
+    uint64_t rx, tx, tx_pending, tx_partial_bursts, link_down_seconds;
+    bool in_use, link_up;
+};
+
+struct pipeline_stats {
+    enum colo_role role;
+    struct port_stats ports[PORT_ROLE_COUNT];
+    struct mirror_stats mirror;
+    uint64_t pvm_not_from_vm, link_not_from_vm;
+    struct colo_compare_stats compare;
+    struct seq_rewriter_stats rewrite;
+    uint64_t iterations, idle_iterations;
+    uint64_t control_ring_full;
+    uint64_t shutdown_released, shutdown_unsent;
+};
+
+struct pipeline;
+
+void pipeline_config_default(struct pipeline_config *cfg);
+
+/* EAL must be initialised. NULL with a one-line reason in err. */
+struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, size_t errlen);
+void pipeline_destroy(struct pipeline *p);
+
+struct rte_ring *pipeline_ring_to_dataplane(struct pipeline *p);
+struct rte_ring *pipeline_ring_from_dataplane(struct pipeline *p);
+
+/* Polls on the calling lcore until stopped; drains by the shutdown policy. */
+void pipeline_run(struct pipeline *p);
+
+/* Async-signal-safe: asks every running pipeline to stop. */
+void pipeline_request_stop(void);
+
+const char *port_role_name(enum port_role r);
+const char *role_name(enum colo_role r);
+
+#endif

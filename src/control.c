@@ -1,0 +1,309 @@
+/*
+ * control.c — the control thread: line commands on a unix socket, events out,
+ * statistics snapshots, all to and from the data plane through rings.
+ *
+ * Owns: the libevent base and its thread, the listening socket and clients,
+ * and the statistics buffer lent to the data plane for a snapshot. Polls the
+ * ring from the data plane on a 1 ms timer. Must never: touch data-plane state
+ * except through the rings; let a slow or malicious client block it (input
+ * lines are bounded, output is buffered by libevent).
+ */
+#include "colo/control.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "colo/ctrl_msg.h"
+#include "colo/pipeline.h"
+#include "colo/pkt_parse.h"
+
+#define MAX_CLIENTS 32
+#define MAX_LINE 256
+
+struct control {
+    struct event_base *base;
+    struct evconnlistener *listener;
+    struct event *poll_timer;
+    struct rte_ring *to_dp, *from_dp;
+    pthread_t thread;
+    char socket_path[108];
+    struct bufferevent *clients[MAX_CLIENTS];
+    struct bufferevent *stats_waiter;
+    struct pipeline_stats stats_buf;
+    bool stats_in_flight;
+};
+
+static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
+{
+    struct ctrl_msg msg = { .type = type, .ptr = ptr };
+    if (rte_ring_enqueue_elem(c->to_dp, &msg, sizeof(msg)) != 0)
+        fprintf(stderr, "colo-proxy: control ring to the data plane is full; message %u lost\n", type);
+}
+
+static void broadcast(struct control *c, const char *line)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (c->clients[i])
+            evbuffer_add_printf(bufferevent_get_output(c->clients[i]), "%s\n", line);
+    }
+}
+
+static void json_u64_array(struct evbuffer *out, const char *name, const uint64_t *v, int n,
+                           const char *(*label)(int))
+{
+    evbuffer_add_printf(out, ",\"%s\":{", name);
+    for (int i = 0; i < n; i++)
+        evbuffer_add_printf(out, "%s\"%s\":%" PRIu64, i ? "," : "", label(i), v[i]);
+    evbuffer_add_printf(out, "}");
+}
+
+static const char *ckpt_label(int i) { return checkpoint_reason_name((enum checkpoint_reason)i); }
+static const char *release_label(int i) { return release_reason_name((enum release_reason)i); }
+static const char *div_label(int i) { return divergence_kind_name((enum divergence_kind)i); }
+static const char *malformed_label(int i) { return parse_status_name((enum parse_status)i); }
+
+static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
+{
+    evbuffer_add_printf(out, "{\"role\":\"%s\",\"ports\":{", role_name(s->role));
+    bool first = true;
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        const struct port_stats *p = &s->ports[r];
+        if (!p->in_use)
+            continue;
+        evbuffer_add_printf(out, "%s\"%s\":{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 ",\"tx_pending\":%" PRIu64
+                                 ",\"link_up\":%s}",
+                            first ? "" : ",", port_role_name(r), p->rx, p->tx, p->tx_pending,
+                            p->link_up ? "true" : "false");
+        first = false;
+    }
+    evbuffer_add_printf(out, "},\"iterations\":%" PRIu64 ",\"idle_iterations\":%" PRIu64,
+                        s->iterations, s->idle_iterations);
+    if (s->role == ROLE_PRIMARY) {
+        const struct colo_compare_stats *c = &s->compare;
+        evbuffer_add_printf(out, ",\"mirrored\":%" PRIu64 ",\"mirror_failed\":%" PRIu64
+                                 ",\"not_for_vm\":%" PRIu64 ",\"pvm_in\":%" PRIu64 ",\"svm_in\":%" PRIu64
+                                 ",\"held\":%" PRIu64 ",\"svm_held\":%" PRIu64 ",\"checkpoints_done\":%" PRIu64,
+                            s->mirror.mirrored, s->mirror.clone_failed, s->mirror.not_for_vm, c->pvm_in,
+                            c->svm_in, c->pvm_held, c->svm_held, c->checkpoints_done);
+        json_u64_array(out, "released", c->released, RELEASE_REASON_COUNT, release_label);
+        json_u64_array(out, "divergences", c->divergences, DIV_KIND_COUNT, div_label);
+        json_u64_array(out, "checkpoint_requests", c->checkpoint_requests, CKPT_REASON_COUNT, ckpt_label);
+        json_u64_array(out, "malformed", c->malformed, PARSE_STATUS_COUNT, malformed_label);
+    } else {
+        const struct seq_rewriter_stats *w = &s->rewrite;
+        evbuffer_add_printf(out, ",\"to_svm\":%" PRIu64 ",\"to_link\":%" PRIu64
+                                 ",\"rewritten_to_svm\":%" PRIu64 ",\"rewritten_to_link\":%" PRIu64
+                                 ",\"learned_passive\":%" PRIu64 ",\"learned_active\":%" PRIu64
+                                 ",\"held_early\":%" PRIu64 ",\"dropped_early\":%" PRIu64
+                                 ",\"checkpoints_done\":%" PRIu64,
+                            w->to_svm, w->to_link, w->rewritten_to_svm, w->rewritten_to_link,
+                            w->learned_passive, w->learned_active, w->held_early, w->dropped_early,
+                            w->checkpoints);
+    }
+    evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64 "}\n", s->control_ring_full);
+}
+
+static void drop_client(struct control *c, struct bufferevent *bev)
+{
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (c->clients[i] == bev)
+            c->clients[i] = NULL;
+    }
+    if (c->stats_waiter == bev)
+        c->stats_waiter = NULL;
+    bufferevent_free(bev);
+}
+
+static void run_command(struct control *c, struct bufferevent *bev, const char *line)
+{
+    struct evbuffer *out = bufferevent_get_output(bev);
+    if (strcmp(line, "checkpoint-done") == 0) {
+        send_to_dataplane(c, MSG_CHECKPOINT_DONE, NULL);
+        evbuffer_add_printf(out, "ok\n");
+    } else if (strcmp(line, "stats") == 0) {
+        if (c->stats_in_flight) {
+            evbuffer_add_printf(out, "error busy: a stats request is in flight, retry\n");
+            return;
+        }
+        c->stats_in_flight = true;
+        c->stats_waiter = bev;
+        send_to_dataplane(c, MSG_STATS_REQUEST, &c->stats_buf);
+    } else if (strcmp(line, "shutdown") == 0) {
+        send_to_dataplane(c, MSG_SHUTDOWN, NULL);
+        evbuffer_add_printf(out, "ok\n");
+    } else {
+        evbuffer_add_printf(out, "error unknown command '%.64s': try checkpoint-done, stats, shutdown\n", line);
+    }
+}
+
+static void on_client_read(struct bufferevent *bev, void *arg)
+{
+    struct control *c = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    char *line;
+    size_t len;
+    while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
+        if (len && line[len - 1] == '\r')
+            line[len - 1] = '\0';
+        run_command(c, bev, line);
+        free(line);
+    }
+    if (evbuffer_get_length(in) > MAX_LINE) {
+        fprintf(stderr, "colo-proxy: control client sent a line over %d bytes; disconnected\n", MAX_LINE);
+        drop_client(c, bev);
+    }
+}
+
+static void on_client_event(struct bufferevent *bev, short what, void *arg)
+{
+    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
+        drop_client(arg, bev);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    struct control *c = arg;
+    int slot = -1;
+    for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
+        slot = c->clients[i] ? -1 : i;
+    if (slot < 0) {
+        close(fd);
+        return;
+    }
+    struct bufferevent *bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
+    bufferevent_setcb(bev, on_client_read, NULL, on_client_event, c);
+    bufferevent_enable(bev, EV_READ | EV_WRITE);
+    c->clients[slot] = bev;
+}
+
+static void on_poll(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct control *c = arg;
+    struct ctrl_msg msgs[16];
+    unsigned n = rte_ring_dequeue_burst_elem(c->from_dp, msgs, sizeof(msgs[0]), 16, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        char line[96];
+        switch (msgs[i].type) {
+        case MSG_CHECKPOINT_REQUEST:
+            snprintf(line, sizeof(line), "event checkpoint-request %s",
+                     checkpoint_reason_name((enum checkpoint_reason)msgs[i].arg));
+            broadcast(c, line);
+            break;
+        case MSG_STATS_READY:
+            if (c->stats_waiter)
+                write_stats(bufferevent_get_output(c->stats_waiter), &c->stats_buf);
+            c->stats_in_flight = false;
+            c->stats_waiter = NULL;
+            break;
+        case MSG_STOPPED: {
+            struct timeval flush_time = { 0, 100000 }; /* let clients' output drain */
+            broadcast(c, "event stopped");
+            event_base_loopexit(c->base, &flush_time);
+            break;
+        }
+        default:
+            break;
+        }
+    }
+}
+
+static void *control_main(void *arg)
+{
+    struct control *c = arg;
+    event_base_dispatch(c->base);
+    return NULL;
+}
+
+static int listen_unix(struct control *c, const char *path, char *err, size_t errlen)
+{
+    struct sockaddr_un sun = { .sun_family = AF_UNIX };
+    if (strlen(path) >= sizeof(sun.sun_path)) {
+        snprintf(err, errlen, "control socket path '%s' is longer than %zu bytes", path,
+                 sizeof(sun.sun_path) - 1);
+        return -1;
+    }
+    strcpy(sun.sun_path, path);
+    unlink(path);
+    c->listener = evconnlistener_new_bind(c->base, on_accept, c, LEV_OPT_CLOSE_ON_FREE, 16,
+                                          (struct sockaddr *)&sun, sizeof(sun));
+    if (!c->listener) {
+        snprintf(err, errlen, "cannot listen on control socket '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    strcpy(c->socket_path, path);
+    return 0;
+}
+
+static void control_free(struct control *c)
+{
+    if (c->listener)
+        evconnlistener_free(c->listener);
+    if (c->poll_timer)
+        event_free(c->poll_timer);
+    event_base_free(c->base);
+    free(c);
+}
+
+struct control *control_start(const char *socket_path, struct rte_ring *to_dp,
+                              struct rte_ring *from_dp, char *err, size_t errlen)
+{
+    struct control *c = calloc(1, sizeof(*c));
+    if (!c || !(c->base = event_base_new())) {
+        snprintf(err, errlen, "cannot create the control event loop");
+        free(c);
+        return NULL;
+    }
+    c->to_dp = to_dp;
+    c->from_dp = from_dp;
+    struct timeval ms = { 0, 1000 };
+    c->poll_timer = event_new(c->base, -1, EV_PERSIST, on_poll, c);
+    if (!c->poll_timer || event_add(c->poll_timer, &ms) != 0) {
+        snprintf(err, errlen, "cannot create the control timer");
+        control_free(c);
+        return NULL;
+    }
+    if (socket_path && listen_unix(c, socket_path, err, errlen) != 0) {
+        control_free(c);
+        return NULL;
+    }
+    if (pthread_create(&c->thread, NULL, control_main, c) != 0) {
+        snprintf(err, errlen, "cannot start the control thread: %s", strerror(errno));
+        control_free(c);
+        return NULL;
+    }
+    return c;
+}
+
+void control_stop(struct control *c)
+{
+    if (!c)
+        return;
+    pthread_join(c->thread, NULL);
+    for (int i = 0; i < MAX_CLIENTS; i++) {
+        if (c->clients[i])
+            bufferevent_free(c->clients[i]);
+    }
+    if (c->socket_path[0])
+        unlink(c->socket_path);
+    control_free(c);
+}

@@ -1,0 +1,508 @@
+/*
+ * pipeline.c — the poll loops of both roles, and their shutdown.
+ *
+ * Owns: the mbuf pools (packet handles live in each mbuf's private area), the
+ * ports of the role, their lossless TX FIFOs, the compare engine (primary) or
+ * the rewriter (secondary), and the two control rings. Must never: lock,
+ * allocate or make a system call per packet; drop a PVM packet; take more from
+ * an input port than its output FIFO has room for.
+ */
+#include "colo/pipeline.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_cycles.h>
+#include <rte_ethdev.h>
+#include <rte_ether.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "colo/ctrl_msg.h"
+#include "colo/dpdk_port.h"
+#include "colo/pkt_parse.h"
+
+#define BURST 32
+#define CONTROL_BURST 8
+#define POOL_CACHE 256
+#define LINK_CHECK_NS 1000000000ull
+#define DRAIN_GRACE_NS 1000000000ull
+
+static volatile sig_atomic_t stop_requested;
+
+struct pipeline {
+    struct pipeline_config cfg;
+    struct rte_mempool *pool, *clone_pool;
+    uint16_t port_id[PORT_ROLE_COUNT];
+    struct port_txq txq[PORT_ROLE_COUNT];
+    struct colo_compare *engine;
+    struct seq_rewriter *rewriter;
+    struct rte_ring *to_dp, *from_dp;
+    struct rte_ether_addr vm_mac;
+    const struct rte_ether_addr *vm_mac_or_null;
+    uint64_t tsc_hz, now_ns, next_link_check_ns;
+    bool stopping, shutdown_checkpoint_asked;
+    uint64_t stop_deadline_ns;
+    struct pipeline_stats stats;
+};
+
+static const bool role_uses[2][PORT_ROLE_COUNT] = {
+    [ROLE_PRIMARY] = { [PORT_CLIENT] = true, [PORT_PVM] = true, [PORT_LINK] = true },
+    [ROLE_SECONDARY] = { [PORT_LINK] = true, [PORT_SVM] = true },
+};
+
+void pipeline_config_default(struct pipeline_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    colo_compare_config_default(&cfg->compare);
+    cfg->compare.max_conns = 1u << 16;
+    cfg->rewrite_max_conns = 1u << 16;
+    cfg->nb_mbufs = 16384;
+    cfg->shutdown_policy = SHUTDOWN_RELEASE;
+    cfg->shutdown_timeout_ms = 5000;
+}
+
+void pipeline_request_stop(void)
+{
+    stop_requested = 1;
+}
+
+const char *port_role_name(enum port_role r)
+{
+    static const char *const names[PORT_ROLE_COUNT] = { "client", "pvm", "link", "svm" };
+    return (unsigned)r < PORT_ROLE_COUNT ? names[r] : "?";
+}
+
+const char *role_name(enum colo_role r)
+{
+    return r == ROLE_PRIMARY ? "primary" : "secondary";
+}
+
+/* ---- helpers ---- */
+
+static uint64_t clock_ns(const struct pipeline *p)
+{
+    uint64_t c = rte_get_tsc_cycles();
+    return c / p->tsc_hz * 1000000000ull + c % p->tsc_hz * 1000000000ull / p->tsc_hz;
+}
+
+static struct colo_pkt *handle_of(struct rte_mbuf *m)
+{
+    struct colo_pkt *pkt = rte_mbuf_to_priv(m);
+    pkt->frame = rte_pktmbuf_mtod(m, uint8_t *);
+    pkt->frame_len = rte_pktmbuf_data_len(m); /* the first segment: never read past it */
+    pkt->owner = m;
+    pkt->csum_partial = (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) != 0;
+    pkt_parse(pkt->frame, pkt->frame_len, &pkt->view);
+    return pkt;
+}
+
+static void send_to_control(struct pipeline *p, uint32_t type, uint32_t arg, void *ptr)
+{
+    struct ctrl_msg msg = { .type = type, .arg = arg, .ptr = ptr };
+    if (rte_ring_enqueue_elem(p->from_dp, &msg, sizeof(msg)) != 0)
+        p->stats.control_ring_full++;
+}
+
+static void push(struct pipeline *p, enum port_role r, struct rte_mbuf *m)
+{
+    if (!port_txq_push(&p->txq[r], m)) {
+        /* Room was checked before receiving; reaching this is a sizing bug. */
+        fprintf(stderr, "colo-proxy: %s TX queue overflow; dropping a frame (a bug: please report)\n",
+                port_role_name(r));
+        rte_pktmbuf_free(m);
+    }
+}
+
+static uint16_t rx(struct pipeline *p, enum port_role r, struct rte_mbuf **m, uint32_t room)
+{
+    uint16_t n = rte_eth_rx_burst(p->port_id[r], 0, m, (uint16_t)RTE_MIN(room, (uint32_t)BURST));
+    p->stats.ports[r].rx += n;
+    return n;
+}
+
+static bool from_vm(const struct pipeline *p, const struct rte_mbuf *m)
+{
+    if (!p->vm_mac_or_null || rte_pktmbuf_data_len(m) < RTE_ETHER_HDR_LEN)
+        return true;
+    const struct rte_ether_hdr *eth = rte_pktmbuf_mtod(m, const struct rte_ether_hdr *);
+    return rte_is_same_ether_addr(&eth->src_addr, p->vm_mac_or_null);
+}
+
+/* ---- engine and rewriter callbacks ---- */
+
+static void on_release(void *ctx, struct colo_pkt *pkt, enum release_reason why)
+{
+    (void)why;
+    push(ctx, PORT_CLIENT, pkt->owner);
+}
+
+static void on_discard(void *ctx, struct colo_pkt *pkt)
+{
+    (void)ctx;
+    rte_pktmbuf_free(pkt->owner);
+}
+
+static void on_checkpoint_request(void *ctx, enum checkpoint_reason why, uint64_t now)
+{
+    (void)now;
+    send_to_control(ctx, MSG_CHECKPOINT_REQUEST, why, NULL);
+}
+
+static void to_svm(void *ctx, struct colo_pkt *pkt)
+{
+    push(ctx, PORT_SVM, pkt->owner);
+}
+
+static void to_link(void *ctx, struct colo_pkt *pkt)
+{
+    push(ctx, PORT_LINK, pkt->owner);
+}
+
+/* ---- the primary's stages ---- */
+
+static unsigned client_to_pvm_and_link(struct pipeline *p)
+{
+    struct rte_mbuf *m[BURST];
+    uint32_t room = RTE_MIN(port_txq_room(&p->txq[PORT_PVM]), port_txq_room(&p->txq[PORT_LINK]));
+    uint16_t n = rx(p, PORT_CLIENT, m, room);
+    for (uint16_t i = 0; i < n; i++) {
+        if (mirror_frame_is_for_vm(m[i], p->vm_mac_or_null)) {
+            struct rte_mbuf *copy = mirror_clone(m[i], p->clone_pool, &p->stats.mirror);
+            if (copy)
+                push(p, PORT_LINK, copy);
+        } else {
+            p->stats.mirror.not_for_vm++;
+        }
+        push(p, PORT_PVM, m[i]);
+    }
+    return n;
+}
+
+static unsigned into_compare(struct pipeline *p, enum port_role r, enum colo_side side)
+{
+    struct rte_mbuf *m[BURST];
+    struct colo_pkt *pkts[BURST];
+    unsigned k = 0;
+    uint16_t n = rx(p, r, m, port_txq_room(&p->txq[PORT_CLIENT]));
+    for (uint16_t i = 0; i < n; i++) {
+        if (from_vm(p, m[i])) {
+            pkts[k++] = handle_of(m[i]);
+        } else if (side == SIDE_PVM) {
+            p->stats.pvm_not_from_vm++; /* host traffic on the PVM's segment: not the VM's output */
+            push(p, PORT_CLIENT, m[i]);
+        } else {
+            p->stats.link_not_from_vm++;
+            rte_pktmbuf_free(m[i]);
+        }
+    }
+    colo_compare_input_burst(p->engine, side, pkts, k, p->now_ns);
+    return n;
+}
+
+static void guard_buffers(struct pipeline *p)
+{
+    const struct colo_compare_stats *s = colo_compare_stats(p->engine);
+    if (s->pvm_held + s->svm_held > (uint64_t)p->cfg.nb_mbufs * 3 / 4)
+        colo_compare_request_checkpoint(p->engine, CKPT_POOL_LOW, p->now_ns);
+}
+
+static unsigned primary_iteration(struct pipeline *p)
+{
+    unsigned got = 0;
+    if (!p->stopping)
+        got += client_to_pvm_and_link(p);
+    got += into_compare(p, PORT_PVM, SIDE_PVM);
+    got += into_compare(p, PORT_LINK, SIDE_SVM);
+    colo_compare_tick(p->engine, p->now_ns);
+    guard_buffers(p);
+    return got;
+}
+
+/* ---- the secondary's stages ---- */
+
+static unsigned through_rewriter(struct pipeline *p, enum port_role from, enum port_role to)
+{
+    struct rte_mbuf *m[BURST];
+    uint16_t n = rx(p, from, m, port_txq_room(&p->txq[to]));
+    for (uint16_t i = 0; i < n; i++) {
+        struct colo_pkt *pkt = handle_of(m[i]);
+        if (from == PORT_LINK)
+            seq_rewrite_from_link(p->rewriter, pkt, p->now_ns);
+        else
+            seq_rewrite_from_svm(p->rewriter, pkt, p->now_ns);
+    }
+    return n;
+}
+
+static unsigned secondary_iteration(struct pipeline *p)
+{
+    unsigned got = through_rewriter(p, PORT_LINK, PORT_SVM);
+    got += through_rewriter(p, PORT_SVM, PORT_LINK);
+    seq_rewriter_tick(p->rewriter, p->now_ns);
+    return got;
+}
+
+/* ---- control, link state, statistics ---- */
+
+static void snapshot(struct pipeline *p, struct pipeline_stats *out)
+{
+    *out = p->stats;
+    out->role = p->cfg.role;
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        out->ports[r].tx = p->txq[r].sent;
+        out->ports[r].tx_pending = p->txq[r].count;
+        out->ports[r].tx_partial_bursts = p->txq[r].partial_bursts;
+    }
+    if (p->engine)
+        out->compare = *colo_compare_stats(p->engine);
+    if (p->rewriter)
+        out->rewrite = *seq_rewriter_stats(p->rewriter);
+}
+
+static void begin_stop(struct pipeline *p)
+{
+    if (p->stopping)
+        return;
+    p->stopping = true;
+    p->stop_deadline_ns = p->now_ns + (uint64_t)p->cfg.shutdown_timeout_ms * 1000000ull;
+    fprintf(stderr, "colo-proxy: %s stopping\n", role_name(p->cfg.role));
+}
+
+static void checkpoint_done(struct pipeline *p)
+{
+    if (p->engine)
+        colo_compare_checkpoint_done(p->engine, p->now_ns);
+    if (p->rewriter)
+        seq_rewriter_checkpoint_done(p->rewriter);
+}
+
+static void handle_control(struct pipeline *p)
+{
+    struct ctrl_msg msgs[CONTROL_BURST];
+    unsigned n = rte_ring_dequeue_burst_elem(p->to_dp, msgs, sizeof(msgs[0]), CONTROL_BURST, NULL);
+    for (unsigned i = 0; i < n; i++) {
+        switch (msgs[i].type) {
+        case MSG_CHECKPOINT_DONE:
+            checkpoint_done(p);
+            break;
+        case MSG_SHUTDOWN:
+            begin_stop(p);
+            break;
+        case MSG_STATS_REQUEST:
+            snapshot(p, msgs[i].ptr);
+            send_to_control(p, MSG_STATS_READY, 0, msgs[i].ptr);
+            break;
+        default:
+            break;
+        }
+    }
+    if (stop_requested)
+        begin_stop(p);
+}
+
+static void check_links(struct pipeline *p)
+{
+    if (p->now_ns < p->next_link_check_ns)
+        return;
+    p->next_link_check_ns = p->now_ns + LINK_CHECK_NS;
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        struct port_stats *ps = &p->stats.ports[r];
+        if (!ps->in_use)
+            continue;
+        bool up = dpdk_port_link_up(p->port_id[r]);
+        if (up != ps->link_up)
+            fprintf(stderr, "colo-proxy: %s port link %s\n", port_role_name(r), up ? "up" : "down");
+        ps->link_up = up;
+        ps->link_down_seconds += !up;
+    }
+}
+
+static void flush_all(struct pipeline *p)
+{
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (p->stats.ports[r].in_use)
+            port_txq_flush(&p->txq[r]);
+    }
+}
+
+/* Is the drain finished? Releases held packets by the policy when it is time. */
+static bool drained(struct pipeline *p)
+{
+    if (p->engine && colo_compare_stats(p->engine)->pvm_held) {
+        bool wait = p->cfg.shutdown_policy == SHUTDOWN_CHECKPOINT && p->now_ns < p->stop_deadline_ns;
+        if (wait && !p->shutdown_checkpoint_asked) {
+            colo_compare_request_checkpoint(p->engine, CKPT_SHUTDOWN, p->now_ns);
+            p->shutdown_checkpoint_asked = true;
+        }
+        if (wait)
+            return false;
+        uint64_t before = colo_compare_stats(p->engine)->pvm_held;
+        colo_compare_release_all(p->engine);
+        p->stats.shutdown_released += before;
+        p->stop_deadline_ns = p->now_ns;
+    }
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (p->txq[r].count && p->now_ns < p->stop_deadline_ns + DRAIN_GRACE_NS)
+            return false;
+    }
+    return true;
+}
+
+void pipeline_run(struct pipeline *p)
+{
+    fprintf(stderr, "colo-proxy: %s running on lcore %u\n", role_name(p->cfg.role), rte_lcore_id());
+    for (;;) {
+        p->now_ns = clock_ns(p);
+        p->stats.iterations++;
+        handle_control(p);
+        unsigned got = p->cfg.role == ROLE_PRIMARY ? primary_iteration(p) : secondary_iteration(p);
+        flush_all(p);
+        check_links(p);
+        if (p->stopping && drained(p))
+            break;
+        if (got == 0) {
+            p->stats.idle_iterations++;
+            if (p->cfg.idle_sleep_us)
+                rte_delay_us_sleep(p->cfg.idle_sleep_us);
+            else
+                rte_pause();
+        }
+    }
+    for (int r = 0; r < PORT_ROLE_COUNT; r++)
+        p->stats.shutdown_unsent += port_txq_discard(&p->txq[r]);
+    if (p->stats.shutdown_unsent)
+        fprintf(stderr, "colo-proxy: %" PRIu64 " frames could not be sent before shutdown (ports full or down)\n",
+                p->stats.shutdown_unsent);
+    send_to_control(p, MSG_STOPPED, 0, NULL);
+}
+
+/* ---- setup ---- */
+
+static int open_ports(struct pipeline *p, char *err, size_t errlen)
+{
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (!role_uses[p->cfg.role][r])
+            continue;
+        if (!p->cfg.port_name[r]) {
+            snprintf(err, errlen, "the %s role needs --%s-port", role_name(p->cfg.role),
+                     port_role_name(r));
+            return -1;
+        }
+        if (dpdk_port_resolve(p->cfg.port_name[r], &p->port_id[r], err, errlen) != 0)
+            return -1;
+        for (int o = 0; o < r; o++) {
+            if (p->stats.ports[o].in_use && p->port_id[o] == p->port_id[r]) {
+                snprintf(err, errlen, "--%s-port and --%s-port name the same DPDK port",
+                         port_role_name(o), port_role_name(r));
+                return -1;
+            }
+        }
+        if (dpdk_port_start(p->port_id[r], p->pool, err, errlen) != 0 ||
+            port_txq_init(&p->txq[r], p->port_id[r], 2 * p->cfg.nb_mbufs) != 0)
+            return -1;
+        p->stats.ports[r].in_use = true;
+        p->stats.ports[r].link_up = dpdk_port_link_up(p->port_id[r]);
+    }
+    return 0;
+}
+
+static int create_pools_and_rings(struct pipeline *p, char *err, size_t errlen)
+{
+    int socket = (int)rte_socket_id();
+    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct colo_pkt), RTE_MBUF_PRIV_ALIGN);
+    p->pool = rte_pktmbuf_pool_create("colo_pkts", p->cfg.nb_mbufs, POOL_CACHE, priv,
+                                      RTE_MBUF_DEFAULT_BUF_SIZE, socket);
+    p->clone_pool = rte_pktmbuf_pool_create("colo_clones", p->cfg.nb_mbufs, POOL_CACHE, 0, 0, socket);
+    p->to_dp = rte_ring_create_elem("colo_to_dp", sizeof(struct ctrl_msg), CTRL_RING_SIZE, socket,
+                                    RING_F_SP_ENQ | RING_F_SC_DEQ);
+    p->from_dp = rte_ring_create_elem("colo_from_dp", sizeof(struct ctrl_msg), CTRL_RING_SIZE, socket,
+                                      RING_F_SP_ENQ | RING_F_SC_DEQ);
+    if (!p->pool || !p->clone_pool || !p->to_dp || !p->from_dp) {
+        snprintf(err, errlen, "cannot allocate %u packet buffers: %s (give EAL more memory with -m, or lower --mbufs)",
+                 p->cfg.nb_mbufs, rte_strerror(rte_errno));
+        return -1;
+    }
+    return 0;
+}
+
+static int create_stage(struct pipeline *p, char *err, size_t errlen)
+{
+    if (p->cfg.role == ROLE_PRIMARY) {
+        static const struct colo_compare_ops ops = {
+            .release = on_release,
+            .discard = on_discard,
+            .request_checkpoint = on_checkpoint_request,
+        };
+        p->engine = colo_compare_create(&p->cfg.compare, &ops, p);
+    } else {
+        static const struct seq_rewriter_ops ops = { .to_svm = to_svm, .to_link = to_link,
+                                                     .drop = on_discard };
+        p->rewriter = seq_rewriter_create(p->cfg.rewrite_max_conns, &ops, p);
+    }
+    if (!p->engine && !p->rewriter) {
+        snprintf(err, errlen, "cannot allocate the connection table; lower --max-conns");
+        return -1;
+    }
+    return 0;
+}
+
+struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, size_t errlen)
+{
+    struct pipeline *p = calloc(1, sizeof(*p));
+    if (!p) {
+        snprintf(err, errlen, "out of memory");
+        return NULL;
+    }
+    p->cfg = *cfg;
+    p->tsc_hz = rte_get_tsc_hz();
+    p->stats.role = cfg->role;
+    if (cfg->vm_mac_set) {
+        memcpy(p->vm_mac.addr_bytes, cfg->vm_mac, RTE_ETHER_ADDR_LEN);
+        p->vm_mac_or_null = &p->vm_mac;
+    }
+    if (create_pools_and_rings(p, err, errlen) != 0 || create_stage(p, err, errlen) != 0 ||
+        open_ports(p, err, errlen) != 0) {
+        pipeline_destroy(p);
+        return NULL;
+    }
+    return p;
+}
+
+void pipeline_destroy(struct pipeline *p)
+{
+    if (!p)
+        return;
+    /* The stages first: whatever they still hold comes back through the TX queues. */
+    colo_compare_destroy(p->engine);
+    seq_rewriter_destroy(p->rewriter);
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (p->txq[r].fifo)
+            port_txq_discard(&p->txq[r]);
+        if (p->stats.ports[r].in_use) {
+            rte_eth_dev_stop(p->port_id[r]);
+            rte_eth_dev_close(p->port_id[r]);
+        }
+        port_txq_free(&p->txq[r]);
+    }
+    rte_ring_free(p->to_dp);
+    rte_ring_free(p->from_dp);
+    rte_mempool_free(p->pool);
+    rte_mempool_free(p->clone_pool);
+    free(p);
+}
+
+struct rte_ring *pipeline_ring_to_dataplane(struct pipeline *p)
+{
+    return p->to_dp;
+}
+
+struct rte_ring *pipeline_ring_from_dataplane(struct pipeline *p)
+{
+    return p->from_dp;
+}

@@ -1,0 +1,225 @@
+#!/usr/bin/env bash
+# lab.sh [identical|diverge|all] — a COLO pair on one machine, with real Linux TCP stacks.
+#
+#   client ns ── veth ── [primary-host ns: colo-proxy --role primary] ── veth ── PVM ns
+#                                   │ link (veth)
+#                        [secondary-host ns: colo-proxy --role secondary] ── veth ── SVM ns
+#
+# PVM and SVM are network namespaces with the same address and MAC, running the
+# same deterministic server (scripts/fixtures/traffic.py). The proxies run as
+# DPDK processes on net_af_packet ports, one lcore each, with the idle back-off.
+# Scenarios:
+#   identical  LAB_REQUESTS (1000) requests over fresh connections, one LAB_DOWNLOAD_MB
+#              (100) download, then the guests open LAB_GUEST_REQUESTS (100) connections
+#              to a server in the client namespace. Zero divergences, every PVM frame
+#              released, the SVM's TCP stays in step (rewriting works).
+#   diverge    the SVM's copy of one file differs by one byte: the divergence is found
+#              once, one checkpoint is requested, the client gets the PVM's bytes.
+# Needs root and a build (scripts/build release). Cleans up after itself, also on ^C.
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+proxy=${COLO_PROXY:-$top/build-release/colo-proxy}
+traffic=$top/scripts/fixtures/traffic.py
+scenario=${1:-all}
+requests=${LAB_REQUESTS:-1000}
+guest_requests=${LAB_GUEST_REQUESTS:-100}
+download_mb=${LAB_DOWNLOAD_MB:-100}
+p=cl$$
+work=$(mktemp -d /tmp/colo-lab.XXXXXX)
+pids=()
+failures=0
+
+[ -x "$proxy" ] || { echo "lab: $proxy is missing; run scripts/build release first" >&2; exit 2; }
+[ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; exit 2; }
+
+cleanup() {
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    sleep 0.3
+    for ns in cli pvm svm ph sh; do
+        ip netns pids "$p-$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
+        ip netns del "$p-$ns" 2>/dev/null || true
+    done
+    if [ "${LAB_KEEP:-0}" = 1 ]; then echo "lab: logs kept in $work"; else rm -rf "$work"; fi
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+say() { echo "lab: $*"; }
+check() { # DESCRIPTION COMMAND...
+    local what=$1
+    shift
+    if "$@"; then say "PASS $what"; else say "FAIL $what"; failures=$((failures + 1)); fi
+}
+in_ns() { local ns=$1; shift; ip netns exec "$p-$ns" "$@"; }
+# Starts a process in a namespace in the background and remembers it (not a subshell: the process).
+bg_in_ns() { local ns=$1; shift; ip netns exec "$p-$ns" "$@" & pids+=($!); }
+
+quiet_ns() {
+    ip netns add "$p-$1"
+    in_ns "$1" sysctl -qw net.ipv6.conf.all.disable_ipv6=1 net.ipv6.conf.default.disable_ipv6=1
+    ip -n "$p-$1" link set lo up
+}
+
+# veth NS_A NAME_A NS_B NAME_B: a veth pair without offloads (frames as a virtio NIC sends them).
+veth_count=0
+veth() {
+    veth_count=$((veth_count + 1))
+    local a="${p}a$veth_count" b="${p}b$veth_count"
+    ip link add "$a" type veth peer name "$b"
+    ip link set "$a" netns "$p-$1" name "$2"
+    ip link set "$b" netns "$p-$3" name "$4"
+    for end in "$1 $2" "$3 $4"; do
+        set -- $end
+        in_ns "$1" ethtool -K "$2" tx off tso off gso off gro off >/dev/null 2>&1 || true
+        ip -n "$p-$1" link set "$2" up
+    done
+}
+
+build_lab() {
+    for ns in cli pvm svm ph sh; do quiet_ns "$ns"; done
+    veth cli eth0 ph cli
+    veth pvm eth0 ph pvm
+    veth svm eth0 sh svm
+    veth ph lnk sh lnk
+    ip -n "$p-cli" addr add 10.77.0.1/24 dev eth0
+    ip -n "$p-cli" link set eth0 address 52:54:00:77:00:01
+    for vm in pvm svm; do
+        ip -n "$p-$vm" link set eth0 address 52:54:00:77:00:02
+        ip -n "$p-$vm" addr add 10.77.0.2/24 dev eth0
+    done
+}
+
+afp() { echo "--vdev=net_af_packet$1,iface=$2,framecnt=16384,blocksz=2097152,qpairs=1"; }
+eal() { echo "--no-huge -m 512 --no-pci --no-shconf --no-telemetry --log-level=error --file-prefix $p$1 -l $2"; }
+
+capture_if_asked() { # LAB_PCAP=1: record what the PVM and the SVM send, for diagnosis
+    [ "${LAB_PCAP:-0}" = 1 ] || return 0
+    bg_in_ns ph tcpdump -Z root -q -U -B 16384 -s 0 -Q in -i pvm -w "$work/pvm.pcap" 2>/dev/null
+    bg_in_ns sh tcpdump -Z root -q -U -B 16384 -s 0 -Q in -i svm -w "$work/svm.pcap" 2>/dev/null
+    sleep 0.5
+}
+
+start_proxies() {
+    # shellcheck disable=SC2046
+    bg_in_ns ph "$proxy" run $(eal pri 0) $(afp 0 cli) $(afp 1 pvm) $(afp 2 lnk) -- \
+        --role primary --client-port net_af_packet0 --pvm-port net_af_packet1 \
+        --link-port net_af_packet2 --control "$work/primary.sock" --idle-sleep-us 20 \
+        --vm-mac 52:54:00:77:00:02 >"$work/primary.log" 2>&1
+    # shellcheck disable=SC2046
+    bg_in_ns sh "$proxy" run $(eal sec 1) $(afp 0 lnk) $(afp 1 svm) -- \
+        --role secondary --link-port net_af_packet0 --svm-port net_af_packet1 \
+        --control "$work/secondary.sock" --idle-sleep-us 20 >"$work/secondary.log" 2>&1
+    for side in primary secondary; do
+        for _ in $(seq 100); do [ -S "$work/$side.sock" ] && break; sleep 0.1; done
+        [ -S "$work/$side.sock" ] || { cat "$work/$side.log" >&2; say "the $side proxy did not start"; exit 1; }
+    done
+}
+
+start_servers() { # PVM_DIR SVM_DIR
+    bg_in_ns pvm python3 "$traffic" serve "$1" >/dev/null 2>&1
+    bg_in_ns svm python3 "$traffic" serve "$2" >/dev/null 2>&1
+    for _ in $(seq 100); do
+        in_ns cli python3 -c "import socket; socket.create_connection(('10.77.0.2', 80), 1).close()" 2>/dev/null && return 0
+        sleep 0.1
+    done
+    say "the servers did not answer through the proxies"
+    cat "$work/primary.log" "$work/secondary.log" >&2
+    exit 1
+}
+
+stat_of() { python3 "$here/labctl.py" "$work/$1.sock" stats | python3 -c "import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1], {}, d))" "$2"; }
+tcp_counter() { in_ns "$1" nstat -az "$2" | awk -v k="$2" '$1 == k {print $2}'; }
+
+make_content() { # DIR
+    mkdir -p "$1"
+    python3 - "$1" <<'PY'
+import sys
+d = sys.argv[1]
+open(d + "/index.html", "wb").write(b"<html><body>colo-proxy lab</body></html>\n" * 8)
+open(d + "/diff", "wb").write(b"the same bytes on both guests, except one: X\n" * 100)
+PY
+}
+
+accounting_holds() {
+    python3 "$here/labctl.py" "$work/primary.sock" wait-idle 30 ||
+        { python3 "$here/labctl.py" "$work/primary.sock" stats; return 1; }
+    [ "$(stat_of primary "pvm_in")" = "$(stat_of primary "sum(released.values())")" ]
+}
+
+scenario_identical() {
+    say "scenario identical: $requests requests, a $download_mb MB download, $guest_requests guest-opened connections"
+    make_content "$work/www"
+    head -c "${download_mb}M" /dev/urandom >"$work/www/big"
+    local sha
+    sha=$(sha256sum "$work/www/big" | cut -d' ' -f1)
+    start_servers "$work/www" "$work/www"
+    check "$requests requests over fresh connections, correct bytes" \
+        in_ns cli python3 "$here/labclient.py" requests 10.77.0.2 "$requests" 20000 "$work/www/index.html"
+    check "$download_mb MB download, correct bytes" \
+        in_ns cli python3 "$here/labclient.py" download 10.77.0.2 /big "$sha"
+    # The guests open connections to a server on the client side, from the same ports.
+    make_content "$work/outside"
+    bg_in_ns cli python3 "$traffic" serve "$work/outside" >/dev/null 2>&1
+    sleep 0.5
+    ip netns exec "$p-svm" python3 "$here/labclient.py" requests 10.77.0.1 "$guest_requests" 30000 \
+        "$work/outside/index.html" >"$work/svm-client.log" 2>&1 &
+    local svm_client=$!
+    check "$guest_requests guest-opened connections from the PVM, correct bytes" \
+        in_ns pvm python3 "$here/labclient.py" requests 10.77.0.1 "$guest_requests" 30000 "$work/outside/index.html"
+    check "the SVM's own client got the same answers (mirrored, rewritten)" wait "$svm_client"
+    check "every PVM frame released (accounting)" accounting_holds
+    check "zero divergences" [ "$(stat_of primary "sum(divergences.values())")" = 0 ]
+    check "zero checkpoint requests" [ "$(stat_of primary "sum(checkpoint_requests.values())")" = 0 ]
+    check "offsets learned for client-opened connections" \
+        [ "$(stat_of secondary learned_passive)" -ge "$requests" ]
+    check "offsets learned for guest-opened connections" \
+        [ "$(stat_of secondary learned_active)" -ge "$guest_requests" ]
+    local pr sr pt st
+    pr=$(tcp_counter pvm TcpOutRsts); sr=$(tcp_counter svm TcpOutRsts)
+    pt=$(tcp_counter pvm TcpRetransSegs); st=$(tcp_counter svm TcpRetransSegs)
+    say "PVM: $pr resets, $pt retransmissions; SVM: $sr resets, $st retransmissions"
+    check "the SVM sent no more resets than the PVM" [ "$sr" -le "$pr" ]
+    check "no retransmission storm on the SVM" [ "$st" -le $((pt * 2 + 50)) ]
+}
+
+scenario_diverge() {
+    say "scenario diverge: one byte of one file differs on the SVM"
+    make_content "$work/www-p"
+    make_content "$work/www-s"
+    sed -i '$ s/X$/Y/' "$work/www-s/diff"
+    start_servers "$work/www-p" "$work/www-s"
+    python3 "$here/labctl.py" "$work/primary.sock" agent 20 "$work/checkpoints.log" &
+    pids+=($!)
+    sleep 0.3
+    check "20 requests for identical content, correct bytes" \
+        in_ns cli python3 "$here/labclient.py" requests 10.77.0.2 20 21000 "$work/www-p/index.html"
+    check "the differing file arrives with the PVM's bytes" \
+        in_ns cli python3 "$here/labclient.py" get 10.77.0.2 /diff "$work/www-p/diff"
+    check "every PVM frame released (accounting)" accounting_holds
+    check "the divergence was found exactly once" [ "$(stat_of primary "divergences['payload']")" = 1 ]
+    check "exactly one checkpoint was requested, for the divergence" \
+        [ "$(stat_of primary "checkpoint_requests['divergence']")" = 1 ]
+    check "the checkpoint listener saw exactly that request" [ "$(cat "$work/checkpoints.log")" = divergence ]
+}
+
+run_scenario() {
+    build_lab
+    capture_if_asked
+    start_proxies
+    "scenario_$1"
+    python3 "$here/labctl.py" "$work/primary.sock" send shutdown >/dev/null
+    python3 "$here/labctl.py" "$work/secondary.sock" send shutdown >/dev/null
+    for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+    wait 2>/dev/null || true
+    pids=()
+    for ns in cli pvm svm ph sh; do ip netns del "$p-$ns"; done
+}
+
+case "$scenario" in
+identical | diverge) run_scenario "$scenario" ;;
+all) run_scenario identical; run_scenario diverge ;;
+*) echo "usage: lab.sh [identical|diverge|all]" >&2; exit 2 ;;
+esac
+say "$failures failed"
+exit $((failures > 0))

@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""labclient.py — the lab's client workloads; exits non-zero on any wrong byte.
+
+  labclient.py requests ADDR COUNT PORTBASE EXPECTED_FILE   GET /index.html COUNT times,
+                                                            each over a fresh connection
+  labclient.py get ADDR PATH EXPECTED_FILE                  one GET, body must equal the file
+  labclient.py download ADDR PATH SHA256                    one GET, body's sha256 must match
+"""
+import hashlib
+import socket
+import sys
+import time
+
+
+def get(addr, path, sport=0, timeout=30):
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("", sport))
+    s.settimeout(timeout)
+    s.connect((addr, 80))
+    s.sendall(("GET %s HTTP/1.0\r\nHost: lab\r\n\r\n" % path).encode())
+    chunks = []
+    while True:
+        c = s.recv(1 << 20)
+        if not c:
+            break
+        chunks.append(c)
+    s.close()
+    data = b"".join(chunks)
+    head, _, body = data.partition(b"\r\n\r\n")
+    if not head.startswith(b"HTTP/1.0 200"):
+        raise RuntimeError("bad response to %s: %r" % (path, head[:80]))
+    return body
+
+
+def main():
+    verb = sys.argv[1]
+    t0 = time.time()
+    if verb == "requests":
+        addr, count, base, expected = sys.argv[2], int(sys.argv[3]), int(sys.argv[4]), sys.argv[5]
+        want = open(expected, "rb").read()
+        bad = 0
+        for i in range(count):
+            if get(addr, "/index.html", base + i) != want:
+                bad += 1
+        print("requests: %d of %d correct in %.1f s" % (count - bad, count, time.time() - t0))
+        sys.exit(1 if bad else 0)
+    elif verb == "get":
+        body = get(sys.argv[2], sys.argv[3])
+        ok = body == open(sys.argv[4], "rb").read()
+        print("get %s: %s" % (sys.argv[3], "correct" if ok else "WRONG BYTES"))
+        sys.exit(0 if ok else 1)
+    elif verb == "download":
+        body = get(sys.argv[2], sys.argv[3], timeout=120)
+        digest = hashlib.sha256(body).hexdigest()
+        ok = digest == sys.argv[4]
+        mb = len(body) / 1e6
+        print("download: %.1f MB in %.1f s, sha256 %s" % (mb, time.time() - t0, "correct" if ok else "WRONG"))
+        sys.exit(0 if ok else 1)
+    else:
+        raise SystemExit(__doc__)
+
+
+if __name__ == "__main__":
+    main()
