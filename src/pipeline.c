@@ -354,16 +354,27 @@ static bool drained(struct pipeline *p)
     return true;
 }
 
+unsigned pipeline_poll_once(struct pipeline *p)
+{
+    p->now_ns = clock_ns(p);
+    p->stats.iterations++;
+    handle_control(p);
+    unsigned got = p->cfg.role == ROLE_PRIMARY ? primary_iteration(p) : secondary_iteration(p);
+    flush_all(p);
+    check_links(p);
+    return got;
+}
+
+void pipeline_stats_snapshot(struct pipeline *p, struct pipeline_stats *out)
+{
+    snapshot(p, out);
+}
+
 void pipeline_run(struct pipeline *p)
 {
     fprintf(stderr, "colo-proxy: %s running on lcore %u\n", role_name(p->cfg.role), rte_lcore_id());
     for (;;) {
-        p->now_ns = clock_ns(p);
-        p->stats.iterations++;
-        handle_control(p);
-        unsigned got = p->cfg.role == ROLE_PRIMARY ? primary_iteration(p) : secondary_iteration(p);
-        flush_all(p);
-        check_links(p);
+        unsigned got = pipeline_poll_once(p);
         if (p->stopping && drained(p))
             break;
         if (got == 0) {

@@ -79,6 +79,15 @@ struct rte_ring *pipeline_ring_from_dataplane(struct pipeline *p);
 /* Polls on the calling lcore until stopped; drains by the shutdown policy. */
 void pipeline_run(struct pipeline *p);
 
+/*
+ * One iteration of the loop (control, stages, transmit, timers); returns the
+ * frames received. pipeline_run is this in a loop; tests step it directly.
+ */
+unsigned pipeline_poll_once(struct pipeline *p);
+
+/* A statistics snapshot, from the thread that runs the loop. */
+void pipeline_stats_snapshot(struct pipeline *p, struct pipeline_stats *out);
+
 /* Async-signal-safe: asks every running pipeline to stop. */
 void pipeline_request_stop(void);
 

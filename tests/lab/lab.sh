@@ -116,9 +116,18 @@ start_proxies() {
     done
 }
 
+listening() { [ -n "$(in_ns "$1" ss -Hltn 'sport = :80')" ]; }
+
 start_servers() { # PVM_DIR SVM_DIR
     bg_in_ns pvm python3 "$traffic" serve "$1" >/dev/null 2>&1
     bg_in_ns svm python3 "$traffic" serve "$2" >/dev/null 2>&1
+    # Both guests must be in the same state before a client talks to them: a
+    # client reaching a PVM that does not listen yet while the SVM already does
+    # is a real divergence (one resets, the other answers).
+    for _ in $(seq 100); do
+        listening pvm && listening svm && break
+        sleep 0.1
+    done
     for _ in $(seq 100); do
         in_ns cli python3 -c "import socket; socket.create_connection(('10.77.0.2', 80), 1).close()" 2>/dev/null && return 0
         sleep 0.1
@@ -161,7 +170,7 @@ scenario_identical() {
     # The guests open connections to a server on the client side, from the same ports.
     make_content "$work/outside"
     bg_in_ns cli python3 "$traffic" serve "$work/outside" >/dev/null 2>&1
-    sleep 0.5
+    for _ in $(seq 100); do listening cli && break; sleep 0.1; done
     ip netns exec "$p-svm" python3 "$here/labclient.py" requests 10.77.0.1 "$guest_requests" 30000 \
         "$work/outside/index.html" >"$work/svm-client.log" 2>&1 &
     local svm_client=$!

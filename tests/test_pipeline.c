@@ -1,0 +1,350 @@
+/*
+ * test_pipeline.c — the data plane on in-memory ring ports (rte_eth_from_rings).
+ *
+ * Each test builds ports whose RX and TX are rte_rings the test holds: it
+ * enqueues what a client, the PVM or the SVM would send, steps the loop with
+ * pipeline_poll_once, and dequeues what the proxy sent. EAL runs with
+ * --no-huge --no-pci --no-shconf.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include <rte_eal.h>
+#include <rte_eth_ring.h>
+#include <rte_ethdev.h>
+#include <rte_mbuf.h>
+#include <rte_ring.h>
+#include <rte_ring_elem.h>
+
+#include "colo/ctrl_msg.h"
+#include "colo/pipeline.h"
+#include "frame_builder.h"
+
+struct ring_port {
+    struct rte_ring *rx, *tx; /* rx: what the proxy receives; tx: what it sends */
+    char id[8];
+};
+
+struct bench {
+    struct rte_mempool *pool;
+    struct ring_port port[PORT_ROLE_COUNT];
+    struct pipeline *p;
+};
+
+static unsigned serial;
+
+static void make_port(struct ring_port *rp, const char *what, unsigned tx_size)
+{
+    char name[64];
+    snprintf(name, sizeof(name), "t%u_%s_rx", serial, what);
+    rp->rx = rte_ring_create(name, 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    snprintf(name, sizeof(name), "t%u_%s_tx", serial, what);
+    rp->tx = rte_ring_create(name, tx_size, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
+    assert_non_null(rp->rx);
+    assert_non_null(rp->tx);
+    snprintf(name, sizeof(name), "t%u_%s", serial, what);
+    int id = rte_eth_from_rings(name, &rp->rx, 1, &rp->tx, 1, 0);
+    assert_true(id >= 0);
+    snprintf(rp->id, sizeof(rp->id), "%d", id);
+}
+
+static void bench_up(struct bench *b, enum colo_role role, unsigned client_tx_size)
+{
+    memset(b, 0, sizeof(*b));
+    serial++;
+    char name[32];
+    snprintf(name, sizeof(name), "tpool%u", serial);
+    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct colo_pkt), RTE_MBUF_PRIV_ALIGN);
+    b->pool = rte_pktmbuf_pool_create(name, 1024, 0, priv, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+    assert_non_null(b->pool);
+    struct pipeline_config cfg;
+    pipeline_config_default(&cfg);
+    cfg.role = role;
+    cfg.nb_mbufs = 2048;
+    cfg.compare.max_conns = 1024;
+    cfg.rewrite_max_conns = 1024;
+    static const char *const what[PORT_ROLE_COUNT] = { "client", "pvm", "link", "svm" };
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        bool used = role == ROLE_PRIMARY ? r != PORT_SVM : (r == PORT_LINK || r == PORT_SVM);
+        if (!used)
+            continue;
+        make_port(&b->port[r], what[r], r == PORT_CLIENT ? client_tx_size : 1024);
+        cfg.port_name[r] = b->port[r].id;
+    }
+    char err[256];
+    b->p = pipeline_create(&cfg, err, sizeof(err));
+    if (!b->p)
+        fail_msg("%s", err);
+}
+
+static void free_all(struct rte_ring *r)
+{
+    void *m;
+    while (rte_ring_dequeue(r, &m) == 0)
+        rte_pktmbuf_free(m);
+}
+
+static void bench_down(struct bench *b)
+{
+    pipeline_destroy(b->p);
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (b->port[r].rx) {
+            free_all(b->port[r].rx);
+            free_all(b->port[r].tx);
+            rte_ring_free(b->port[r].rx);
+            rte_ring_free(b->port[r].tx);
+        }
+    }
+    rte_mempool_free(b->pool);
+}
+
+/* A frame from the guest (10.0.0.2:80) or the client (10.0.0.1:40000). */
+static struct rte_mbuf *frame(struct bench *b, bool from_client, uint32_t seq, uint32_t ack,
+                              uint8_t flags, const char *data)
+{
+    struct frame_spec s = frame_guest_tcp(seq, ack, flags, data, data ? (uint32_t)strlen(data) : 0);
+    if (from_client) {
+        uint8_t a[16];
+        memcpy(a, s.src, 16);
+        memcpy(s.src, s.dst, 16);
+        memcpy(s.dst, a, 16);
+        s.sport = 40000;
+        s.dport = 80;
+    }
+    struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
+    assert_non_null(m);
+    size_t len = frame_build(&s, rte_pktmbuf_mtod(m, uint8_t *), 2048);
+    frame_fill_checksums(rte_pktmbuf_mtod(m, uint8_t *), len);
+    m->data_len = m->pkt_len = (uint32_t)len;
+    return m;
+}
+
+static void send_on(struct bench *b, enum port_role r, struct rte_mbuf *m)
+{
+    assert_int_equal(rte_ring_enqueue(b->port[r].rx, m), 0);
+}
+
+static unsigned sent_on(struct bench *b, enum port_role r)
+{
+    return rte_ring_count(b->port[r].tx);
+}
+
+static struct rte_mbuf *take(struct bench *b, enum port_role r)
+{
+    void *m = NULL;
+    assert_int_equal(rte_ring_dequeue(b->port[r].tx, &m), 0);
+    return m;
+}
+
+static uint32_t seq_of(struct rte_mbuf *m)
+{
+    const uint8_t *t = rte_pktmbuf_mtod(m, const uint8_t *) + 34;
+    return (uint32_t)t[4] << 24 | (uint32_t)t[5] << 16 | (uint32_t)t[6] << 8 | t[7];
+}
+
+static uint32_t ack_of(struct rte_mbuf *m)
+{
+    const uint8_t *t = rte_pktmbuf_mtod(m, const uint8_t *) + 34;
+    return (uint32_t)t[8] << 24 | (uint32_t)t[9] << 16 | (uint32_t)t[10] << 8 | t[11];
+}
+
+static void poll_n(struct bench *b, int n)
+{
+    for (int i = 0; i < n; i++)
+        pipeline_poll_once(b->p);
+}
+
+static void control(struct bench *b, uint32_t type, void *ptr)
+{
+    struct ctrl_msg msg = { .type = type, .ptr = ptr };
+    assert_int_equal(rte_ring_enqueue_elem(pipeline_ring_to_dataplane(b->p), &msg, sizeof(msg)), 0);
+}
+
+static bool event(struct bench *b, uint32_t type, uint32_t *arg)
+{
+    struct ctrl_msg msg;
+    while (rte_ring_dequeue_elem(pipeline_ring_from_dataplane(b->p), &msg, sizeof(msg)) == 0) {
+        if (msg.type == type) {
+            if (arg)
+                *arg = msg.arg;
+            return true;
+        }
+    }
+    return false;
+}
+
+static void test_client_frames_reach_pvm_and_link_without_copy(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    struct rte_mbuf *syn = frame(&b, true, 100, 0, TCPF_SYN, NULL);
+    send_on(&b, PORT_CLIENT, syn);
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_PVM), 1);
+    assert_int_equal(sent_on(&b, PORT_LINK), 1);
+    struct rte_mbuf *to_pvm = take(&b, PORT_PVM), *to_link = take(&b, PORT_LINK);
+    assert_ptr_equal(to_pvm, syn);
+    assert_true(RTE_MBUF_CLONED(to_link)); /* an indirect mbuf: the same bytes, not a copy */
+    assert_ptr_equal(rte_pktmbuf_mtod(to_link, void *), rte_pktmbuf_mtod(syn, void *));
+    rte_pktmbuf_free(to_link);
+    rte_pktmbuf_free(to_pvm);
+    bench_down(&b);
+}
+
+static void test_pvm_output_released_after_svm_match(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_PVM, frame(&b, false, 5000, 101, TCPF_SYN | TCPF_ACK, NULL));
+    poll_n(&b, 2);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0); /* the SYN-ACK waits for the SVM's */
+    send_on(&b, PORT_LINK, frame(&b, false, 9000, 101, TCPF_SYN | TCPF_ACK, NULL));
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    assert_int_equal(seq_of(take(&b, PORT_CLIENT)), 5000);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "reply"));
+    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "reply"));
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.compare.released[RELEASE_MATCHED], 2);
+    bench_down(&b);
+}
+
+static void test_divergence_requests_checkpoint_over_the_ring(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAA"));
+    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAB"));
+    poll_n(&b, 2);
+    uint32_t reason = 99;
+    assert_true(event(&b, MSG_CHECKPOINT_REQUEST, &reason));
+    assert_int_equal(reason, CKPT_DIVERGENCE);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0);
+    control(&b, MSG_CHECKPOINT_DONE, NULL);
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    bench_down(&b);
+}
+
+static void test_partial_transmits_are_retried_in_order(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 4); /* the client port takes at most 3 frames at a time */
+    for (uint32_t i = 0; i < 10; i++)
+        send_on(&b, PORT_PVM, frame(&b, false, 5001, 101 + i, TCPF_ACK, NULL)); /* pure ACKs */
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 3);
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.ports[PORT_CLIENT].tx_pending, 7);
+    uint32_t next = 101;
+    while (next < 111) {
+        while (sent_on(&b, PORT_CLIENT)) {
+            struct rte_mbuf *m = take(&b, PORT_CLIENT);
+            assert_int_equal(ack_of(m), next++);
+            rte_pktmbuf_free(m);
+        }
+        poll_n(&b, 1);
+    }
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.ports[PORT_CLIENT].tx, 10);
+    assert_int_equal(st.ports[PORT_CLIENT].tx_pending, 0);
+    bench_down(&b);
+}
+
+static void test_secondary_rewrites_both_directions(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_SECONDARY, 1024);
+    send_on(&b, PORT_LINK, frame(&b, true, 100, 0, TCPF_SYN, NULL));
+    poll_n(&b, 1);
+    rte_pktmbuf_free(take(&b, PORT_SVM));
+    send_on(&b, PORT_SVM, frame(&b, false, 9000, 101, TCPF_SYN | TCPF_ACK, NULL));
+    poll_n(&b, 1);
+    rte_pktmbuf_free(take(&b, PORT_LINK));
+    send_on(&b, PORT_LINK, frame(&b, true, 101, 5001, TCPF_ACK, NULL)); /* acks the PVM's ISN 5000 */
+    poll_n(&b, 1);
+    struct rte_mbuf *m = take(&b, PORT_SVM);
+    assert_int_equal(ack_of(m), 9001);
+    assert_true(frame_tcp_checksum_ok(rte_pktmbuf_mtod(m, uint8_t *), m->data_len));
+    rte_pktmbuf_free(m);
+    send_on(&b, PORT_SVM, frame(&b, false, 9001, 101, TCPF_ACK | TCPF_PSH, "data"));
+    poll_n(&b, 1);
+    m = take(&b, PORT_LINK);
+    assert_int_equal(seq_of(m), 5001);
+    assert_true(frame_tcp_checksum_ok(rte_pktmbuf_mtod(m, uint8_t *), m->data_len));
+    rte_pktmbuf_free(m);
+    bench_down(&b);
+}
+
+static void test_stats_snapshot_over_the_rings(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_CLIENT, frame(&b, true, 100, 0, TCPF_SYN, NULL));
+    poll_n(&b, 1);
+    struct pipeline_stats *st = calloc(1, sizeof(*st));
+    control(&b, MSG_STATS_REQUEST, st);
+    poll_n(&b, 1);
+    assert_true(event(&b, MSG_STATS_READY, NULL));
+    assert_int_equal(st->ports[PORT_CLIENT].rx, 1);
+    assert_int_equal(st->mirror.mirrored, 1);
+    free(st);
+    bench_down(&b);
+}
+
+static void test_shutdown_releases_held_packets(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "held"));
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0);
+    control(&b, MSG_SHUTDOWN, NULL);
+    pipeline_run(b.p); /* returns once drained */
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    assert_true(event(&b, MSG_STOPPED, NULL));
+    bench_down(&b);
+}
+
+int main(void)
+{
+    char prefix[64];
+    snprintf(prefix, sizeof(prefix), "--file-prefix=colo-test-%d", getpid());
+    char *eal_args[] = { "test_pipeline", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
+                         "--no-telemetry", "--log-level=error", "-l", "0", prefix };
+    if (rte_eal_init((int)(sizeof(eal_args) / sizeof(eal_args[0])), eal_args) < 0) {
+        fprintf(stderr, "test_pipeline: EAL did not start\n");
+        return 1;
+    }
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_client_frames_reach_pvm_and_link_without_copy),
+        cmocka_unit_test(test_pvm_output_released_after_svm_match),
+        cmocka_unit_test(test_divergence_requests_checkpoint_over_the_ring),
+        cmocka_unit_test(test_partial_transmits_are_retried_in_order),
+        cmocka_unit_test(test_secondary_rewrites_both_directions),
+        cmocka_unit_test(test_stats_snapshot_over_the_rings),
+        cmocka_unit_test(test_shutdown_releases_held_packets),
+    };
+    int rc = cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
+    rte_eal_cleanup();
+    return rc;
+}
