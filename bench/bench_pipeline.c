@@ -73,14 +73,8 @@ static void build_window(struct rte_mempool *pool, struct rte_mbuf **w, uint32_t
     for (unsigned i = 0; i < WINDOW; i++) {
         struct frame_spec s = frame_guest_tcp(1000, 1, TCPF_ACK | TCPF_PSH, data, payload);
         s.dport = (uint16_t)(10000 + i % FLOWS);
-        if (from_client) {
-            uint8_t a[16];
-            memcpy(a, s.src, 16);
-            memcpy(s.src, s.dst, 16);
-            memcpy(s.dst, a, 16);
-            s.sport = (uint16_t)(10000 + i % FLOWS);
-            s.dport = 80;
-        }
+        if (from_client)
+            frame_spec_reverse(&s);
         w[i] = rte_pktmbuf_alloc(pool);
         size_t len = frame_build(&s, rte_pktmbuf_mtod(w[i], uint8_t *), 2048);
         w[i]->data_len = w[i]->pkt_len = (uint32_t)len;
@@ -125,14 +119,8 @@ static void handshake_frame(struct pipeline *p, struct rings *r, struct rte_memp
 {
     struct frame_spec s = frame_guest_tcp(seq, ack, flags, NULL, 0);
     s.dport = (uint16_t)(10000 + flow);
-    if (from_client) {
-        uint8_t a[16];
-        memcpy(a, s.src, 16);
-        memcpy(s.src, s.dst, 16);
-        memcpy(s.dst, a, 16);
-        s.sport = (uint16_t)(10000 + flow);
-        s.dport = 80;
-    }
+    if (from_client)
+        frame_spec_reverse(&s);
     struct rte_mbuf *m = rte_pktmbuf_alloc(pool);
     size_t len = frame_build(&s, rte_pktmbuf_mtod(m, uint8_t *), 2048);
     m->data_len = m->pkt_len = (uint32_t)len;

@@ -146,6 +146,17 @@ struct frame_spec frame_guest_tcp(uint32_t seq, uint32_t ack, uint8_t flags, con
     return s;
 }
 
+void frame_spec_reverse(struct frame_spec *s)
+{
+    uint8_t a[16];
+    memcpy(a, s->src, 16);
+    memcpy(s->src, s->dst, 16);
+    memcpy(s->dst, a, 16);
+    uint16_t port = s->sport;
+    s->sport = s->dport;
+    s->dport = port;
+}
+
 size_t frame_build_arp(const uint8_t sender[4], const uint8_t target[4], uint8_t *buf, size_t cap)
 {
     if (cap < 60)

@@ -47,6 +47,9 @@ bool frame_tcp_checksum_ok(const uint8_t *frame, size_t len);
 struct frame_spec frame_guest_tcp(uint32_t seq, uint32_t ack, uint8_t flags, const void *payload,
                                   uint32_t len);
 
+/* Turns a spec around: the sender becomes the receiver (addresses and ports swap). */
+void frame_spec_reverse(struct frame_spec *spec);
+
 /* An ARP request (sender, target are IPv4 addresses as 4 bytes). */
 size_t frame_build_arp(const uint8_t sender[4], const uint8_t target[4], uint8_t *buf, size_t cap);
 

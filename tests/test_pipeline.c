@@ -111,14 +111,8 @@ static struct rte_mbuf *frame(struct bench *b, bool from_client, uint32_t seq, u
                               uint8_t flags, const char *data)
 {
     struct frame_spec s = frame_guest_tcp(seq, ack, flags, data, data ? (uint32_t)strlen(data) : 0);
-    if (from_client) {
-        uint8_t a[16];
-        memcpy(a, s.src, 16);
-        memcpy(s.src, s.dst, 16);
-        memcpy(s.dst, a, 16);
-        s.sport = 40000;
-        s.dport = 80;
-    }
+    if (from_client)
+        frame_spec_reverse(&s);
     struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
     assert_non_null(m);
     size_t len = frame_build(&s, rte_pktmbuf_mtod(m, uint8_t *), 2048);

@@ -196,14 +196,8 @@ static struct colo_pkt *segment(struct harness *h, bool from_client, uint32_t se
                                 uint8_t flags, const char *data, uint32_t tsval, uint32_t tsecr)
 {
     struct frame_spec s = frame_guest_tcp(seq, ack, flags, data, data ? (uint32_t)strlen(data) : 0);
-    if (from_client) {
-        uint8_t a[16];
-        memcpy(a, s.src, 16);
-        memcpy(s.src, s.dst, 16);
-        memcpy(s.dst, a, 16);
-        s.sport = 40000;
-        s.dport = 80;
-    }
+    if (from_client)
+        frame_spec_reverse(&s);
     s.tcp_timestamp = true;
     s.tsval = tsval;
     s.tsecr = tsecr;
