@@ -16,6 +16,7 @@
 #include <rte_eal.h>
 #include <rte_errno.h>
 
+#include "colo/checkpoint_ctl.h"
 #include "colo/cli.h"
 #include "colo/control.h"
 #include "colo/pipeline.h"
@@ -32,6 +33,8 @@ enum {
     OPT_IDLE_SLEEP,
     OPT_SHUTDOWN_POLICY,
     OPT_SHUTDOWN_TIMEOUT,
+    OPT_QMP,
+    OPT_CHECKPOINT_PERIOD,
     OPT_HELP,
 };
 
@@ -45,6 +48,9 @@ static void run_usage(FILE *out)
           "  --svm-port P        secondary: the SVM's NIC\n"
           "options:\n"
           "  --control PATH      unix socket for line commands: checkpoint-done, stats, shutdown\n"
+          "  --qmp ADDR          QEMU's QMP (unix:/path or tcp:host:port): checkpoints are asked\n"
+          "                      for there, and QEMU's STOP/RESUME flushes held packets\n"
+          "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
           "  --vm-mac MAC        only frames to (client side) / from (VM side) this MAC are compared\n"
           "  --mbufs N           packet buffers (default 16384)\n"
           "  --idle-sleep-us N   sleep N us when a poll finds nothing (default 0: busy-poll)\n"
@@ -60,8 +66,15 @@ static void on_signal(int sig)
     pipeline_request_stop();
 }
 
-static int apply_option(int c, const char *arg, struct pipeline_config *cfg, const char **control)
+struct run_options {
+    struct pipeline_config pipeline;
+    const char *control;
+    struct checkpoint_ctl_config qmp;
+};
+
+static int apply_option(int c, const char *arg, struct run_options *o)
 {
+    struct pipeline_config *cfg = &o->pipeline;
     switch (c) {
     case OPT_ROLE:
         if (strcmp(arg, "primary") == 0)
@@ -75,7 +88,9 @@ static int apply_option(int c, const char *arg, struct pipeline_config *cfg, con
     case OPT_PVM_PORT: cfg->port_name[PORT_PVM] = arg; return 0;
     case OPT_LINK_PORT: cfg->port_name[PORT_LINK] = arg; return 0;
     case OPT_SVM_PORT: cfg->port_name[PORT_SVM] = arg; return 0;
-    case OPT_CONTROL: *control = arg; return 0;
+    case OPT_CONTROL: o->control = arg; return 0;
+    case OPT_QMP: o->qmp.qmp = arg; return 0;
+    case OPT_CHECKPOINT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &o->qmp.period_ms);
     case OPT_VM_MAC:
         cfg->vm_mac_set = true;
         return cli_parse_mac("vm-mac", arg, cfg->vm_mac);
@@ -96,8 +111,7 @@ static int apply_option(int c, const char *arg, struct pipeline_config *cfg, con
     }
 }
 
-static int parse_run_options(int argc, char **argv, struct pipeline_config *cfg, const char **control,
-                             bool *help)
+static int parse_run_options(int argc, char **argv, struct run_options *o, bool *help)
 {
     static const struct option longopts[] = {
         { "role", required_argument, NULL, OPT_ROLE },
@@ -111,6 +125,8 @@ static int parse_run_options(int argc, char **argv, struct pipeline_config *cfg,
         { "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
         { "shutdown-policy", required_argument, NULL, OPT_SHUTDOWN_POLICY },
         { "shutdown-timeout-ms", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+        { "qmp", required_argument, NULL, OPT_QMP },
+        { "checkpoint-period-ms", required_argument, NULL, OPT_CHECKPOINT_PERIOD },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
         { NULL, 0, NULL, 0 },
@@ -123,7 +139,7 @@ static int parse_run_options(int argc, char **argv, struct pipeline_config *cfg,
             *help = true;
             return 0;
         }
-        if (c == '?' || apply_option(c, optarg, cfg, control) != 0)
+        if (c == '?' || apply_option(c, optarg, o) != 0)
             return -1;
         role_given |= c == OPT_ROLE;
     }
@@ -149,20 +165,21 @@ int cmd_run(int argc, char **argv)
                 rte_strerror(rte_errno));
         return 2;
     }
-    struct pipeline_config cfg;
-    pipeline_config_default(&cfg);
-    const char *control_path = NULL;
+    struct run_options o = { .control = NULL };
+    pipeline_config_default(&o.pipeline);
+    checkpoint_ctl_config_default(&o.qmp);
     bool help = false;
     int rc = 2;
-    if (parse_run_options(argc - used, argv + used, &cfg, &control_path, &help) != 0) {
+    if (parse_run_options(argc - used, argv + used, &o, &help) != 0) {
         run_usage(stderr);
     } else if (help) {
         run_usage(stdout);
         rc = 0;
     } else {
         char err[512];
-        struct pipeline *p = pipeline_create(&cfg, err, sizeof(err));
-        struct control *ctl = p ? control_start(control_path, pipeline_ring_to_dataplane(p),
+        struct pipeline *p = pipeline_create(&o.pipeline, err, sizeof(err));
+        struct control *ctl = p ? control_start(o.control, o.qmp.qmp ? &o.qmp : NULL,
+                                                pipeline_ring_to_dataplane(p),
                                                 pipeline_ring_from_dataplane(p), err, sizeof(err))
                                 : NULL;
         if (!p || !ctl) {

@@ -28,6 +28,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "colo/checkpoint_ctl.h"
 #include "colo/ctrl_msg.h"
 #include "colo/pipeline.h"
 #include "colo/pkt_parse.h"
@@ -40,6 +41,7 @@ struct control {
     struct evconnlistener *listener;
     struct event *poll_timer;
     struct rte_ring *to_dp, *from_dp;
+    struct checkpoint_ctl *qmp;
     pthread_t thread;
     char socket_path[108];
     struct bufferevent *clients[MAX_CLIENTS];
@@ -115,7 +117,20 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                             w->learned_passive, w->learned_active, w->held_early, w->dropped_early,
                             w->checkpoints);
     }
-    evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64 "}\n", s->control_ring_full);
+    evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64, s->control_ring_full);
+}
+
+static void write_qmp_stats(struct evbuffer *out, const struct checkpoint_ctl *q)
+{
+    if (q) {
+        const struct checkpoint_ctl_stats *s = checkpoint_ctl_stats(q);
+        evbuffer_add_printf(out, ",\"qmp\":{\"connected\":%s,\"in_colo\":%s,\"connects\":%" PRIu64
+                                 ",\"requests_sent\":%" PRIu64 ",\"requests_coalesced\":%" PRIu64
+                                 ",\"checkpoints_seen\":%" PRIu64 ",\"errors\":%" PRIu64 "}",
+                            s->connected ? "true" : "false", s->in_colo ? "true" : "false", s->connects,
+                            s->requests_sent, s->requests_coalesced, s->checkpoints_seen, s->errors);
+    }
+    evbuffer_add_printf(out, "}\n");
 }
 
 static void drop_client(struct control *c, struct bufferevent *bev)
@@ -208,10 +223,14 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             snprintf(line, sizeof(line), "event checkpoint-request %s",
                      checkpoint_reason_name((enum checkpoint_reason)msgs[i].arg));
             broadcast(c, line);
+            if (c->qmp)
+                checkpoint_ctl_request(c->qmp);
             break;
         case MSG_STATS_READY:
-            if (c->stats_waiter)
+            if (c->stats_waiter) {
                 write_stats(bufferevent_get_output(c->stats_waiter), &c->stats_buf);
+                write_qmp_stats(bufferevent_get_output(c->stats_waiter), c->qmp);
+            }
             c->stats_in_flight = false;
             c->stats_waiter = NULL;
             break;
@@ -254,8 +273,31 @@ static int listen_unix(struct control *c, const char *path, char *err, size_t er
     return 0;
 }
 
+/* ---- the QEMU channel ---- */
+
+static void qmp_checkpoint_done(void *ctx)
+{
+    struct control *c = ctx;
+    send_to_dataplane(c, MSG_CHECKPOINT_DONE, NULL);
+    broadcast(c, "event checkpoint-done qemu");
+}
+
+static void qmp_failover(void *ctx, const char *why)
+{
+    char line[128];
+    snprintf(line, sizeof(line), "event colo-exit %.64s", why);
+    broadcast(ctx, line);
+}
+
+static void qmp_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "colo-proxy: %s\n", line);
+}
+
 static void control_free(struct control *c)
 {
+    checkpoint_ctl_free(c->qmp);
     if (c->listener)
         evconnlistener_free(c->listener);
     if (c->poll_timer)
@@ -264,8 +306,9 @@ static void control_free(struct control *c)
     free(c);
 }
 
-struct control *control_start(const char *socket_path, struct rte_ring *to_dp,
-                              struct rte_ring *from_dp, char *err, size_t errlen)
+struct control *control_start(const char *socket_path, const struct checkpoint_ctl_config *qmp,
+                              struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
+                              size_t errlen)
 {
     struct control *c = calloc(1, sizeof(*c));
     if (!c || !(c->base = event_base_new())) {
@@ -283,6 +326,15 @@ struct control *control_start(const char *socket_path, struct rte_ring *to_dp,
         return NULL;
     }
     if (socket_path && listen_unix(c, socket_path, err, errlen) != 0) {
+        control_free(c);
+        return NULL;
+    }
+    static const struct checkpoint_ctl_ops qmp_ops = {
+        .checkpoint_done = qmp_checkpoint_done,
+        .failover = qmp_failover,
+        .log = qmp_log,
+    };
+    if (qmp && !(c->qmp = checkpoint_ctl_start(c->base, qmp, &qmp_ops, c, err, errlen))) {
         control_free(c);
         return NULL;
     }

@@ -274,6 +274,11 @@ static void begin_stop(struct pipeline *p)
     fprintf(stderr, "colo-proxy: %s stopping\n", role_name(p->cfg.role));
 }
 
+void pipeline_stop(struct pipeline *p)
+{
+    begin_stop(p);
+}
+
 static void checkpoint_done(struct pipeline *p)
 {
     if (p->engine)

@@ -18,9 +18,16 @@
 struct rte_ring;
 struct control;
 
-/* Starts the thread; socket_path may be NULL (rings only). NULL with a reason in err. */
-struct control *control_start(const char *socket_path, struct rte_ring *to_dp,
-                              struct rte_ring *from_dp, char *err, size_t errlen);
+struct checkpoint_ctl_config;
+
+/*
+ * Starts the thread. socket_path may be NULL (no operator socket); qmp may be
+ * NULL (no QEMU channel: checkpoint requests only reach socket clients).
+ * NULL with a reason in err.
+ */
+struct control *control_start(const char *socket_path, const struct checkpoint_ctl_config *qmp,
+                              struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
+                              size_t errlen);
 
 /* Waits for the data plane's STOPPED message to be seen, then joins the thread. */
 void control_stop(struct control *c);

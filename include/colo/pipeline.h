@@ -91,6 +91,9 @@ void pipeline_stats_snapshot(struct pipeline *p, struct pipeline_stats *out);
 /* Async-signal-safe: asks every running pipeline to stop. */
 void pipeline_request_stop(void);
 
+/* Asks this pipeline to stop, from the thread that runs it (tests, embedding). */
+void pipeline_stop(struct pipeline *p);
+
 const char *port_role_name(enum port_role r);
 const char *role_name(enum colo_role r);
 

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# run.sh [TEST_BINARY] — checkpoints against a real QEMU 7.2 COLO pair.
+# Starts the pair (colo_pair.py: two -M none QEMUs in the colo state, a
+# periodic checkpoint every 2 s), runs test_qemu_colo against the primary's
+# spare QMP socket, and stops the pair. Needs qemu-system-x86 (bookworm's 7.2).
+set -euo pipefail
+here=$(cd "$(dirname "$0")" && pwd)
+top=$(cd "$here/../.." && pwd)
+bin=${1:-$top/build-release/tests/test_qemu_colo}
+command -v qemu-system-x86_64 >/dev/null || { echo "qemu: qemu-system-x86_64 is missing (apt-get install qemu-system-x86)" >&2; exit 2; }
+dir=$(mktemp -d /tmp/colo-qemu.XXXXXX)
+coproc PAIR { exec python3 "$here/colo_pair.py" "$dir" 2000; }
+pair_pid=$PAIR_PID
+cleanup() { kill "$pair_pid" 2>/dev/null || true; wait "$pair_pid" 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+if ! read -r -t 30 line <&"${PAIR[0]}" || [ "$line" != ready ]; then
+    echo "qemu: the COLO pair did not come up" >&2
+    exit 1
+fi
+echo "qemu: $(qemu-system-x86_64 --version | head -1); COLO pair ready"
+"$bin" "unix:$dir/proxy.qmp"
