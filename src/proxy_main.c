@@ -2,6 +2,7 @@
  * proxy_main.c — the `colo-proxy` program: dispatches to its subcommands.
  *
  *   colo-proxy run [EAL options] -- [options]   the DPDK data plane of one host
+ *   colo-proxy compare [options]                 socket mode, in place of QEMU's colo-compare
  *   colo-proxy replay [options] PVM.pcap SVM.pcap   offline comparison
  */
 #include <stdio.h>
@@ -14,6 +15,7 @@ static void usage(FILE *out)
     fputs("usage: colo-proxy COMMAND [options]\n"
           "commands:\n"
           "  run [EAL options] -- [options]       the poll-mode data plane of a primary or secondary\n"
+          "  compare --primary_in .. --secondary_in .. --outdev ..   in place of QEMU's colo-compare\n"
           "  replay PRIMARY.pcap SECONDARY.pcap   compare a PVM and an SVM trace offline\n"
           "  help                                 this text\n"
           "Run 'colo-proxy COMMAND --help' for a command's options.\n",
@@ -30,6 +32,8 @@ int main(int argc, char **argv)
         return cmd_replay(argc - 1, argv + 1);
     if (strcmp(argv[1], "run") == 0)
         return cmd_run(argc - 1, argv + 1);
+    if (strcmp(argv[1], "compare") == 0)
+        return cmd_compare(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);

@@ -1,0 +1,59 @@
+/*
+ * socket_mode.h — colo-proxy in place of QEMU's colo-compare, on its chardev sockets.
+ *
+ * The three roles of colo-compare: `primary_in` (every PVM frame, from the
+ * primary's filter-mirror/redirector), `secondary_in` (every SVM frame, from the
+ * secondary's filter-redirector, already seq-rewritten), and `outdev` (released
+ * frames back to the primary QEMU). Each is an endpoint in QEMU's chardev
+ * spelling: "tcp:HOST:PORT" or "unix:PATH" to connect (retried until the peer is
+ * there), with ",server" to listen (and accept the peer again after it
+ * reconnects). Records use QEMU's framing (chardev_codec.h), with the vnet
+ * header length field when vnet_hdr_support is on.
+ *
+ * Socket mode runs its own libevent loop on one thread (no DPDK, no rings):
+ * sockets are readiness-driven, and the compare semantics are the engine's,
+ * unchanged. Released frames leave in order through one output buffer,
+ * referenced, not copied, and written with vectored I/O; when `outdev` falls
+ * behind (or is down), reading from both inputs pauses until it drains, so
+ * nothing is dropped or reordered. With a QMP address, checkpoints are asked
+ * for and learned there (checkpoint_ctl.h).
+ */
+#ifndef COLO_SOCKET_MODE_H
+#define COLO_SOCKET_MODE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "colo/checkpoint_ctl.h"
+#include "colo/compare.h"
+
+enum socket_role { SOCK_PRIMARY_IN, SOCK_SECONDARY_IN, SOCK_OUTDEV, SOCK_ROLE_COUNT };
+
+struct socket_mode_config {
+    const char *endpoint[SOCK_ROLE_COUNT];
+    bool vnet_hdr_support;
+    struct colo_compare_config compare;
+    const char *qmp;                /* NULL: no QEMU channel */
+    uint32_t checkpoint_period_ms;
+    size_t outdev_high_water;       /* pause inputs above this many queued output bytes */
+};
+
+struct socket_mode_stats {
+    uint64_t records_in[SOCK_ROLE_COUNT], records_out, bytes_out;
+    uint64_t bad_peers, connects[SOCK_ROLE_COUNT], input_pauses;
+};
+
+struct socket_mode;
+
+void socket_mode_config_default(struct socket_mode_config *cfg);
+
+struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err,
+                                       size_t errlen);
+/* Runs until SIGINT/SIGTERM; then releases what is held and drains outdev (bounded). */
+int socket_mode_run(struct socket_mode *sm);
+void socket_mode_destroy(struct socket_mode *sm);
+
+const struct socket_mode_stats *socket_mode_stats(const struct socket_mode *sm);
+
+#endif

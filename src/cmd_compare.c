@@ -1,0 +1,86 @@
+/*
+ * cmd_compare.c — `colo-proxy compare`: socket mode, in place of QEMU's colo-compare.
+ *
+ * QEMU's object and its colo-proxy spelling:
+ *   -object colo-compare,id=comp0,primary_in=compare0-0,secondary_in=compare1,
+ *           outdev=compare_out0,iothread=iothread1[,vnet_hdr_support=on]
+ *   colo-proxy compare --primary_in tcp:127.0.0.1:9001 --secondary_in tcp:0.0.0.0:9004,server
+ *           --outdev tcp:127.0.0.1:9005 [--vnet_hdr_support] --qmp unix:/run/qemu-proxy.qmp
+ * with the same knobs (compare_timeout, expired_scan_cycle, max_queue_size). See docs/qemu.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "colo/cli.h"
+#include "colo/socket_mode.h"
+
+enum {
+    OPT_PRIMARY_IN = 500,
+    OPT_SECONDARY_IN,
+    OPT_OUTDEV,
+    OPT_VNET,
+    OPT_QMP,
+    OPT_PERIOD,
+    OPT_HELP,
+};
+
+static void compare_usage(FILE *out)
+{
+    fputs("usage: colo-proxy compare --primary_in EP --secondary_in EP --outdev EP [options]\n"
+          "  EP is tcp:HOST:PORT or unix:PATH (connect, retried), with ,server to listen\n"
+          "options:\n"
+          "  --vnet_hdr_support          records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
+          "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
+          "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
+          CLI_COMPARE_HELP,
+          out);
+}
+
+int cmd_compare(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "primary_in", required_argument, NULL, OPT_PRIMARY_IN },
+        { "primary-in", required_argument, NULL, OPT_PRIMARY_IN },
+        { "secondary_in", required_argument, NULL, OPT_SECONDARY_IN },
+        { "secondary-in", required_argument, NULL, OPT_SECONDARY_IN },
+        { "outdev", required_argument, NULL, OPT_OUTDEV },
+        { "vnet_hdr_support", no_argument, NULL, OPT_VNET },
+        { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
+        { "qmp", required_argument, NULL, OPT_QMP },
+        { "checkpoint-period-ms", required_argument, NULL, OPT_PERIOD },
+        { "help", no_argument, NULL, OPT_HELP },
+        CLI_COMPARE_LONGOPTS,
+        { NULL, 0, NULL, 0 },
+    };
+    struct socket_mode_config cfg;
+    socket_mode_config_default(&cfg);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case OPT_PRIMARY_IN: cfg.endpoint[SOCK_PRIMARY_IN] = optarg; break;
+        case OPT_SECONDARY_IN: cfg.endpoint[SOCK_SECONDARY_IN] = optarg; break;
+        case OPT_OUTDEV: cfg.endpoint[SOCK_OUTDEV] = optarg; break;
+        case OPT_VNET: cfg.vnet_hdr_support = true; break;
+        case OPT_QMP: cfg.qmp = optarg; break;
+        case OPT_PERIOD: bad = cli_parse_u32("checkpoint-period-ms", optarg, 1, &cfg.checkpoint_period_ms); break;
+        case OPT_HELP: compare_usage(stdout); return 0;
+        case '?': bad = -1; break;
+        default: bad = cli_compare_option(c, optarg, &cfg.compare) == 0 ? 0 : -1; break;
+        }
+        if (bad) {
+            compare_usage(stderr);
+            return 2;
+        }
+    }
+    char err[512];
+    struct socket_mode *sm = socket_mode_create(&cfg, err, sizeof(err));
+    if (!sm) {
+        fprintf(stderr, "colo-proxy compare: %s\n", err);
+        return 2;
+    }
+    int rc = socket_mode_run(sm);
+    socket_mode_destroy(sm);
+    return rc;
+}

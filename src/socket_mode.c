@@ -1,0 +1,469 @@
+/*
+ * socket_mode.c — the chardev-socket front end: endpoints, records in, releases out.
+ *
+ * Owns: the libevent base, the three endpoints (listener or connector, the
+ * current connection, its record decoder), the compare engine, the output
+ * buffer used while outdev is down, the 1 ms timer, and the QMP channel. Each
+ * record is copied once, out of the socket buffer into its own packet (the
+ * frame and its vnet header, which is released unchanged). Must never: let a
+ * bad peer affect the other streams (it is disconnected with one log line), drop
+ * or reorder a released frame, or read more input while outdev is backed up.
+ */
+#include "colo/socket_mode.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <event2/buffer.h>
+#include <event2/bufferevent.h>
+#include <event2/event.h>
+#include <event2/listener.h>
+#include <event2/util.h>
+
+#include "colo/chardev_codec.h"
+#include "colo/pkt_parse.h"
+
+#define READ_CHUNK 65536
+#define RECONNECT_MS 200
+#define TICK_US 1000
+#define DRAIN_LIMIT_S 5
+#define VNET_NEEDS_CSUM 0x01
+
+struct endpoint {
+    struct socket_mode *sm;
+    enum socket_role role;
+    char spec[256];
+    bool server;
+    struct sockaddr_storage addr;
+    int addr_len;
+    struct evconnlistener *listener;
+    struct bufferevent *bev;
+    struct event *retry;
+    struct chardev_decoder decoder;
+};
+
+/* One record: the packet handle, then the record's bytes (vnet header + frame). */
+struct record {
+    struct colo_pkt pkt;
+    uint32_t len, vnet_len;
+    uint8_t data[];
+};
+
+struct socket_mode {
+    struct socket_mode_config cfg;
+    struct event_base *base;
+    struct colo_compare *engine;
+    struct endpoint ep[SOCK_ROLE_COUNT];
+    struct evbuffer *parked_out; /* releases while outdev is not connected */
+    struct event *tick, *sigint, *sigterm;
+    struct checkpoint_ctl *qmp;
+    bool inputs_paused;
+    struct socket_mode_stats stats;
+};
+
+static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev" };
+
+void socket_mode_config_default(struct socket_mode_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    colo_compare_config_default(&cfg->compare);
+    cfg->compare.max_conns = 1u << 16;
+    cfg->checkpoint_period_ms = 20000;
+    cfg->outdev_high_water = 8u << 20;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- output ---- */
+
+static struct evbuffer *output(struct socket_mode *sm)
+{
+    struct endpoint *out = &sm->ep[SOCK_OUTDEV];
+    return out->bev ? bufferevent_get_output(out->bev) : sm->parked_out;
+}
+
+static void set_inputs_paused(struct socket_mode *sm, bool paused)
+{
+    if (paused == sm->inputs_paused)
+        return;
+    sm->inputs_paused = paused;
+    sm->stats.input_pauses += paused;
+    for (int r = SOCK_PRIMARY_IN; r <= SOCK_SECONDARY_IN; r++) {
+        if (!sm->ep[r].bev)
+            continue;
+        if (paused)
+            bufferevent_disable(sm->ep[r].bev, EV_READ);
+        else
+            bufferevent_enable(sm->ep[r].bev, EV_READ);
+    }
+}
+
+static void free_record(const void *data, size_t len, void *arg)
+{
+    (void)data;
+    (void)len;
+    free(arg);
+}
+
+static void on_release(void *ctx, struct colo_pkt *pkt, enum release_reason why)
+{
+    (void)why;
+    struct socket_mode *sm = ctx;
+    struct record *rec = pkt->owner;
+    uint8_t header[8];
+    size_t hs = chardev_encode_header(header, rec->len, rec->vnet_len, sm->cfg.vnet_hdr_support);
+    struct evbuffer *out = output(sm);
+    evbuffer_add(out, header, hs);
+    evbuffer_add_reference(out, rec->data, rec->len, free_record, rec);
+    sm->stats.records_out++;
+    sm->stats.bytes_out += rec->len;
+    if (evbuffer_get_length(out) > sm->cfg.outdev_high_water)
+        set_inputs_paused(sm, true);
+}
+
+static void on_discard(void *ctx, struct colo_pkt *pkt)
+{
+    (void)ctx;
+    free(pkt->owner);
+}
+
+static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
+{
+    (void)now;
+    struct socket_mode *sm = ctx;
+    fprintf(stderr, "colo-proxy: checkpoint requested (%s)%s\n", checkpoint_reason_name(why),
+            sm->qmp ? "" : "; no --qmp channel: it completes only with QEMU's periodic checkpoints");
+    if (sm->qmp)
+        checkpoint_ctl_request(sm->qmp);
+}
+
+/* ---- input ---- */
+
+static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vnet_len)
+{
+    struct endpoint *ep = ctx;
+    struct socket_mode *sm = ep->sm;
+    struct record *rec = malloc(sizeof(*rec) + len);
+    if (!rec) {
+        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[ep->role]);
+        return;
+    }
+    memset(&rec->pkt, 0, sizeof(rec->pkt));
+    rec->len = len;
+    rec->vnet_len = vnet_len;
+    memcpy(rec->data, bytes, len);
+    rec->pkt.frame = rec->data + vnet_len;
+    rec->pkt.frame_len = len - vnet_len;
+    rec->pkt.owner = rec;
+    rec->pkt.owner_index = sm->stats.records_in[ep->role]++;
+    rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
+    pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
+    colo_compare_input(sm->engine, ep->role == SOCK_PRIMARY_IN ? SIDE_PVM : SIDE_SVM, &rec->pkt, now_ns());
+}
+
+static void drop_peer(struct endpoint *ep);
+
+static void on_input_read(struct bufferevent *bev, void *arg)
+{
+    struct endpoint *ep = arg;
+    struct evbuffer *in = bufferevent_get_input(bev);
+    static uint8_t chunk[READ_CHUNK];
+    int n;
+    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
+        enum chardev_error e = chardev_decoder_feed(&ep->decoder, chunk, (size_t)n, on_record, ep);
+        if (e != CHARDEV_OK) {
+            fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
+                    role_names[ep->role], chardev_error_name(e));
+            ep->sm->stats.bad_peers++;
+            drop_peer(ep);
+            return;
+        }
+    }
+}
+
+static void on_outdev_drained(struct bufferevent *bev, void *arg)
+{
+    (void)bev;
+    struct endpoint *ep = arg;
+    set_inputs_paused(ep->sm, false);
+}
+
+static void on_peer_event(struct bufferevent *bev, short what, void *arg)
+{
+    (void)bev;
+    struct endpoint *ep = arg;
+    if (what & BEV_EVENT_CONNECTED) {
+        ep->sm->stats.connects[ep->role]++;
+        fprintf(stderr, "colo-proxy: %s connected to %s\n", role_names[ep->role], ep->spec);
+    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
+        fprintf(stderr, "colo-proxy: %s peer %s went away\n", role_names[ep->role], ep->spec);
+        drop_peer(ep);
+    }
+}
+
+/* Attaches a connected (or connecting) socket to an endpoint. */
+static void attach(struct endpoint *ep, struct bufferevent *bev)
+{
+    struct socket_mode *sm = ep->sm;
+    ep->bev = bev;
+    ep->decoder.header_have = 0;
+    ep->decoder.error = CHARDEV_OK;
+    if (ep->role == SOCK_OUTDEV) {
+        /* What was parked goes first, before anything released from now on. */
+        evbuffer_add_buffer(bufferevent_get_output(bev), sm->parked_out);
+        bufferevent_setcb(bev, NULL, on_outdev_drained, on_peer_event, ep);
+        bufferevent_setwatermark(bev, EV_WRITE, sm->cfg.outdev_high_water / 4, 0);
+        bufferevent_enable(bev, EV_WRITE);
+    } else {
+        bufferevent_setcb(bev, on_input_read, NULL, on_peer_event, ep);
+        bufferevent_enable(bev, sm->inputs_paused ? EV_WRITE : EV_READ | EV_WRITE);
+    }
+}
+
+static void arm_retry(struct endpoint *ep)
+{
+    struct timeval tv = { 0, RECONNECT_MS * 1000 };
+    event_add(ep->retry, &tv);
+}
+
+static void drop_peer(struct endpoint *ep)
+{
+    if (ep->role == SOCK_OUTDEV && ep->bev) /* keep what it did not take, in order */
+        evbuffer_add_buffer(ep->sm->parked_out, bufferevent_get_output(ep->bev));
+    if (ep->bev)
+        bufferevent_free(ep->bev);
+    ep->bev = NULL;
+    ep->decoder.header_have = 0;
+    ep->decoder.error = CHARDEV_OK;
+    if (!ep->server)
+        arm_retry(ep);
+}
+
+static void connect_endpoint(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct endpoint *ep = arg;
+    struct bufferevent *bev = bufferevent_socket_new(ep->sm->base, -1, BEV_OPT_CLOSE_ON_FREE);
+    attach(ep, bev);
+    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ep->addr, ep->addr_len) != 0)
+        drop_peer(ep);
+}
+
+static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
+                      void *arg)
+{
+    (void)l;
+    (void)sa;
+    (void)len;
+    struct endpoint *ep = arg;
+    if (ep->bev) {
+        fprintf(stderr, "colo-proxy: %s: a new peer replaces the old one\n", role_names[ep->role]);
+        drop_peer(ep);
+    }
+    attach(ep, bufferevent_socket_new(ep->sm->base, fd, BEV_OPT_CLOSE_ON_FREE));
+    ep->sm->stats.connects[ep->role]++;
+}
+
+/* "tcp:HOST:PORT[,server]" or "unix:PATH[,server]". */
+static int parse_endpoint(struct endpoint *ep, const char *spec, char *err, size_t errlen)
+{
+    size_t n = strlen(spec);
+    if (n >= sizeof(ep->spec)) {
+        snprintf(err, errlen, "--%s is too long", role_names[ep->role]);
+        return -1;
+    }
+    strcpy(ep->spec, spec);
+    char *server = strstr(ep->spec, ",server");
+    if (server && (strcmp(server, ",server") == 0 || strcmp(server, ",server=on") == 0)) {
+        *server = '\0';
+        ep->server = true;
+    }
+    memset(&ep->addr, 0, sizeof(ep->addr));
+    if (strncmp(ep->spec, "unix:", 5) == 0 && strlen(ep->spec + 5) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
+        struct sockaddr_un *sun = (struct sockaddr_un *)&ep->addr;
+        sun->sun_family = AF_UNIX;
+        strcpy(sun->sun_path, ep->spec + 5);
+        ep->addr_len = (int)sizeof(*sun);
+        return 0;
+    }
+    ep->addr_len = (int)sizeof(ep->addr);
+    if (strncmp(ep->spec, "tcp:", 4) == 0 &&
+        evutil_parse_sockaddr_port(ep->spec + 4, (struct sockaddr *)&ep->addr, &ep->addr_len) == 0)
+        return 0;
+    snprintf(err, errlen, "--%s '%s': use tcp:HOST:PORT or unix:PATH, with ,server to listen",
+             role_names[ep->role], spec);
+    return -1;
+}
+
+static int open_endpoint(struct socket_mode *sm, enum socket_role role, char *err, size_t errlen)
+{
+    struct endpoint *ep = &sm->ep[role];
+    ep->sm = sm;
+    ep->role = role;
+    if (!sm->cfg.endpoint[role]) {
+        snprintf(err, errlen, "socket mode needs --%s (QEMU's colo-compare has it too)", role_names[role]);
+        return -1;
+    }
+    if (parse_endpoint(ep, sm->cfg.endpoint[role], err, errlen) != 0 ||
+        chardev_decoder_init(&ep->decoder, sm->cfg.vnet_hdr_support) != 0)
+        return -1;
+    ep->retry = evtimer_new(sm->base, connect_endpoint, ep);
+    if (!ep->server) {
+        event_active(ep->retry, EV_TIMEOUT, 0);
+        return 0;
+    }
+    if (ep->addr.ss_family == AF_UNIX)
+        unlink(((struct sockaddr_un *)&ep->addr)->sun_path);
+    ep->listener = evconnlistener_new_bind(sm->base, on_accept, ep, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
+                                           4, (struct sockaddr *)&ep->addr, ep->addr_len);
+    if (!ep->listener) {
+        snprintf(err, errlen, "cannot listen for --%s on %s: %s", role_names[role], ep->spec, strerror(errno));
+        return -1;
+    }
+    return 0;
+}
+
+/* ---- timers, signals, QMP ---- */
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct socket_mode *sm = arg;
+    colo_compare_tick(sm->engine, now_ns());
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct socket_mode *sm = arg;
+    fprintf(stderr, "colo-proxy: signal %d: releasing what is held and stopping\n", (int)sig);
+    event_base_loopbreak(sm->base);
+}
+
+static void qmp_done(void *ctx)
+{
+    struct socket_mode *sm = ctx;
+    colo_compare_checkpoint_done(sm->engine, now_ns());
+}
+
+static void qmp_failover(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "colo-proxy: COLO ended (%s)\n", why);
+}
+
+static void qmp_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "colo-proxy: %s\n", line);
+}
+
+struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err, size_t errlen)
+{
+    struct socket_mode *sm = calloc(1, sizeof(*sm));
+    if (!sm || !(sm->base = event_base_new()) || !(sm->parked_out = evbuffer_new())) {
+        snprintf(err, errlen, "cannot create the event loop");
+        socket_mode_destroy(sm);
+        return NULL;
+    }
+    sm->cfg = *cfg;
+    static const struct colo_compare_ops ops = {
+        .release = on_release, .discard = on_discard, .request_checkpoint = on_request,
+    };
+    sm->engine = colo_compare_create(&cfg->compare, &ops, sm);
+    if (!sm->engine) {
+        snprintf(err, errlen, "cannot allocate the connection table; lower --max-conns");
+        socket_mode_destroy(sm);
+        return NULL;
+    }
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++) {
+        if (open_endpoint(sm, (enum socket_role)r, err, errlen) != 0) {
+            socket_mode_destroy(sm);
+            return NULL;
+        }
+    }
+    if (cfg->qmp) {
+        struct checkpoint_ctl_config q;
+        checkpoint_ctl_config_default(&q);
+        q.qmp = cfg->qmp;
+        q.period_ms = cfg->checkpoint_period_ms;
+        static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log };
+        if (!(sm->qmp = checkpoint_ctl_start(sm->base, &q, &qops, sm, err, errlen))) {
+            socket_mode_destroy(sm);
+            return NULL;
+        }
+    }
+    struct timeval tick = { 0, TICK_US };
+    sm->tick = event_new(sm->base, -1, EV_PERSIST, on_tick, sm);
+    event_add(sm->tick, &tick);
+    sm->sigint = evsignal_new(sm->base, SIGINT, on_signal, sm);
+    sm->sigterm = evsignal_new(sm->base, SIGTERM, on_signal, sm);
+    event_add(sm->sigint, NULL);
+    event_add(sm->sigterm, NULL);
+    return sm;
+}
+
+int socket_mode_run(struct socket_mode *sm)
+{
+    signal(SIGPIPE, SIG_IGN);
+    event_base_dispatch(sm->base);
+    colo_compare_release_all(sm->engine);
+    /* Give outdev a bounded time to take the rest. */
+    struct endpoint *out = &sm->ep[SOCK_OUTDEV];
+    time_t until = time(NULL) + DRAIN_LIMIT_S;
+    while (out->bev && evbuffer_get_length(bufferevent_get_output(out->bev)) && time(NULL) < until)
+        event_base_loop(sm->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
+    size_t left = evbuffer_get_length(output(sm));
+    if (left)
+        fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev before exit\n", left);
+    return 0;
+}
+
+void socket_mode_destroy(struct socket_mode *sm)
+{
+    if (!sm)
+        return;
+    colo_compare_destroy(sm->engine); /* releases what it holds into the output, freed below */
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++) {
+        struct endpoint *ep = &sm->ep[r];
+        if (ep->bev)
+            bufferevent_free(ep->bev);
+        if (ep->listener)
+            evconnlistener_free(ep->listener);
+        if (ep->retry)
+            event_free(ep->retry);
+        chardev_decoder_free(&ep->decoder);
+    }
+    checkpoint_ctl_free(sm->qmp);
+    if (sm->tick)
+        event_free(sm->tick);
+    if (sm->sigint)
+        event_free(sm->sigint);
+    if (sm->sigterm)
+        event_free(sm->sigterm);
+    if (sm->parked_out)
+        evbuffer_free(sm->parked_out);
+    if (sm->base)
+        event_base_free(sm->base);
+    free(sm);
+}
+
+const struct socket_mode_stats *socket_mode_stats(const struct socket_mode *sm)
+{
+    return &sm->stats;
+}
