@@ -19,6 +19,7 @@ enum {
     OPT_SECONDARY_IN,
     OPT_OUTDEV,
     OPT_VNET,
+    OPT_NOTIFY,
     OPT_QMP,
     OPT_PERIOD,
     OPT_HELP,
@@ -31,6 +32,7 @@ static void compare_usage(FILE *out)
           "options:\n"
           "  --vnet_hdr_support          records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
           "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
+          "  --notify_dev EP             the Xen COLO frame's channel (QEMU's notify_dev)\n"
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
           CLI_COMPARE_HELP,
           out);
@@ -47,6 +49,8 @@ int cmd_compare(int argc, char **argv)
         { "vnet_hdr_support", no_argument, NULL, OPT_VNET },
         { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
         { "qmp", required_argument, NULL, OPT_QMP },
+        { "notify_dev", required_argument, NULL, OPT_NOTIFY },
+        { "notify-dev", required_argument, NULL, OPT_NOTIFY },
         { "checkpoint-period-ms", required_argument, NULL, OPT_PERIOD },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
@@ -63,6 +67,7 @@ int cmd_compare(int argc, char **argv)
         case OPT_SECONDARY_IN: cfg.endpoint[SOCK_SECONDARY_IN] = optarg; break;
         case OPT_OUTDEV: cfg.endpoint[SOCK_OUTDEV] = optarg; break;
         case OPT_VNET: cfg.vnet_hdr_support = true; break;
+        case OPT_NOTIFY: cfg.endpoint[SOCK_NOTIFY_DEV] = optarg; break;
         case OPT_QMP: cfg.qmp = optarg; break;
         case OPT_PERIOD: bad = cli_parse_u32("checkpoint-period-ms", optarg, 1, &cfg.checkpoint_period_ms); break;
         case OPT_HELP: compare_usage(stdout); return 0;

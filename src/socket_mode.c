@@ -69,7 +69,13 @@ struct socket_mode {
     struct socket_mode_stats stats;
 };
 
-static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev" };
+static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev",
+                                                          "notify_dev" };
+
+static const char WORD_INIT[] = "COLO_USERSPACE_PROXY_INIT";
+static const char WORD_INIT_REPLY[] = "COLO_COMPARE_GET_XEN_INIT";
+static const char WORD_DO_CHECKPOINT[] = "DO_CHECKPOINT";
+static const char WORD_CHECKPOINT_DONE[] = "COLO_CHECKPOINT";
 
 void socket_mode_config_default(struct socket_mode_config *cfg)
 {
@@ -101,7 +107,7 @@ static void set_inputs_paused(struct socket_mode *sm, bool paused)
         return;
     sm->inputs_paused = paused;
     sm->stats.input_pauses += paused;
-    for (int r = SOCK_PRIMARY_IN; r <= SOCK_SECONDARY_IN; r++) {
+    for (int r = SOCK_PRIMARY_IN; r <= SOCK_SECONDARY_IN; r++) { /* notify_dev keeps reading */
         if (!sm->ep[r].bev)
             continue;
         if (paused)
@@ -140,14 +146,45 @@ static void on_discard(void *ctx, struct colo_pkt *pkt)
     free(pkt->owner);
 }
 
+/* A notify_dev word: the framing, never the vnet field (QEMU writes none). */
+static void send_word(struct socket_mode *sm, const char *word)
+{
+    struct endpoint *ep = &sm->ep[SOCK_NOTIFY_DEV];
+    if (!ep->bev)
+        return;
+    uint8_t header[8];
+    size_t hs = chardev_encode_header(header, (uint32_t)strlen(word), 0, false);
+    evbuffer_add(bufferevent_get_output(ep->bev), header, hs);
+    evbuffer_add(bufferevent_get_output(ep->bev), word, strlen(word));
+}
+
 static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
 {
     (void)now;
     struct socket_mode *sm = ctx;
+    bool notify = sm->ep[SOCK_NOTIFY_DEV].bev != NULL;
     fprintf(stderr, "colo-proxy: checkpoint requested (%s)%s\n", checkpoint_reason_name(why),
-            sm->qmp ? "" : "; no --qmp channel: it completes only with QEMU's periodic checkpoints");
+            sm->qmp || notify ? "" : "; no --qmp or --notify_dev: only QEMU's periodic checkpoints complete it");
     if (sm->qmp)
         checkpoint_ctl_request(sm->qmp);
+    if (notify)
+        send_word(sm, WORD_DO_CHECKPOINT);
+}
+
+static bool is_word(const uint8_t *bytes, uint32_t len, const char *word)
+{
+    return len == strlen(word) && memcmp(bytes, word, len) == 0;
+}
+
+static void on_notify_word(struct socket_mode *sm, const uint8_t *bytes, uint32_t len)
+{
+    if (is_word(bytes, len, WORD_INIT)) {
+        send_word(sm, WORD_INIT_REPLY);
+    } else if (is_word(bytes, len, WORD_CHECKPOINT_DONE)) {
+        colo_compare_checkpoint_done(sm->engine, now_ns());
+    } else {
+        fprintf(stderr, "colo-proxy: notify_dev sent an unknown word of %u bytes; ignored\n", len);
+    }
 }
 
 /* ---- input ---- */
@@ -156,6 +193,10 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
 {
     struct endpoint *ep = ctx;
     struct socket_mode *sm = ep->sm;
+    if (ep->role == SOCK_NOTIFY_DEV) {
+        on_notify_word(sm, bytes + vnet_len, len - vnet_len);
+        return;
+    }
     struct record *rec = malloc(sizeof(*rec) + len);
     if (!rec) {
         fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[ep->role]);
@@ -229,7 +270,8 @@ static void attach(struct endpoint *ep, struct bufferevent *bev)
         bufferevent_enable(bev, EV_WRITE);
     } else {
         bufferevent_setcb(bev, on_input_read, NULL, on_peer_event, ep);
-        bufferevent_enable(bev, sm->inputs_paused ? EV_WRITE : EV_READ | EV_WRITE);
+        bool reads = !sm->inputs_paused || ep->role == SOCK_NOTIFY_DEV;
+        bufferevent_enable(bev, reads ? EV_READ | EV_WRITE : EV_WRITE);
     }
 }
 
@@ -314,6 +356,8 @@ static int open_endpoint(struct socket_mode *sm, enum socket_role role, char *er
     struct endpoint *ep = &sm->ep[role];
     ep->sm = sm;
     ep->role = role;
+    if (!sm->cfg.endpoint[role] && role == SOCK_NOTIFY_DEV)
+        return 0;
     if (!sm->cfg.endpoint[role]) {
         snprintf(err, errlen, "socket mode needs --%s (QEMU's colo-compare has it too)", role_names[role]);
         return -1;

@@ -17,6 +17,12 @@
  * behind (or is down), reading from both inputs pauses until it drains, so
  * nothing is dropped or reordered. With a QMP address, checkpoints are asked
  * for and learned there (checkpoint_ctl.h).
+ *
+ * `notify_dev` (optional) is the Xen COLO frame's channel, in the same framing
+ * carrying ASCII words: the frame's COLO_USERSPACE_PROXY_INIT is answered with
+ * COLO_COMPARE_GET_XEN_INIT, a checkpoint is asked for with DO_CHECKPOINT, and
+ * the frame's COLO_CHECKPOINT means it is done. As QEMU does, words are read
+ * with the vnet length field when vnet_hdr_support is on and written without.
  */
 #ifndef COLO_SOCKET_MODE_H
 #define COLO_SOCKET_MODE_H
@@ -28,10 +34,10 @@
 #include "colo/checkpoint_ctl.h"
 #include "colo/compare.h"
 
-enum socket_role { SOCK_PRIMARY_IN, SOCK_SECONDARY_IN, SOCK_OUTDEV, SOCK_ROLE_COUNT };
+enum socket_role { SOCK_PRIMARY_IN, SOCK_SECONDARY_IN, SOCK_OUTDEV, SOCK_NOTIFY_DEV, SOCK_ROLE_COUNT };
 
 struct socket_mode_config {
-    const char *endpoint[SOCK_ROLE_COUNT];
+    const char *endpoint[SOCK_ROLE_COUNT]; /* notify_dev may be NULL */
     bool vnet_hdr_support;
     struct colo_compare_config compare;
     const char *qmp;                /* NULL: no QEMU channel */

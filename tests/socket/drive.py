@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""drive.py PROXY PVM.pcap SVM.pcap [--vnet] [--qmp ADDR] — plays QEMU's side of socket mode.
+"""drive.py PROXY PVM.pcap SVM.pcap [--vnet] [--qmp ADDR] [--notify] — plays QEMU's side of socket mode.
 
 Starts `colo-proxy compare` the way COLO-FT wires colo-compare: the proxy
 connects to our primary_in and outdev servers, and listens for secondary_in,
@@ -8,12 +8,15 @@ PVM and SVM frame of a fixture pair as chardev records, in timestamp order, and
 read outdev: every PVM record must come out exactly once, byte for byte, in its
 flow's order. Then a bad peer on secondary_in (a record over 69632 bytes) must
 be disconnected without disturbing the proxy, which must carry on.
+With --notify we also play the Xen COLO frame on notify_dev: the handshake
+must be answered, and every DO_CHECKPOINT is answered with COLO_CHECKPOINT.
 """
 import os
 import socket
 import struct
 import subprocess
 import sys
+import threading
 import time
 
 
@@ -98,6 +101,35 @@ def read_records(sock, count, vnet, timeout):
     return out
 
 
+def word(text, vnet):
+    """A notify_dev word as the frame sends it (with the vnet field when it is on)."""
+    body = text.encode()
+    return struct.pack("!II", len(body), 0) + body if vnet else struct.pack("!I", len(body)) + body
+
+
+def xen_frame(sock, vnet, seen):
+    """Answers every DO_CHECKPOINT with COLO_CHECKPOINT; records the words the proxy sent."""
+    buf = b""
+    while True:
+        try:
+            chunk = sock.recv(4096)
+        except OSError:
+            return
+        if not chunk:
+            return
+        buf += chunk
+        while len(buf) >= 4:  # the proxy writes words without the vnet field, as QEMU does
+            n = struct.unpack("!I", buf[:4])[0]
+            if len(buf) < 4 + n:
+                break
+            text = buf[4:4 + n].decode()
+            buf = buf[4 + n:]
+            seen.append(text)
+            if text == "DO_CHECKPOINT":
+                time.sleep(0.05)
+                sock.sendall(word("COLO_CHECKPOINT", vnet))
+
+
 def main():
     proxy, pvm_path, svm_path = sys.argv[1:4]
     vnet = "--vnet" in sys.argv
@@ -112,6 +144,10 @@ def main():
         cmd.append("--vnet_hdr_support")
     if qmp:
         cmd += ["--qmp", qmp, "--checkpoint-period-ms", "2000"]
+    notify = "--notify" in sys.argv
+    if notify:
+        nfy, nfy_port = listen()
+        cmd += ["--notify_dev", "tcp:127.0.0.1:%d" % nfy_port]
     proc = subprocess.Popen(cmd, stderr=open(os.environ.get("DRIVE_LOG", "/dev/null"), "w"))
     try:
         pin.settimeout(10)
@@ -119,6 +155,12 @@ def main():
         p_sock, _ = pin.accept()
         o_sock, _ = out.accept()
         s_sock = connect(sin_port)
+        words = []
+        if notify:
+            nfy.settimeout(10)
+            n_sock, _ = nfy.accept()
+            n_sock.sendall(word("COLO_USERSPACE_PROXY_INIT", vnet))
+            threading.Thread(target=xen_frame, args=(n_sock, vnet, words), daemon=True).start()
         merged = sorted([(ts, 0, i, f) for i, (ts, f) in enumerate(pvm)] +
                         [(ts, 1, i, f) for i, (ts, f) in enumerate(svm)])
         for _, side, _, frame in merged:
@@ -130,6 +172,10 @@ def main():
                      for k in set(flow_of(w) for w in want))
         verdict("%s: %d of %d PVM records out, exactly once and in flow order"
                 % (os.path.basename(pvm_path), len(got), len(want)), ok and order)
+        if notify:
+            verdict("notify_dev: the handshake was answered and checkpoints were asked for (%s)"
+                    % ", ".join(sorted(set(words))),
+                    "COLO_COMPARE_GET_XEN_INIT" in words and "DO_CHECKPOINT" in words)
         # A bad peer on secondary_in: a record over QEMU's limit. It must go; the proxy must carry on.
         bad = connect(sin_port)
         bad.sendall(struct.pack("!II", 70000, 0) if vnet else struct.pack("!I", 70000))
