@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""drive.py PROXY PVM.pcap SVM.pcap [--vnet] [--qmp ADDR] [--notify] — plays QEMU's side of socket mode.
+"""drive.py PROXY PVM.pcap SVM.pcap [--vnet] [--qmp ADDR] [--notify] [--flaky-qmp]
+— plays QEMU's side of socket mode.
 
 Starts `colo-proxy compare` the way COLO-FT wires colo-compare: the proxy
 connects to our primary_in and outdev servers, and listens for secondary_in,
@@ -10,7 +11,11 @@ flow's order. Then a bad peer on secondary_in (a record over 69632 bytes) must
 be disconnected without disturbing the proxy, which must carry on.
 With --notify we also play the Xen COLO frame on notify_dev: the handshake
 must be answered, and every DO_CHECKPOINT is answered with COLO_CHECKPOINT.
+With --flaky-qmp we serve a QMP monitor that dies at the first checkpoint
+request (as if QEMU's QMP side were killed) and behaves once reconnected: the
+proxy must reconnect, ask again, and release everything.
 """
+import json
 import os
 import socket
 import struct
@@ -130,6 +135,45 @@ def xen_frame(sock, vnet, seen):
                 sock.sendall(word("COLO_CHECKPOINT", vnet))
 
 
+class FlakyQmp:
+    """A COLO primary's QMP monitor that drops the first checkpoint request's connection."""
+
+    def __init__(self, path):
+        self.path, self.connections, self.requests = path, 0, 0
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(2)
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        while True:
+            conn, _ = self.srv.accept()
+            self.connections += 1
+            self.session(conn)
+
+    def session(self, conn):
+        f = conn.makefile("rb")
+        conn.sendall(b'{"QMP": {"version": {"qemu": {"micro": 22, "minor": 2, "major": 7}}, "capabilities": []}}\r\n')
+        for line in f:
+            msg = json.loads(line)
+            ident = json.dumps(msg.get("id"))
+            cmd = msg.get("execute")
+            if cmd == "query-colo-status":
+                reply = '{"return": {"mode": "primary", "last-mode": "none", "reason": "none"}, "id": %s}' % ident
+                conn.sendall(reply.encode() + b"\r\n")
+            elif cmd == "migrate-set-parameters":
+                self.requests += 1
+                if self.requests == 1:
+                    conn.close()  # killed before it could checkpoint
+                    return
+                conn.sendall(('{"return": {}, "id": %s}\r\n' % ident).encode())
+                conn.sendall(b'{"event": "STOP", "timestamp": {"seconds": 1, "microseconds": 0}}\r\n')
+                time.sleep(0.05)
+                conn.sendall(b'{"event": "RESUME", "timestamp": {"seconds": 1, "microseconds": 50000}}\r\n')
+            else:
+                conn.sendall(('{"return": {}, "id": %s}\r\n' % ident).encode())
+
+
 def main():
     proxy, pvm_path, svm_path = sys.argv[1:4]
     vnet = "--vnet" in sys.argv
@@ -144,6 +188,11 @@ def main():
         cmd.append("--vnet_hdr_support")
     if qmp:
         cmd += ["--qmp", qmp, "--checkpoint-period-ms", "2000"]
+    flaky = None
+    if "--flaky-qmp" in sys.argv:
+        path = "/tmp/colo-flaky-qmp-%d.sock" % os.getpid()
+        flaky = FlakyQmp(path)
+        cmd += ["--qmp", "unix:" + path]
     notify = "--notify" in sys.argv
     if notify:
         nfy, nfy_port = listen()
@@ -172,6 +221,9 @@ def main():
                      for k in set(flow_of(w) for w in want))
         verdict("%s: %d of %d PVM records out, exactly once and in flow order"
                 % (os.path.basename(pvm_path), len(got), len(want)), ok and order)
+        if flaky:
+            verdict("the QMP side died at the request; the proxy reconnected (%d connections) and asked again (%d requests)"
+                    % (flaky.connections, flaky.requests), flaky.connections >= 2 and flaky.requests >= 2)
         if notify:
             verdict("notify_dev: the handshake was answered and checkpoints were asked for (%s)"
                     % ", ".join(sorted(set(words))),
@@ -197,6 +249,8 @@ def main():
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if flaky:
+            os.unlink(flaky.path)
     sys.exit(1 if FAILURES else 0)
 
 
