@@ -31,7 +31,6 @@
 #include "colo/chardev_codec.h"
 #include "colo/pkt_parse.h"
 
-#define READ_CHUNK 65536
 #define RECONNECT_MS 200
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
@@ -217,21 +216,28 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
 
 static void drop_peer(struct endpoint *ep);
 
+/* Decodes straight from libevent's buffer chains (no staging copy), then drains them. */
 static void on_input_read(struct bufferevent *bev, void *arg)
 {
     struct endpoint *ep = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    static uint8_t chunk[READ_CHUNK];
+    struct evbuffer_iovec vec[16];
     int n;
-    while ((n = evbuffer_remove(in, chunk, sizeof(chunk))) > 0) {
-        enum chardev_error e = chardev_decoder_feed(&ep->decoder, chunk, (size_t)n, on_record, ep);
-        if (e != CHARDEV_OK) {
-            fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
-                    role_names[ep->role], chardev_error_name(e));
-            ep->sm->stats.bad_peers++;
-            drop_peer(ep);
-            return;
+    while ((n = evbuffer_peek(in, -1, NULL, vec, 16)) > 0) {
+        size_t used = 0;
+        for (int i = 0; i < n && i < 16; i++) {
+            enum chardev_error e = chardev_decoder_feed(&ep->decoder, vec[i].iov_base, vec[i].iov_len,
+                                                        on_record, ep);
+            if (e != CHARDEV_OK) {
+                fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
+                        role_names[ep->role], chardev_error_name(e));
+                ep->sm->stats.bad_peers++;
+                drop_peer(ep);
+                return;
+            }
+            used += vec[i].iov_len;
         }
+        evbuffer_drain(in, used);
     }
 }
 

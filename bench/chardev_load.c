@@ -1,0 +1,182 @@
+/*
+ * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
+ *
+ *   chardev_load PRIMARY_IN_PORT SECONDARY_IN_PORT OUTDEV_PORT PAYLOAD PACKETS FLOWS PID
+ *
+ * Connects to the three sockets on 127.0.0.1 (the target listens on all three:
+ * colo-proxy compare with ",server" endpoints, or QEMU's colo-compare with
+ * server=on chardevs), writes PACKETS identical TCP segments as PVM and as SVM
+ * records (FLOWS connections round-robin, PAYLOAD bytes each) from one thread,
+ * and reads the released records from outdev in another. It prints one line:
+ *   packets/s, CPU microseconds of PID per packet (from /proc), received,
+ *   reordered within a flow, lost
+ * Nothing is asserted; bench/run-socket compares targets side by side.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "colo/pkt.h"
+#include "frame_builder.h"
+
+#define BATCH 64
+#define STALL_S 5.0
+
+struct load {
+    int pin, sin, out;
+    uint32_t payload, packets, flows;
+};
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static int connect_port(int port)
+{
+    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    for (int tries = 0; tries < 100; tries++) {
+        int fd = socket(AF_INET, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            return fd;
+        }
+        close(fd);
+        usleep(50000);
+    }
+    fprintf(stderr, "chardev_load: nothing listens on 127.0.0.1:%d\n", port);
+    exit(2);
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0) {
+            perror("chardev_load: write");
+            exit(2);
+        }
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+/* Appends record i (flow i % flows, its (i / flows)-th segment) to buf. */
+static size_t put_record(const struct load *l, uint32_t i, uint8_t *buf)
+{
+    static uint8_t data[1500];
+    struct frame_spec s = frame_guest_tcp(1000 + (i / l->flows) * l->payload, 1, TCPF_ACK | TCPF_PSH,
+                                          data, l->payload);
+    s.dport = (uint16_t)(10000 + i % l->flows);
+    size_t n = frame_build(&s, buf + 4, 2048);
+    buf[0] = (uint8_t)(n >> 24);
+    buf[1] = (uint8_t)(n >> 16);
+    buf[2] = (uint8_t)(n >> 8);
+    buf[3] = (uint8_t)n;
+    return n + 4;
+}
+
+static void *writer(void *arg)
+{
+    const struct load *l = arg;
+    uint8_t *buf = malloc((size_t)BATCH * 2100);
+    for (uint32_t i = 0; i < l->packets; i += BATCH) {
+        size_t n = 0;
+        for (uint32_t k = i; k < i + BATCH && k < l->packets; k++)
+            n += put_record(l, k, buf + n);
+        write_all(l->pin, buf, n);
+        write_all(l->sin, buf, n);
+    }
+    free(buf);
+    return NULL;
+}
+
+static double cpu_seconds(int pid)
+{
+    char path[64], line[1024];
+    snprintf(path, sizeof(path), "/proc/%d/stat", pid);
+    FILE *f = fopen(path, "r");
+    if (!f || !fgets(line, sizeof(line), f)) {
+        if (f)
+            fclose(f);
+        return 0;
+    }
+    fclose(f);
+    char *p = strrchr(line, ')');
+    unsigned long utime = 0, stime = 0;
+    /* fields after the command: state(3) ... utime(14) stime(15) */
+    if (p)
+        sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &utime, &stime);
+    return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 8) {
+        fprintf(stderr, "usage: chardev_load PIN_PORT SIN_PORT OUT_PORT PAYLOAD PACKETS FLOWS PID\n");
+        return 2;
+    }
+    struct load l = {
+        .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
+    };
+    int pid = atoi(argv[7]);
+    l.out = connect_port(atoi(argv[3]));
+    l.pin = connect_port(atoi(argv[1]));
+    l.sin = connect_port(atoi(argv[2]));
+    usleep(200000); /* let the target see all three peers */
+    uint32_t *last_seq = calloc(l.flows, sizeof(uint32_t));
+    uint8_t *buf = malloc(1 << 22);
+    size_t have = 0;
+    uint64_t received = 0, reordered = 0;
+    double cpu0 = cpu_seconds(pid), t0 = now_s(), progress = t0;
+    pthread_t w;
+    pthread_create(&w, NULL, writer, &l);
+    while (received < l.packets && now_s() - progress < STALL_S) {
+        struct timeval tv = { 0, 200000 };
+        setsockopt(l.out, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        ssize_t n = read(l.out, buf + have, (1 << 22) - have);
+        if (n <= 0)
+            continue;
+        have += (size_t)n;
+        progress = now_s();
+        size_t off = 0;
+        while (have - off >= 4) {
+            uint32_t len = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 | (uint32_t)buf[off + 2] << 8 | buf[off + 3];
+            if (have - off < 4 + (size_t)len)
+                break;
+            const uint8_t *f = buf + off + 4;
+            if (len >= 54) {
+                uint32_t flow = (uint32_t)(f[36] << 8 | f[37]) - 10000;
+                uint32_t seq = (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
+                if (flow < l.flows) {
+                    reordered += last_seq[flow] && seq < last_seq[flow];
+                    last_seq[flow] = seq;
+                }
+            }
+            received++;
+            off += 4 + len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+    double dt = (received == l.packets ? progress : now_s() - STALL_S) - t0;
+    double cpu = cpu_seconds(pid) - cpu0;
+    printf("%.0f %.2f %lu %lu %lu\n", (double)received / dt, received ? cpu / (double)received * 1e6 : 0.0,
+           (unsigned long)received, (unsigned long)reordered, (unsigned long)(l.packets - received));
+    pthread_detach(w);
+    return 0;
+}
