@@ -1,9 +1,10 @@
 /*
  * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
  *
- *   chardev_load PRIMARY_IN_PORT SECONDARY_IN_PORT OUTDEV_PORT PAYLOAD PACKETS FLOWS PID
+ *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID
  *
- * Connects to the three sockets on 127.0.0.1 (the target listens on all three:
+ * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
+ * socket path. Connects to the three sockets (the target listens on all three:
  * colo-proxy compare with ",server" endpoints, or QEMU's colo-compare with
  * server=on chardevs), writes PACKETS identical TCP segments as PVM and as SVM
  * records (FLOWS connections round-robin, PAYLOAD bytes each) from one thread,
@@ -21,6 +22,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -42,21 +44,35 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static int connect_port(int port)
+static int connect_endpoint(const char *where)
 {
-    struct sockaddr_in a = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-    inet_pton(AF_INET, "127.0.0.1", &a.sin_addr);
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    if (where[0] == '/') {
+        struct sockaddr_un *u = (struct sockaddr_un *)&ss;
+        u->sun_family = AF_UNIX;
+        snprintf(u->sun_path, sizeof(u->sun_path), "%s", where);
+        len = sizeof(*u);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)atoi(where));
+        inet_pton(AF_INET, "127.0.0.1", &a->sin_addr);
+        len = sizeof(*a);
+    }
     for (int tries = 0; tries < 100; tries++) {
-        int fd = socket(AF_INET, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&a, sizeof(a)) == 0) {
+        int fd = socket(ss.ss_family, SOCK_STREAM, 0);
+        if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
             int one = 1;
-            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+            if (ss.ss_family == AF_INET)
+                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
             return fd;
         }
         close(fd);
         usleep(50000);
     }
-    fprintf(stderr, "chardev_load: nothing listens on 127.0.0.1:%d\n", port);
+    fprintf(stderr, "chardev_load: nothing listens on %s\n", where);
     exit(2);
 }
 
@@ -127,16 +143,17 @@ static double cpu_seconds(int pid)
 int main(int argc, char **argv)
 {
     if (argc != 8) {
-        fprintf(stderr, "usage: chardev_load PIN_PORT SIN_PORT OUT_PORT PAYLOAD PACKETS FLOWS PID\n");
+        fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID\n"
+                        "  (each a TCP port on 127.0.0.1, or a unix socket path)\n");
         return 2;
     }
     struct load l = {
         .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
     };
     int pid = atoi(argv[7]);
-    l.out = connect_port(atoi(argv[3]));
-    l.pin = connect_port(atoi(argv[1]));
-    l.sin = connect_port(atoi(argv[2]));
+    l.out = connect_endpoint(argv[3]);
+    l.pin = connect_endpoint(argv[1]);
+    l.sin = connect_endpoint(argv[2]);
     usleep(200000); /* let the target see all three peers */
     uint32_t *last_seq = calloc(l.flows, sizeof(uint32_t));
     uint8_t *buf = malloc(1 << 22);
