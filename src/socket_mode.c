@@ -32,6 +32,7 @@
 #include "colo/pkt_parse.h"
 
 #define RECONNECT_MS 200
+#define MAX_SINGLE_IO (1 << 20)
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
 #define VNET_NEEDS_CSUM 0x01
@@ -216,28 +217,23 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
 
 static void drop_peer(struct endpoint *ep);
 
-/* Decodes straight from libevent's buffer chains (no staging copy), then drains them. */
+/* Decodes straight from libevent's buffer, one contiguous chain at a time (no staging copy). */
 static void on_input_read(struct bufferevent *bev, void *arg)
 {
     struct endpoint *ep = arg;
     struct evbuffer *in = bufferevent_get_input(bev);
-    struct evbuffer_iovec vec[16];
-    int n;
-    while ((n = evbuffer_peek(in, -1, NULL, vec, 16)) > 0) {
-        size_t used = 0;
-        for (int i = 0; i < n && i < 16; i++) {
-            enum chardev_error e = chardev_decoder_feed(&ep->decoder, vec[i].iov_base, vec[i].iov_len,
-                                                        on_record, ep);
-            if (e != CHARDEV_OK) {
-                fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
-                        role_names[ep->role], chardev_error_name(e));
-                ep->sm->stats.bad_peers++;
-                drop_peer(ep);
-                return;
-            }
-            used += vec[i].iov_len;
+    size_t n;
+    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
+        const uint8_t *chunk = evbuffer_pullup(in, (ssize_t)n); /* already contiguous: no copy */
+        enum chardev_error e = chardev_decoder_feed(&ep->decoder, chunk, n, on_record, ep);
+        if (e != CHARDEV_OK) {
+            fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
+                    role_names[ep->role], chardev_error_name(e));
+            ep->sm->stats.bad_peers++;
+            drop_peer(ep);
+            return;
         }
-        evbuffer_drain(in, used);
+        evbuffer_drain(in, n);
     }
 }
 
@@ -266,6 +262,9 @@ static void attach(struct endpoint *ep, struct bufferevent *bev)
 {
     struct socket_mode *sm = ep->sm;
     ep->bev = bev;
+    /* libevent moves 4 KB per system call by default: too little for a packet stream. */
+    bufferevent_set_max_single_read(bev, MAX_SINGLE_IO);
+    bufferevent_set_max_single_write(bev, MAX_SINGLE_IO);
     ep->decoder.header_have = 0;
     ep->decoder.error = CHARDEV_OK;
     if (ep->role == SOCK_OUTDEV) {
