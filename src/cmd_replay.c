@@ -32,7 +32,8 @@ static void replay_usage(FILE *out)
           "  -j, --json                  print the report as JSON\n"
           CLI_COMPARE_HELP
           "  --checkpoint-ms N|none      a requested checkpoint completes N ms later (default 90)\n"
-          "  --checkpoint-times FILE     recorded checkpoints, lines of '<begin_s> <end_s>'\n"
+          "  --checkpoint-times FILE     recorded checkpoints: lines '<begin_s> <end_s>', or a QMP\n"
+          "                              event log (each STOP then RESUME is a checkpoint)\n"
           "  --vnet-hdr[=LEN]            frames start with a virtio-net header (default 12)\n",
           out);
 }

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "colo/checkpoint_times.h"
 #include "colo/pcap_port.h"
 #include "colo/pkt_parse.h"
 
@@ -143,52 +144,23 @@ static struct colo_pkt *make_packets(const struct pcap_trace *t, uint32_t vnet_l
     return pkts;
 }
 
-static int compare_recorded(const void *a, const void *b)
-{
-    const struct replay_checkpoint *x = a, *y = b;
-    return x->done_ns < y->done_ns ? -1 : x->done_ns > y->done_ns;
-}
-
-/* Lines of "begin end" in seconds on the pcap clock; '#' starts a comment. */
 static int load_recorded(struct replay_run *r, const char *path, char *err, size_t errlen)
 {
-    FILE *f = fopen(path, "r");
-    if (!f) {
-        snprintf(err, errlen, "cannot read checkpoint times '%s': %s", path, strerror(errno));
+    struct recorded_checkpoint *times;
+    size_t n;
+    if (checkpoint_times_load(path, &times, &n, err, errlen) != 0)
+        return -1;
+    r->recorded = calloc(n ? n : 1, sizeof(*r->recorded));
+    if (!r->recorded) {
+        free(times);
+        snprintf(err, errlen, "out of memory");
         return -1;
     }
-    char line[256];
-    size_t cap = 0, lineno = 0;
-    while (fgets(line, sizeof(line), f)) {
-        lineno++;
-        char *hash = strchr(line, '#');
-        if (hash)
-            *hash = '\0';
-        double begin, end;
-        char extra;
-        int n = sscanf(line, "%lf %lf %c", &begin, &end, &extra);
-        if (n <= 0)
-            continue;
-        if (n != 2 || begin < 0 || end < begin) {
-            snprintf(err, errlen, "%s:%zu: expected '<begin-seconds> <end-seconds>' with end >= begin",
-                     path, lineno);
-            fclose(f);
-            return -1;
-        }
-        struct replay_checkpoint *p = grow_array(r->recorded, &cap, r->recorded_count,
-                                                 sizeof(*p), &r->oom);
-        if (!p) {
-            fclose(f);
-            snprintf(err, errlen, "out of memory");
-            return -1;
-        }
-        r->recorded = p;
-        r->recorded[r->recorded_count++] = (struct replay_checkpoint){
-            .requested_ns = (uint64_t)(begin * 1e9), .done_ns = (uint64_t)(end * 1e9),
-            .recorded = true };
-    }
-    fclose(f);
-    qsort(r->recorded, r->recorded_count, sizeof(*r->recorded), compare_recorded);
+    for (size_t i = 0; i < n; i++)
+        r->recorded[i] = (struct replay_checkpoint){
+            .requested_ns = times[i].begin_ns, .done_ns = times[i].end_ns, .recorded = true };
+    r->recorded_count = n;
+    free(times);
     return 0;
 }
 

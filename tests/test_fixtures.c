@@ -207,20 +207,18 @@ static void test_vnet_header_frames_compare_and_pass_through(void **state)
     unlink(out);
 }
 
-static void test_recorded_checkpoints_flush_like_live_ones(void **state)
+/* A periodic checkpoint beginning 1 ms after the last frame and taking 90 ms, written by `write`. */
+static void check_recorded_checkpoint(void (*write)(FILE *f, uint64_t begin_ns, uint64_t end_ns))
 {
-    (void)state;
     char pvm_path[512], svm_path[512], times[] = "/tmp/colo-times-XXXXXX";
     fixture_paths("secondary-silent", pvm_path, svm_path, sizeof(pvm_path));
     struct pcap_trace pvm;
     char err[512];
     assert_int_equal(pcap_trace_load(pvm_path, &pvm, err, sizeof(err)), 0);
-    /* A periodic checkpoint that begins 1 ms after the last frame and takes 90 ms. */
     uint64_t last = pvm.records[pvm.count - 1].ts_ns;
     int fd = mkstemp(times);
     FILE *f = fdopen(fd, "w");
-    fprintf(f, "# begin end\n%.9f %.9f\n", (double)(last + 1000000) / 1e9,
-            (double)(last + 91000000) / 1e9);
+    write(f, last + 1000000, last + 91000000);
     fclose(f);
     struct replay_options opt;
     replay_options_default(&opt);
@@ -229,17 +227,44 @@ static void test_recorded_checkpoints_flush_like_live_ones(void **state)
     opt.checkpoint_times_path = times;
     opt.checkpoint_ms = REPLAY_NO_MODEL;
     struct replay_result res;
-    assert_int_equal(replay_run(&opt, &res, err, sizeof(err)), 0);
+    if (replay_run(&opt, &res, err, sizeof(err)) != 0)
+        fail_msg("%s", err);
     assert_int_equal(res.stats.released[RELEASE_CHECKPOINT], pvm.count);
     assert_int_equal(sum(res.stats.checkpoint_requests, CKPT_REASON_COUNT), 0);
     assert_int_equal(res.checkpoint_count, 1);
     assert_true(res.checkpoints[0].recorded);
-    /* Doubles on the epoch clock keep microseconds, not nanoseconds. */
+    /* Seconds as doubles on the epoch clock keep microseconds, not nanoseconds. */
     int64_t drift = (int64_t)res.checkpoints[0].done_ns - (int64_t)(last + 91000000);
     assert_true(drift > -1000 && drift < 1000);
     pcap_trace_free(&pvm);
     replay_result_free(&res);
     unlink(times);
+}
+
+static void write_pairs(FILE *f, uint64_t begin, uint64_t end)
+{
+    fprintf(f, "# begin end\n%.9f %.9f\n", (double)begin / 1e9, (double)end / 1e9);
+}
+
+static void write_qmp_log(FILE *f, uint64_t begin, uint64_t end)
+{
+    fprintf(f, "{\"QMP\": {\"version\": {}, \"capabilities\": []}}\n{\"return\": {}}\n");
+    fprintf(f, "{\"timestamp\": {\"seconds\": %llu, \"microseconds\": %llu}, \"event\": \"STOP\"}\n",
+            (unsigned long long)(begin / 1000000000ull), (unsigned long long)(begin % 1000000000ull / 1000));
+    fprintf(f, "{\"timestamp\": {\"seconds\": %llu, \"microseconds\": %llu}, \"event\": \"RESUME\"}\n",
+            (unsigned long long)(end / 1000000000ull), (unsigned long long)(end % 1000000000ull / 1000));
+}
+
+static void test_recorded_checkpoints_flush_like_live_ones(void **state)
+{
+    (void)state;
+    check_recorded_checkpoint(write_pairs);
+}
+
+static void test_recorded_qmp_event_log_flushes_like_live_checkpoints(void **state)
+{
+    (void)state;
+    check_recorded_checkpoint(write_qmp_log);
 }
 
 static void test_garbage_frames_are_counted_and_accounted(void **state)
@@ -301,6 +326,7 @@ int main(void)
         cmocka_unit_test(test_every_fixture_pair),
         cmocka_unit_test(test_vnet_header_frames_compare_and_pass_through),
         cmocka_unit_test(test_recorded_checkpoints_flush_like_live_ones),
+        cmocka_unit_test(test_recorded_qmp_event_log_flushes_like_live_checkpoints),
         cmocka_unit_test(test_garbage_frames_are_counted_and_accounted),
         cmocka_unit_test(test_unreadable_input_is_a_clear_error),
     };
