@@ -156,6 +156,7 @@ static void run_case(enum colo_role role, uint32_t payload, struct result *res)
                                                        RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     struct pipeline_config cfg;
     pipeline_config_default(&cfg);
+    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
     cfg.role = role;
     cfg.nb_mbufs = 4 * WINDOW;
     enum port_role in_a, in_b, out_a, out_b;
@@ -238,6 +239,7 @@ static int run_memif(enum colo_role role, uint32_t payload)
                                                        RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     struct pipeline_config cfg;
     pipeline_config_default(&cfg);
+    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
     cfg.role = role;
     cfg.nb_mbufs = 4 * WINDOW;
     cfg.port_name[PORT_LINK] = "net_memif0";

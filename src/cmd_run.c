@@ -35,6 +35,8 @@ enum {
     OPT_SHUTDOWN_TIMEOUT,
     OPT_QMP,
     OPT_CHECKPOINT_PERIOD,
+    OPT_HEARTBEAT,
+    OPT_HEARTBEAT_MISSES,
     OPT_HELP,
 };
 
@@ -51,6 +53,8 @@ static void run_usage(FILE *out)
           "  --qmp ADDR          QEMU's QMP (unix:/path or tcp:host:port): checkpoints are asked\n"
           "                      for there, and QEMU's STOP/RESUME flushes held packets\n"
           "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
+          "  --heartbeat-ms N    heartbeat to the peer colo-proxy on the link (default 20; 0: off)\n"
+          "  --heartbeat-misses N  intervals without one before the peer is down (default 4)\n"
           "  --vm-mac MAC        only frames to (client side) / from (VM side) this MAC are compared\n"
           "  --mbufs N           packet buffers (default 16384)\n"
           "  --idle-sleep-us N   sleep N us when a poll finds nothing (default 0: busy-poll)\n"
@@ -91,6 +95,8 @@ static int apply_option(int c, const char *arg, struct run_options *o)
     case OPT_CONTROL: o->control = arg; return 0;
     case OPT_QMP: o->qmp.qmp = arg; return 0;
     case OPT_CHECKPOINT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &o->qmp.period_ms);
+    case OPT_HEARTBEAT: return cli_parse_u32("heartbeat-ms", arg, 0, &cfg->heartbeat_ms);
+    case OPT_HEARTBEAT_MISSES: return cli_parse_u32("heartbeat-misses", arg, 1, &cfg->heartbeat_misses);
     case OPT_VM_MAC:
         cfg->vm_mac_set = true;
         return cli_parse_mac("vm-mac", arg, cfg->vm_mac);
@@ -127,6 +133,8 @@ static int parse_run_options(int argc, char **argv, struct run_options *o, bool 
         { "shutdown-timeout-ms", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
         { "qmp", required_argument, NULL, OPT_QMP },
         { "checkpoint-period-ms", required_argument, NULL, OPT_CHECKPOINT_PERIOD },
+        { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
+        { "heartbeat-misses", required_argument, NULL, OPT_HEARTBEAT_MISSES },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
         { NULL, 0, NULL, 0 },

@@ -117,6 +117,11 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                             w->learned_passive, w->learned_active, w->held_early, w->dropped_early,
                             w->checkpoints);
     }
+    const struct heartbeat *hb = &s->heartbeat;
+    evbuffer_add_printf(out, ",\"heartbeat\":{\"state\":\"%s\",\"rtt_us\":%.1f,\"sent\":%" PRIu64
+                             ",\"received\":%" PRIu64 ",\"went_down\":%" PRIu64 "}",
+                        heartbeat_state_name(hb->state), (double)hb->rtt_ns / 1000.0, hb->sent, hb->received,
+                        hb->went_down);
     evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64, s->control_ring_full);
 }
 
@@ -233,6 +238,10 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             }
             c->stats_in_flight = false;
             c->stats_waiter = NULL;
+            break;
+        case MSG_PEER_STATE:
+            snprintf(line, sizeof(line), "event peer %s", heartbeat_state_name((enum heartbeat_state)msgs[i].arg));
+            broadcast(c, line);
             break;
         case MSG_STOPPED: {
             struct timeval flush_time = { 0, 100000 }; /* let clients' output drain */

@@ -30,7 +30,7 @@
 #define BURST 32
 #define CONTROL_BURST 8
 #define POOL_CACHE 256
-#define LINK_CHECK_NS 1000000000ull
+#define LINK_CHECK_NS 10000000ull /* carrier loss must be seen fast (heartbeat) */
 #define DRAIN_GRACE_NS 1000000000ull
 
 static volatile sig_atomic_t stop_requested;
@@ -47,6 +47,7 @@ struct pipeline {
     const struct rte_ether_addr *vm_mac_or_null;
     uint64_t tsc_hz, now_ns, next_link_check_ns;
     bool stopping, shutdown_checkpoint_asked;
+    struct heartbeat hb;
     uint64_t stop_deadline_ns;
     struct pipeline_stats stats;
 };
@@ -65,6 +66,8 @@ void pipeline_config_default(struct pipeline_config *cfg)
     cfg->nb_mbufs = 16384;
     cfg->shutdown_policy = SHUTDOWN_RELEASE;
     cfg->shutdown_timeout_ms = 5000;
+    cfg->heartbeat_ms = 20;
+    cfg->heartbeat_misses = 4;
 }
 
 void pipeline_request_stop(void)
@@ -164,6 +167,40 @@ static void to_link(void *ctx, struct colo_pkt *pkt)
     push(ctx, PORT_LINK, pkt->owner);
 }
 
+/* ---- the heartbeat with the peer colo-proxy ---- */
+
+static bool take_heartbeat(struct pipeline *p, struct rte_mbuf *m)
+{
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    if (!p->cfg.heartbeat_ms || !heartbeat_is_frame(f, rte_pktmbuf_data_len(m)))
+        return false;
+    heartbeat_receive(&p->hb, f, rte_pktmbuf_data_len(m), p->now_ns);
+    rte_pktmbuf_free(m);
+    return true;
+}
+
+static void send_heartbeat(struct pipeline *p)
+{
+    uint8_t frame[HEARTBEAT_FRAME_LEN];
+    if (!p->cfg.heartbeat_ms || !port_txq_room(&p->txq[PORT_LINK]) || !heartbeat_due(&p->hb, frame, p->now_ns))
+        return;
+    struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
+    if (!m)
+        return; /* no buffer this time: the next beat will go */
+    memcpy(rte_pktmbuf_mtod(m, uint8_t *), frame, sizeof(frame));
+    m->data_len = m->pkt_len = sizeof(frame);
+    push(p, PORT_LINK, m);
+}
+
+static void judge_peer(struct pipeline *p)
+{
+    if (!p->cfg.heartbeat_ms || !heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns))
+        return;
+    fprintf(stderr, "colo-proxy: the peer colo-proxy is %s (%s)\n", heartbeat_state_name(p->hb.state),
+            p->stats.ports[PORT_LINK].link_up ? "heartbeat" : "link carrier lost");
+    send_to_control(p, MSG_PEER_STATE, p->hb.state, NULL);
+}
+
 /* ---- the primary's stages ---- */
 
 static unsigned client_to_pvm_and_link(struct pipeline *p)
@@ -191,6 +228,8 @@ static unsigned into_compare(struct pipeline *p, enum port_role r, enum colo_sid
     unsigned k = 0;
     uint16_t n = rx(p, r, m, port_txq_room(&p->txq[PORT_CLIENT]));
     for (uint16_t i = 0; i < n; i++) {
+        if (r == PORT_LINK && take_heartbeat(p, m[i]))
+            continue;
         if (from_vm(p, m[i])) {
             pkts[k++] = handle_of(m[i]);
         } else if (side == SIDE_PVM) {
@@ -231,6 +270,8 @@ static unsigned through_rewriter(struct pipeline *p, enum port_role from, enum p
     struct rte_mbuf *m[BURST];
     uint16_t n = rx(p, from, m, port_txq_room(&p->txq[to]));
     for (uint16_t i = 0; i < n; i++) {
+        if (from == PORT_LINK && take_heartbeat(p, m[i]))
+            continue;
         struct colo_pkt *pkt = handle_of(m[i]);
         if (from == PORT_LINK)
             seq_rewrite_from_link(p->rewriter, pkt, p->now_ns);
@@ -263,6 +304,7 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
         out->compare = *colo_compare_stats(p->engine);
     if (p->rewriter)
         out->rewrite = *seq_rewriter_stats(p->rewriter);
+    out->heartbeat = p->hb;
 }
 
 static void begin_stop(struct pipeline *p)
@@ -364,9 +406,11 @@ unsigned pipeline_poll_once(struct pipeline *p)
     p->now_ns = clock_ns(p);
     p->stats.iterations++;
     handle_control(p);
+    send_heartbeat(p);
     unsigned got = p->cfg.role == ROLE_PRIMARY ? primary_iteration(p) : secondary_iteration(p);
     flush_all(p);
     check_links(p);
+    judge_peer(p);
     return got;
 }
 
@@ -478,6 +522,7 @@ struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, s
     p->cfg = *cfg;
     p->tsc_hz = rte_get_tsc_hz();
     p->stats.role = cfg->role;
+    heartbeat_init(&p->hb, cfg->role == ROLE_PRIMARY ? 0 : 1, cfg->heartbeat_ms, cfg->heartbeat_misses);
     if (cfg->vm_mac_set) {
         memcpy(p->vm_mac.addr_bytes, cfg->vm_mac, RTE_ETHER_ADDR_LEN);
         p->vm_mac_or_null = &p->vm_mac;

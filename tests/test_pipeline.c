@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -56,7 +57,16 @@ static void make_port(struct ring_port *rp, const char *what, unsigned tx_size)
     snprintf(rp->id, sizeof(rp->id), "%d", id);
 }
 
+static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_tx_size,
+                          uint32_t heartbeat_ms);
+
 static void bench_up(struct bench *b, enum colo_role role, unsigned client_tx_size)
+{
+    bench_up_with(b, role, client_tx_size, 0);
+}
+
+static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_tx_size,
+                          uint32_t heartbeat_ms)
 {
     memset(b, 0, sizeof(*b));
     serial++;
@@ -67,6 +77,7 @@ static void bench_up(struct bench *b, enum colo_role role, unsigned client_tx_si
     assert_non_null(b->pool);
     struct pipeline_config cfg;
     pipeline_config_default(&cfg);
+    cfg.heartbeat_ms = heartbeat_ms; /* 0 in most tests: they count frames on the link */
     cfg.role = role;
     cfg.nb_mbufs = 2048;
     cfg.compare.max_conns = 1024;
@@ -319,6 +330,53 @@ static void test_shutdown_releases_held_packets(void **state)
     bench_down(&b);
 }
 
+static void step_for(struct bench *b, double seconds)
+{
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    do {
+        pipeline_poll_once(b->p);
+        usleep(100);
+        clock_gettime(CLOCK_MONOTONIC, &t);
+    } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
+}
+
+static void test_heartbeat_goes_out_is_consumed_and_detects_silence(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up_with(&b, ROLE_PRIMARY, 1024, 5);
+    step_for(&b, 0.03);
+    unsigned beats = sent_on(&b, PORT_LINK);
+    assert_true(beats >= 3);
+    struct rte_mbuf *m = take(&b, PORT_LINK);
+    assert_true(heartbeat_is_frame(rte_pktmbuf_mtod(m, uint8_t *), m->data_len));
+    rte_pktmbuf_free(m);
+    /* The secondary's heartbeat arrives on the link: consumed, never compared. */
+    struct heartbeat peer;
+    heartbeat_init(&peer, 1, 5, 4);
+    struct rte_mbuf *hb = rte_pktmbuf_alloc(b.pool);
+    heartbeat_due(&peer, rte_pktmbuf_mtod(hb, uint8_t *), 1);
+    hb->data_len = hb->pkt_len = HEARTBEAT_FRAME_LEN;
+    send_on(&b, PORT_LINK, hb);
+    step_for(&b, 0.002);
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.heartbeat.received, 1);
+    assert_int_equal(st.heartbeat.state, PEER_UP);
+    assert_int_equal(st.compare.svm_in, 0);
+    uint32_t arg = 99;
+    assert_true(event(&b, MSG_PEER_STATE, &arg));
+    assert_int_equal(arg, PEER_UP);
+    /* Then silence: down after 4 intervals (20 ms). */
+    step_for(&b, 0.05);
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.heartbeat.state, PEER_DOWN);
+    assert_true(event(&b, MSG_PEER_STATE, &arg));
+    assert_int_equal(arg, PEER_DOWN);
+    bench_down(&b);
+}
+
 int main(void)
 {
     char prefix[64];
@@ -337,6 +395,7 @@ int main(void)
         cmocka_unit_test(test_secondary_rewrites_both_directions),
         cmocka_unit_test(test_stats_snapshot_over_the_rings),
         cmocka_unit_test(test_shutdown_releases_held_packets),
+        cmocka_unit_test(test_heartbeat_goes_out_is_consumed_and_detects_silence),
     };
     int rc = cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
     rte_eal_cleanup();

@@ -59,6 +59,7 @@ static void rig_up(struct rig *r, uint32_t compare_timeout_ms)
     r->pool = rte_pktmbuf_pool_create(name, 1024, 0, priv, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     struct pipeline_config cfg;
     pipeline_config_default(&cfg);
+    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
     cfg.nb_mbufs = 2048;
     cfg.compare.max_conns = 1024;
     cfg.compare.compare_timeout_ms = compare_timeout_ms;

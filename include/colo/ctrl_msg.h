@@ -20,6 +20,7 @@ enum ctrl_msg_type {
     MSG_CHECKPOINT_REQUEST, /* arg: enum checkpoint_reason */
     MSG_STATS_READY,
     MSG_STOPPED,
+    MSG_PEER_STATE,         /* arg: enum heartbeat_state of the peer colo-proxy */
 };
 
 struct ctrl_msg {

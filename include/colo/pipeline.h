@@ -21,6 +21,7 @@
 #include <stdint.h>
 
 #include "colo/compare.h"
+#include "colo/heartbeat.h"
 #include "colo/mirror.h"
 #include "colo/seq_rewrite.h"
 
@@ -46,6 +47,8 @@ struct pipeline_config {
     uint32_t shutdown_timeout_ms;
     bool vm_mac_set;
     uint8_t vm_mac[6];
+    uint32_t heartbeat_ms;                  /* 0: no heartbeat on the link */
+    uint32_t heartbeat_misses;
 };
 
 struct port_stats {
@@ -63,6 +66,7 @@ struct pipeline_stats {
     uint64_t iterations, idle_iterations;
     uint64_t control_ring_full;
     uint64_t shutdown_released, shutdown_unsent;
+    struct heartbeat heartbeat;
 };
 
 struct pipeline;

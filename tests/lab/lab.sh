@@ -190,6 +190,13 @@ scenario_identical() {
     say "PVM: $pr resets, $pt retransmissions; SVM: $sr resets, $st retransmissions"
     check "the SVM sent no more resets than the PVM" [ "$sr" -le "$pr" ]
     check "no retransmission storm on the SVM" [ "$st" -le $((pt * 2 + 50)) ]
+    check "heartbeat: each proxy sees the other" \
+        [ "$(stat_of primary "heartbeat['state']")-$(stat_of secondary "heartbeat['state']")" = up-up ]
+    say "heartbeat round trip: $(stat_of primary "heartbeat['rtt_us']") us (primary), $(stat_of secondary "heartbeat['rtt_us']") us (secondary)"
+    python3 "$here/labctl.py" "$work/secondary.sock" send shutdown >/dev/null
+    sleep 0.3
+    check "the primary declares a stopped secondary down within 300 ms" \
+        [ "$(stat_of primary "heartbeat['state']")" = down ]
 }
 
 scenario_diverge() {
@@ -217,8 +224,9 @@ run_scenario() {
     capture_if_asked
     start_proxies
     "scenario_$1"
-    python3 "$here/labctl.py" "$work/primary.sock" send shutdown >/dev/null
-    python3 "$here/labctl.py" "$work/secondary.sock" send shutdown >/dev/null
+    for side in primary secondary; do
+        [ -S "$work/$side.sock" ] && python3 "$here/labctl.py" "$work/$side.sock" send shutdown >/dev/null
+    done
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()
