@@ -355,6 +355,17 @@ void checkpoint_ctl_request(struct checkpoint_ctl *c)
     maybe_send_request(c);
 }
 
+void checkpoint_ctl_lost_heartbeat(struct checkpoint_ctl *c)
+{
+    c->request_pending = false; /* no checkpoint without a secondary */
+    if (c->session != SESSION_READY) {
+        say(c, "qmp: cannot tell %s of the lost secondary: not connected", c->qmp);
+        return;
+    }
+    send_command(c, "{\"execute\": \"x-colo-lost-heartbeat\", \"id\": \"lost\"}");
+    say(c, "qmp: told %s x-colo-lost-heartbeat", c->qmp);
+}
+
 const struct checkpoint_ctl_stats *checkpoint_ctl_stats(const struct checkpoint_ctl *c)
 {
     return &c->stats;

@@ -122,6 +122,8 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                              ",\"received\":%" PRIu64 ",\"went_down\":%" PRIu64 "}",
                         heartbeat_state_name(hb->state), (double)hb->rtt_ns / 1000.0, hb->sent, hb->received,
                         hb->went_down);
+    evbuffer_add_printf(out, ",\"alone\":%s,\"passed_alone\":%" PRIu64, s->alone ? "true" : "false",
+                        s->passed_alone);
     evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64, s->control_ring_full);
 }
 
@@ -242,6 +244,11 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         case MSG_PEER_STATE:
             snprintf(line, sizeof(line), "event peer %s", heartbeat_state_name((enum heartbeat_state)msgs[i].arg));
             broadcast(c, line);
+            break;
+        case MSG_PRIMARY_ALONE:
+            broadcast(c, "event primary-alone");
+            if (c->qmp)
+                checkpoint_ctl_lost_heartbeat(c->qmp);
             break;
         case MSG_STOPPED: {
             struct timeval flush_time = { 0, 100000 }; /* let clients' output drain */

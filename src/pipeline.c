@@ -192,6 +192,21 @@ static void send_heartbeat(struct pipeline *p)
     push(p, PORT_LINK, m);
 }
 
+/*
+ * The secondary is gone: nothing will ever match, so release everything held
+ * (in order) and pass PVM output straight through from now on. Joining a
+ * secondary again means starting COLO again (a new colo-proxy run).
+ */
+static void continue_alone(struct pipeline *p)
+{
+    uint64_t held = colo_compare_stats(p->engine)->pvm_held;
+    colo_compare_release_all(p->engine);
+    p->stats.alone = true;
+    fprintf(stderr, "colo-proxy: primary continues alone: %" PRIu64 " held frames released, "
+                    "PVM output now passes straight through\n", held);
+    send_to_control(p, MSG_PRIMARY_ALONE, 0, NULL);
+}
+
 static void judge_peer(struct pipeline *p)
 {
     if (!p->cfg.heartbeat_ms || !heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns))
@@ -199,6 +214,8 @@ static void judge_peer(struct pipeline *p)
     fprintf(stderr, "colo-proxy: the peer colo-proxy is %s (%s)\n", heartbeat_state_name(p->hb.state),
             p->stats.ports[PORT_LINK].link_up ? "heartbeat" : "link carrier lost");
     send_to_control(p, MSG_PEER_STATE, p->hb.state, NULL);
+    if (p->hb.state == PEER_DOWN && p->cfg.role == ROLE_PRIMARY && !p->stats.alone)
+        continue_alone(p);
 }
 
 /* ---- the primary's stages ---- */
@@ -209,6 +226,10 @@ static unsigned client_to_pvm_and_link(struct pipeline *p)
     uint32_t room = RTE_MIN(port_txq_room(&p->txq[PORT_PVM]), port_txq_room(&p->txq[PORT_LINK]));
     uint16_t n = rx(p, PORT_CLIENT, m, room);
     for (uint16_t i = 0; i < n; i++) {
+        if (p->stats.alone) {
+            push(p, PORT_PVM, m[i]); /* no secondary to mirror to */
+            continue;
+        }
         if (mirror_frame_is_for_vm(m[i], p->vm_mac_or_null)) {
             struct rte_mbuf *copy = mirror_clone(m[i], p->clone_pool, &p->stats.mirror);
             if (copy)
@@ -244,6 +265,22 @@ static unsigned into_compare(struct pipeline *p, enum port_role r, enum colo_sid
     return n;
 }
 
+/* Alone: PVM output to the client as it comes; the link carries only heartbeats. */
+static unsigned pass_straight_through(struct pipeline *p)
+{
+    struct rte_mbuf *m[BURST];
+    uint16_t n = rx(p, PORT_PVM, m, port_txq_room(&p->txq[PORT_CLIENT]));
+    for (uint16_t i = 0; i < n; i++)
+        push(p, PORT_CLIENT, m[i]);
+    p->stats.passed_alone += n;
+    uint16_t k = rx(p, PORT_LINK, m, BURST);
+    for (uint16_t i = 0; i < k; i++) {
+        if (!take_heartbeat(p, m[i]))
+            rte_pktmbuf_free(m[i]);
+    }
+    return n + k;
+}
+
 static void guard_buffers(struct pipeline *p)
 {
     const struct colo_compare_stats *s = colo_compare_stats(p->engine);
@@ -256,6 +293,8 @@ static unsigned primary_iteration(struct pipeline *p)
     unsigned got = 0;
     if (!p->stopping)
         got += client_to_pvm_and_link(p);
+    if (p->stats.alone)
+        return got + pass_straight_through(p);
     got += into_compare(p, PORT_PVM, SIDE_PVM);
     got += into_compare(p, PORT_LINK, SIDE_SVM);
     colo_compare_tick(p->engine, p->now_ns);

@@ -341,7 +341,7 @@ static void step_for(struct bench *b, double seconds)
     } while ((double)(t.tv_sec - t0.tv_sec) + (double)(t.tv_nsec - t0.tv_nsec) / 1e9 < seconds);
 }
 
-static void test_heartbeat_goes_out_is_consumed_and_detects_silence(void **state)
+static void test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alone(void **state)
 {
     (void)state;
     struct bench b;
@@ -368,12 +368,34 @@ static void test_heartbeat_goes_out_is_consumed_and_detects_silence(void **state
     uint32_t arg = 99;
     assert_true(event(&b, MSG_PEER_STATE, &arg));
     assert_int_equal(arg, PEER_UP);
-    /* Then silence: down after 4 intervals (20 ms). */
+    /* A PVM frame the SVM will never match is held... */
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "held"));
+    step_for(&b, 0.002);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0);
+    /* ...then silence: the secondary is down after 4 intervals (20 ms), and the primary goes on alone. */
     step_for(&b, 0.05);
     pipeline_stats_snapshot(b.p, &st);
     assert_int_equal(st.heartbeat.state, PEER_DOWN);
+    assert_true(st.alone);
     assert_true(event(&b, MSG_PEER_STATE, &arg));
     assert_int_equal(arg, PEER_DOWN);
+    assert_true(event(&b, MSG_PRIMARY_ALONE, NULL));
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1); /* what was held is released */
+    rte_pktmbuf_free(take(&b, PORT_CLIENT));
+    send_on(&b, PORT_PVM, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "straight"));
+    while (sent_on(&b, PORT_LINK))
+        rte_pktmbuf_free(take(&b, PORT_LINK));
+    send_on(&b, PORT_CLIENT, frame(&b, true, 101, 5005, TCPF_ACK, NULL));
+    pipeline_poll_once(b.p);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1); /* passed straight through, uncompared */
+    assert_int_equal(sent_on(&b, PORT_PVM), 1);
+    unsigned on_link = 0;
+    while (sent_on(&b, PORT_LINK)) {
+        struct rte_mbuf *x = take(&b, PORT_LINK);
+        on_link += !heartbeat_is_frame(rte_pktmbuf_mtod(x, uint8_t *), x->data_len);
+        rte_pktmbuf_free(x);
+    }
+    assert_int_equal(on_link, 0); /* nothing mirrored any more */
     bench_down(&b);
 }
 
@@ -395,7 +417,7 @@ int main(void)
         cmocka_unit_test(test_secondary_rewrites_both_directions),
         cmocka_unit_test(test_stats_snapshot_over_the_rings),
         cmocka_unit_test(test_shutdown_releases_held_packets),
-        cmocka_unit_test(test_heartbeat_goes_out_is_consumed_and_detects_silence),
+        cmocka_unit_test(test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alone),
     };
     int rc = cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
     rte_eal_cleanup();

@@ -54,6 +54,9 @@ void checkpoint_ctl_free(struct checkpoint_ctl *c);
 /* Ask for a checkpoint now (coalesced with one in flight). */
 void checkpoint_ctl_request(struct checkpoint_ctl *c);
 
+/* Tell QEMU the peer is gone (x-colo-lost-heartbeat): COLO ends, this side carries on. */
+void checkpoint_ctl_lost_heartbeat(struct checkpoint_ctl *c);
+
 const struct checkpoint_ctl_stats *checkpoint_ctl_stats(const struct checkpoint_ctl *c);
 
 #endif

@@ -21,6 +21,7 @@ enum ctrl_msg_type {
     MSG_STATS_READY,
     MSG_STOPPED,
     MSG_PEER_STATE,         /* arg: enum heartbeat_state of the peer colo-proxy */
+    MSG_PRIMARY_ALONE,      /* the primary stopped comparing: tell QEMU x-colo-lost-heartbeat */
 };
 
 struct ctrl_msg {

@@ -4,6 +4,8 @@
  * primary:   client port ──► PVM port, and mirrored (zero-copy) ──► link port
  *            PVM port ──► compare (PVM side)      link port ──► compare (SVM side)
  *            compare releases ──► client port
+ *            once the secondary is declared dead (heartbeat): everything held is
+ *            released in order, and from then on PVM port ──► client port, unmirrored
  * secondary: link port ──► rewrite (ack + offset) ──► SVM port
  *            SVM port  ──► rewrite (seq - offset) ──► link port
  *
@@ -67,6 +69,8 @@ struct pipeline_stats {
     uint64_t control_ring_full;
     uint64_t shutdown_released, shutdown_unsent;
     struct heartbeat heartbeat;
+    bool alone;             /* primary: the secondary was lost; PVM output passes straight */
+    uint64_t passed_alone;  /* PVM frames passed straight through since */
 };
 
 struct pipeline;

@@ -197,6 +197,10 @@ scenario_identical() {
     sleep 0.3
     check "the primary declares a stopped secondary down within 300 ms" \
         [ "$(stat_of primary "heartbeat['state']")" = down ]
+    check "the primary goes on alone" [ "$(stat_of primary alone)" = True ]
+    check "clients are still served, straight from the PVM (50 requests)" \
+        in_ns cli python3 "$here/labclient.py" requests 10.77.0.2 50 25000 "$work/www/index.html"
+    check "nothing held was lost when the secondary went (accounting)" accounting_holds
 }
 
 scenario_diverge() {
