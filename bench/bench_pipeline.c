@@ -140,6 +140,25 @@ static void learn_all_flows(struct pipeline *p, struct rings *r, struct rte_memp
     }
 }
 
+/* The generator's frames: mbufs with room for the pipeline's packet handle. */
+static struct rte_mempool *generator_pool(unsigned n)
+{
+    char name[32];
+    snprintf(name, sizeof(name), "bpool%u", serial);
+    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct colo_pkt), RTE_MBUF_PRIV_ALIGN);
+    return rte_pktmbuf_pool_create(name, n, 0, priv, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
+}
+
+static struct pipeline_config bench_config(enum colo_role role)
+{
+    struct pipeline_config cfg;
+    pipeline_config_default(&cfg);
+    cfg.heartbeat_ms = 0; /* only data frames are counted */
+    cfg.role = role;
+    cfg.nb_mbufs = 4 * WINDOW;
+    return cfg;
+}
+
 struct result {
     double mpps, gbps;
 };
@@ -149,16 +168,8 @@ static void run_case(enum colo_role role, uint32_t payload, struct result *res)
     serial++;
     struct rings r;
     memset(&r, 0, sizeof(r));
-    char name[32];
-    snprintf(name, sizeof(name), "bpool%u", serial);
-    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct colo_pkt), RTE_MBUF_PRIV_ALIGN);
-    struct rte_mempool *pool = rte_pktmbuf_pool_create(name, 2 * WINDOW + 1024, 0, priv,
-                                                       RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    struct pipeline_config cfg;
-    pipeline_config_default(&cfg);
-    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
-    cfg.role = role;
-    cfg.nb_mbufs = 4 * WINDOW;
+    struct rte_mempool *pool = generator_pool(2 * WINDOW + 1024);
+    struct pipeline_config cfg = bench_config(role);
     enum port_role in_a, in_b, out_a, out_b;
     if (role == ROLE_PRIMARY) {
         in_a = PORT_PVM, in_b = PORT_LINK, out_a = PORT_CLIENT, out_b = PORT_CLIENT;
@@ -234,14 +245,8 @@ static int run_memif(enum colo_role role, uint32_t payload)
     serial++;
     struct rings r;
     memset(&r, 0, sizeof(r));
-    uint16_t priv = (uint16_t)RTE_ALIGN(sizeof(struct colo_pkt), RTE_MBUF_PRIV_ALIGN);
-    struct rte_mempool *pool = rte_pktmbuf_pool_create("gen", WINDOW + 1024, 0, priv,
-                                                       RTE_MBUF_DEFAULT_BUF_SIZE, 0);
-    struct pipeline_config cfg;
-    pipeline_config_default(&cfg);
-    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
-    cfg.role = role;
-    cfg.nb_mbufs = 4 * WINDOW;
+    struct rte_mempool *pool = generator_pool(WINDOW + 1024);
+    struct pipeline_config cfg = bench_config(role);
     cfg.port_name[PORT_LINK] = "net_memif0";
     enum port_role gen = role == ROLE_PRIMARY ? PORT_PVM : PORT_SVM;
     make_port(&r, gen);
