@@ -171,6 +171,42 @@ static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
         send_word(sm, WORD_DO_CHECKPOINT);
 }
 
+/* One line per divergence: which connection, where in its stream, what kind. */
+static void on_divergence(void *ctx, const struct divergence *d)
+{
+    (void)ctx;
+    char flow[128];
+    flow_key_format(&d->conn->key, d->conn->guest_is_1, flow, sizeof(flow));
+    fprintf(stderr, "colo-proxy: divergence (%s) on %s at stream offset %" PRIu64 "\n",
+            divergence_kind_name(d->kind), flow, d->stream_offset);
+}
+
+static uint64_t sum(const uint64_t *v, int n)
+{
+    uint64_t total = 0;
+    for (int i = 0; i < n; i++)
+        total += v[i];
+    return total;
+}
+
+/* The accounting at exit, one line: what came in, how each PVM record left, why checkpoints were asked. */
+static void print_summary(const struct socket_mode *sm)
+{
+    const struct colo_compare_stats *s = colo_compare_stats(sm->engine);
+    fprintf(stderr, "colo-proxy: summary: PVM records in %" PRIu64 ", released %" PRIu64
+                    " (matched %" PRIu64 ", uncompared %" PRIu64 ", after checkpoint %" PRIu64
+                    ", at exit %" PRIu64 "); SVM records in %" PRIu64 "; divergences %" PRIu64
+                    "; checkpoint requests",
+            sm->stats.records_in[SOCK_PRIMARY_IN], sum(s->released, RELEASE_REASON_COUNT),
+            s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
+            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED],
+            sm->stats.records_in[SOCK_SECONDARY_IN], sum(s->divergences, DIV_KIND_COUNT));
+    for (int i = 0; i < CKPT_REASON_COUNT; i++)
+        fprintf(stderr, " %s %" PRIu64, checkpoint_reason_name((enum checkpoint_reason)i),
+                s->checkpoint_requests[i]);
+    fprintf(stderr, "; checkpoints done %" PRIu64 "\n", s->checkpoints_done);
+}
+
 static bool is_word(const uint8_t *bytes, uint32_t len, const char *word)
 {
     return len == strlen(word) && memcmp(bytes, word, len) == 0;
@@ -433,6 +469,7 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
     sm->cfg = *cfg;
     static const struct colo_compare_ops ops = {
         .release = on_release, .discard = on_discard, .request_checkpoint = on_request,
+        .divergence = on_divergence,
     };
     sm->engine = colo_compare_create(&cfg->compare, &ops, sm);
     if (!sm->engine) {
@@ -480,6 +517,7 @@ int socket_mode_run(struct socket_mode *sm)
     size_t left = evbuffer_get_length(output(sm));
     if (left)
         fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev before exit\n", left);
+    print_summary(sm);
     return 0;
 }
 

@@ -1,0 +1,318 @@
+#!/usr/bin/env python3
+"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] — colo-proxy in place of colo-compare,
+with two real QEMU 7.2 guests in COLO.
+
+In a network namespace of its own: a bridge (the client's side, 10.99.0.1) with the
+primary's tap on it, the secondary's tap kept off it (COLO-FT topology, no drives).
+The primary QEMU keeps filter-mirror and both filter-redirectors; its colo-compare is
+replaced by `colo-proxy compare`, which connects to the primary's compare0 (9001) and
+compare_out (9005) servers and listens on 9004 for the secondary's filter-redirector f2.
+The secondary keeps filter-redirector f1/f2 and filter-rewriter. colo-proxy has its own
+QMP monitor on the primary and asks for checkpoints there.
+
+Both QEMUs run under TCG with the two workarounds of colo-semantics.md (the
+pthread_cond_wait preload, and a RAM size that is not a multiple of 256 KiB).
+After the pair reaches the colo state and the guest serves, a client sends HTTP
+requests (a page, a 256 KiB file, a CGI token from /dev/urandom, which differs between
+the guests) and TCP echo requests for N seconds (default 60), checking every byte:
+echo only in the first half (the guests answer alike, so QEMU's periodic checkpoints
+run), all of it in the second.
+It reports the checkpoints QEMU took (STOP/RESUME on an event monitor), the ones
+colo-proxy asked for and why, and colo-proxy's accounting of PVM records.
+Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
+"""
+import ctypes
+import json
+import os
+import random
+import re
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "qemu"))
+from colo_pair import Qmp  # noqa: E402
+
+GUEST_IP = "10.99.0.2"
+HOST_IP = "10.99.0.1"
+GUEST_MAC = "52:54:00:c0:10:02"
+RAM = "262136K"  # not a multiple of 256 KiB: TCG bug 2
+PERIOD_MS = 5000
+CLONE_NEWNET = 0x40000000
+# virtio-net frames carry a 12-byte vnet header through every filter, and GSO super-frames.
+VNET = ",vnet_hdr_support=on"
+FAILURES = []
+
+
+def verdict(what, ok):
+    print("guest: %s %s" % ("PASS" if ok else "FAIL", what), flush=True)
+    if not ok:
+        FAILURES.append(what)
+
+
+def sh(*args):
+    subprocess.run(args, check=True)
+
+
+class Namespace:
+    def __init__(self):
+        self.name = "colo-guest-%d" % os.getpid()
+        sh("ip", "netns", "add", self.name)
+        self.ip("link", "set", "lo", "up")
+        self.ip("link", "add", "br0", "type", "bridge")
+        self.ip("addr", "add", HOST_IP + "/24", "dev", "br0")
+        self.ip("link", "set", "br0", "up")
+        for tap in ("tap-pvm", "tap-svm"):
+            self.ip("tuntap", "add", tap, "mode", "tap")
+        self.ip("link", "set", "tap-pvm", "master", "br0", "up")
+        self.ip("link", "set", "tap-svm", "up")  # off the bridge until a failover
+
+    def ip(self, *args):
+        sh("ip", "-n", self.name, *args)
+
+    def run(self, args, log, env=None):
+        return subprocess.Popen(["ip", "netns", "exec", self.name] + args, stdin=subprocess.DEVNULL,
+                                stdout=log, stderr=subprocess.STDOUT, env=env)
+
+    def enter(self):
+        """Moves this process (the client) into the namespace."""
+        fd = os.open("/run/netns/" + self.name, os.O_RDONLY)
+        if ctypes.CDLL(None, use_errno=True).setns(fd, CLONE_NEWNET) != 0:
+            raise OSError(ctypes.get_errno(), "setns into " + self.name)
+        os.close(fd)
+
+    def delete(self):
+        subprocess.run(["ip", "netns", "del", self.name], check=False)
+
+
+def qemu_common(img, name, d):
+    return ["qemu-system-x86_64", "-accel", "tcg", "-cpu", "qemu64", "-m", RAM, "-smp", "1",
+            "-name", name, "-nodefaults", "-display", "none",
+            "-serial", "file:%s/%s.console" % (d, name),
+            "-kernel", img + "/vmlinuz", "-initrd", img + "/initrd.gz",
+            "-append", "console=ttyS0 panic=-1 quiet",
+            "-qmp", "unix:%s/%s.qmp,server=on,wait=off" % (d, name)]
+
+
+def primary_args(img, d):
+    return qemu_common(img, "primary", d) + [
+        "-qmp", "unix:%s/proxy.qmp,server=on,wait=off" % d,
+        "-qmp", "unix:%s/events.qmp,server=on,wait=off" % d,
+        "-netdev", "tap,id=hn0,ifname=tap-pvm,script=no,downscript=no,vhost=off",
+        "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
+        "-chardev", "socket,id=mirror0,host=127.0.0.1,port=9003,server=on,wait=off",
+        "-chardev", "socket,id=compare0,host=127.0.0.1,port=9001,server=on,wait=off",
+        "-chardev", "socket,id=compare_out,host=127.0.0.1,port=9005,server=on,wait=off",
+        "-object", "filter-mirror,id=m0,netdev=hn0,queue=tx,outdev=mirror0" + VNET,
+        "-object", "filter-redirector,netdev=hn0,id=redire0,queue=rx,indev=compare_out" + VNET,
+        "-object", "filter-redirector,netdev=hn0,id=redire1,queue=rx,outdev=compare0" + VNET,
+        "-S"]
+
+
+def secondary_args(img, d):
+    return qemu_common(img, "secondary", d) + [
+        "-netdev", "tap,id=hn0,ifname=tap-svm,script=no,downscript=no,vhost=off",
+        "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
+        "-chardev", "socket,id=red0,host=127.0.0.1,port=9003,reconnect=1",
+        "-chardev", "socket,id=red1,host=127.0.0.1,port=9004,reconnect=1",
+        "-object", "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0" + VNET,
+        "-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET,
+        "-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
+        "-incoming", "tcp:127.0.0.1:9998"]
+
+
+class Checkpoints:
+    """Counts STOP→RESUME pairs on the primary's event monitor."""
+
+    def __init__(self, path):
+        self.q = Qmp(path)
+        self.durations = []
+        self.colo_exit = None
+        threading.Thread(target=self.watch, daemon=True).start()
+
+    def watch(self):
+        stopped = None
+        for line in self.q.f:
+            ev = json.loads(line).get("event")
+            if ev == "STOP":
+                stopped = time.monotonic()
+            elif ev == "RESUME" and stopped is not None:
+                self.durations.append(time.monotonic() - stopped)
+                stopped = None
+            elif ev == "COLO_EXIT":
+                self.colo_exit = line.strip()
+
+
+def wait_for(what, test, seconds):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            if test():
+                return True
+        except OSError:
+            pass
+        time.sleep(0.2)
+    verdict(what, False)
+    return False
+
+
+def http_get(path, timeout=15):
+    with urllib.request.urlopen("http://%s%s" % (GUEST_IP, path), timeout=timeout) as r:
+        return r.read()
+
+
+def echo(payload, timeout=15):
+    with socket.create_connection((GUEST_IP, 7), timeout=timeout) as s:
+        s.sendall(payload)
+        got = b""
+        while len(got) < len(payload):
+            chunk = s.recv(65536)
+            if not chunk:
+                break
+            got += chunk
+        return got
+
+
+class Workload:
+    def __init__(self, www):
+        self.page = open(www + "/index.html", "rb").read()
+        self.big = open(www + "/big.bin", "rb").read()
+        self.counts = {"page": [0, 0], "big": [0, 0], "token": [0, 0], "echo": [0, 0]}
+        self.errors = []
+
+    def one(self, kind, rng):
+        if kind == "page":
+            return http_get("/index.html") == self.page
+        if kind == "big":
+            return http_get("/big.bin") == self.big
+        if kind == "token":
+            return re.fullmatch(rb"[0-9a-f]{32}\n", http_get("/cgi-bin/token")) is not None
+        line = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(1, 400))) + b"\n"
+        return echo(line) == line
+
+    def run(self, seconds, kinds):
+        rng = random.Random(7)
+        end = time.monotonic() + seconds
+        i = 0
+        while time.monotonic() < end:
+            kind = kinds[i % len(kinds)]
+            i += 1
+            try:
+                ok = self.one(kind, rng)
+                why = "wrong bytes"
+            except OSError as e:
+                ok, why = False, repr(e)
+            self.counts[kind][0 if ok else 1] += 1
+            if not ok:
+                self.errors.append("%s: %s" % (kind, why))
+            time.sleep(0.1)
+
+
+def proxy_summary(log_path):
+    text = open(log_path).read()
+    reasons = {}
+    for m in re.finditer(r"checkpoint requested \((\w+)\)", text):
+        reasons[m.group(1)] = reasons.get(m.group(1), 0) + 1
+    m = re.search(r"summary: PVM records in (\d+), released (\d+).*", text)
+    return reasons, m, text
+
+
+def main():
+    proxy, preload, img = sys.argv[1:4]
+    seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
+    d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-%d" % os.getpid()
+    os.makedirs(d, exist_ok=True)
+    ns = Namespace()
+    procs = []
+    env = dict(os.environ, LD_PRELOAD=preload)
+    started = time.monotonic()
+    try:
+        pri = ns.run(primary_args(img, d), open(d + "/primary.log", "w"), env)
+        procs.append(pri)
+        proxy_log = d + "/proxy.log"
+        px = ns.run([proxy, "compare", "--primary_in", "tcp:127.0.0.1:9001",
+                     "--secondary_in", "tcp:127.0.0.1:9004,server", "--outdev", "tcp:127.0.0.1:9005", "--vnet_hdr_support",
+                     "--qmp", "unix:%s/proxy.qmp" % d, "--checkpoint-period-ms", str(PERIOD_MS)],
+                    open(proxy_log, "w"))
+        procs.append(px)
+        sec = ns.run(secondary_args(img, d), open(d + "/secondary.log", "w"), env)
+        procs.append(sec)
+
+        s = Qmp(d + "/secondary.qmp")
+        s.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+        p = Qmp(d + "/primary.qmp")
+        ckpts = Checkpoints(d + "/events.qmp")
+        p.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+        p.cmd("migrate-set-parameters", **{"x-checkpoint-delay": PERIOD_MS})
+        p.cmd("cont")
+        p.cmd("migrate", uri="tcp:127.0.0.1:9998")
+        if not wait_for("the pair reaches the colo state",
+                        lambda: p.cmd("query-colo-status")["mode"] == "primary", 30):
+            return
+        verdict("the pair is in the colo state %.1f s after start" % (time.monotonic() - started), True)
+        ns.enter()
+        boot = time.monotonic()
+        if not wait_for("the guest serves HTTP through colo-proxy",
+                        lambda: http_get("/index.html", timeout=2) is not None, 90):
+            return
+        verdict("the guest serves through colo-proxy %.1f s after migrate" % (time.monotonic() - boot), True)
+
+        work = Workload(img + "/www")
+        before = len(ckpts.durations)
+        t0 = time.monotonic()
+        # Phase 1: echo only, which the two guests answer alike; QEMU's periodic checkpoints run.
+        # (HTTP is not quiet: busybox httpd's Date header differs whenever the SVM's clock is ahead.)
+        work.run(seconds / 2, ["echo"])
+        quiet_taken = len(ckpts.durations) - before
+        quiet_asked = sum(proxy_summary(proxy_log)[0].values())
+        # Phase 2: HTTP too, with a CGI token from /dev/urandom, which differs: colo-proxy asks for checkpoints.
+        work.run(seconds / 2, ["page", "echo", "big", "echo", "token", "page", "echo"])
+        elapsed = time.monotonic() - t0
+        ok = sum(c[0] for c in work.counts.values())
+        bad = sum(c[1] for c in work.counts.values())
+        detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
+        verdict("%d requests over %.0f s, all answered correctly (%s)%s"
+                % (ok + bad, elapsed, detail, "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+                bad == 0 and ok > 0)
+        durations = sorted(ckpts.durations[before:])
+        verdict("QEMU kept COLO running (no COLO_EXIT: %s)" % (ckpts.colo_exit or "none"),
+                ckpts.colo_exit is None and p.cmd("query-colo-status")["mode"] == "primary")
+        px.send_signal(signal.SIGTERM)
+        rc = px.wait(timeout=15)
+        verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
+        reasons, summary, log = proxy_summary(proxy_log)
+        asked = sum(reasons.values())
+        median = durations[len(durations) // 2] * 1000 if durations else 0
+        verdict("QEMU took %d checkpoints during the run (median STOP->RESUME %.0f ms); colo-proxy asked "
+                "for %d (%s)" % (len(durations), median, asked,
+                                 ", ".join("%s %d" % kv for kv in sorted(reasons.items())) or "none"),
+                len(durations) >= asked > quiet_asked)
+        verdict("in the first half (echo only) QEMU took %d checkpoints, %d of them asked for by colo-proxy: "
+                "periodic ones happen and are handled" % (quiet_taken, quiet_asked), quiet_taken > quiet_asked)
+        verdict("colo-proxy released every PVM record it got (%s)"
+                % (summary.group(0) if summary else "no summary in the log"),
+                summary is not None and summary.group(1) == summary.group(2))
+        divergences = len(re.findall(r"divergence \(", log))
+        print("guest: %d divergences logged by colo-proxy; whole run %.0f s" % (divergences, time.monotonic() - started))
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+        ns.delete()
+        if FAILURES:
+            for name in ("proxy.log", "primary.log", "secondary.log", "primary.console"):
+                path = os.path.join(d, name)
+                if os.path.exists(path):
+                    print("---- %s (tail) ----\n%s" % (name, "".join(open(path, errors="replace").readlines()[-15:])))
+        elif not os.environ.get("GUEST_WORKDIR"):
+            subprocess.run(["rm", "-rf", d], check=False)
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
