@@ -1,18 +1,24 @@
 /*
  * socket_mode.c — the chardev-socket front end: endpoints, records in, releases out.
  *
- * Owns: the libevent base, the three endpoints (listener or connector, the
- * current connection, its record decoder), the compare engine, the output
- * buffer used while outdev is down, the 1 ms timer, and the QMP channel. Each
- * record is copied once, out of the socket buffer into its own packet (the
- * frame and its vnet header, which is released unchanged). Must never: let a
- * bad peer affect the other streams (it is disconnected with one log line), drop
- * or reorder a released frame, or read more input while outdev is backed up.
+ * Owns: the libevent base, the endpoints (listener or connector, the current
+ * connection's socket and events, its record decoder, its output queue), the
+ * record pool, the compare engine, the 1 ms timer and the QMP channel. Sockets
+ * are read straight into one large buffer (up to READ_BYTES per system call, not
+ * libevent's 4 KB), each record is copied once into a pooled slot, and released
+ * records leave through outdev's queue with vectored writes, attempted at once
+ * after each batch (a write event is armed only while the socket pushes back).
+ * Must never: let a bad peer affect the other streams (it is disconnected with
+ * one log line), drop or reorder a released frame, send a new outdev peer part
+ * of a record, or read more input while outdev is backed up.
  */
 #include "colo/socket_mode.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,17 +28,17 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
 
 #include "colo/chardev_codec.h"
 #include "colo/pkt_parse.h"
+#include "colo/record_buf.h"
 
 #define RECONNECT_MS 200
-#define MAX_SINGLE_IO (1 << 20)
+#define READ_BYTES (1u << 20)
+#define READS_PER_WAKEUP 8
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
 #define VNET_NEEDS_CSUM 0x01
@@ -45,16 +51,11 @@ struct endpoint {
     struct sockaddr_storage addr;
     int addr_len;
     struct evconnlistener *listener;
-    struct bufferevent *bev;
-    struct event *retry;
+    evutil_socket_t fd;       /* -1: no peer */
+    bool connecting;
+    struct event *rd, *wr, *retry;
     struct chardev_decoder decoder;
-};
-
-/* One record: the packet handle, then the record's bytes (vnet header + frame). */
-struct record {
-    struct colo_pkt pkt;
-    uint32_t len, vnet_len;
-    uint8_t data[];
+    struct record_queue out;  /* outdev: released records; notify_dev: words */
 };
 
 struct socket_mode {
@@ -62,7 +63,9 @@ struct socket_mode {
     struct event_base *base;
     struct colo_compare *engine;
     struct endpoint ep[SOCK_ROLE_COUNT];
-    struct evbuffer *parked_out; /* releases while outdev is not connected */
+    struct record_pool pool;
+    uint8_t *read_buf;
+    uint64_t batch_now;        /* one clock reading per batch of records */
     struct event *tick, *sigint, *sigterm;
     struct checkpoint_ctl *qmp;
     bool inputs_paused;
@@ -95,11 +98,7 @@ static uint64_t now_ns(void)
 
 /* ---- output ---- */
 
-static struct evbuffer *output(struct socket_mode *sm)
-{
-    struct endpoint *out = &sm->ep[SOCK_OUTDEV];
-    return out->bev ? bufferevent_get_output(out->bev) : sm->parked_out;
-}
+static void drop_peer(struct endpoint *ep);
 
 static void set_inputs_paused(struct socket_mode *sm, bool paused)
 {
@@ -108,61 +107,86 @@ static void set_inputs_paused(struct socket_mode *sm, bool paused)
     sm->inputs_paused = paused;
     sm->stats.input_pauses += paused;
     for (int r = SOCK_PRIMARY_IN; r <= SOCK_SECONDARY_IN; r++) { /* notify_dev keeps reading */
-        if (!sm->ep[r].bev)
+        struct endpoint *ep = &sm->ep[r];
+        if (ep->fd < 0 || ep->connecting)
             continue;
         if (paused)
-            bufferevent_disable(sm->ep[r].bev, EV_READ);
+            event_del(ep->rd);
         else
-            bufferevent_enable(sm->ep[r].bev, EV_READ);
+            event_add(ep->rd, NULL);
     }
 }
 
-static void free_record(const void *data, size_t len, void *arg)
+/* Writes what the peer takes now; arms the write event only while it pushes back. */
+static void flush_output(struct endpoint *ep)
 {
-    (void)data;
-    (void)len;
-    free(arg);
+    struct socket_mode *sm = ep->sm;
+    if (ep->fd < 0 || ep->connecting)
+        return;
+    enum record_write_status st = record_queue_write(&ep->out, ep->fd, &sm->pool);
+    if (st == RECORD_WRITE_ERROR) {
+        fprintf(stderr, "colo-proxy: %s peer %s went away (%s)\n", role_names[ep->role], ep->spec,
+                strerror(errno));
+        drop_peer(ep);
+        return;
+    }
+    if (st == RECORD_WRITE_AGAIN)
+        event_add(ep->wr, NULL);
+    else
+        event_del(ep->wr);
+    if (ep->role == SOCK_OUTDEV && sm->inputs_paused && ep->out.bytes <= sm->cfg.outdev_high_water / 4)
+        set_inputs_paused(sm, false);
+}
+
+/* Releases made outside a read batch (a checkpoint's end, a timer) go out now. */
+static void flush_released(struct socket_mode *sm)
+{
+    if (sm->ep[SOCK_OUTDEV].out.head)
+        flush_output(&sm->ep[SOCK_OUTDEV]);
 }
 
 static void on_release(void *ctx, struct colo_pkt *pkt, enum release_reason why)
 {
     (void)why;
     struct socket_mode *sm = ctx;
-    struct record *rec = pkt->owner;
-    uint8_t header[8];
-    size_t hs = chardev_encode_header(header, rec->len, rec->vnet_len, sm->cfg.vnet_hdr_support);
-    struct evbuffer *out = output(sm);
-    evbuffer_add(out, header, hs);
-    evbuffer_add_reference(out, rec->data, rec->len, free_record, rec);
+    struct sock_record *rec = pkt->owner;
+    rec->header_len = (uint8_t)chardev_encode_header(rec->header, rec->len, rec->vnet_len,
+                                                      sm->cfg.vnet_hdr_support);
+    struct record_queue *out = &sm->ep[SOCK_OUTDEV].out;
+    record_queue_push(out, rec);
     sm->stats.records_out++;
     sm->stats.bytes_out += rec->len;
-    if (evbuffer_get_length(out) > sm->cfg.outdev_high_water)
+    if (out->bytes > sm->cfg.outdev_high_water)
         set_inputs_paused(sm, true);
 }
 
 static void on_discard(void *ctx, struct colo_pkt *pkt)
 {
-    (void)ctx;
-    free(pkt->owner);
+    struct socket_mode *sm = ctx;
+    record_put(&sm->pool, pkt->owner);
 }
 
 /* A notify_dev word: the framing, never the vnet field (QEMU writes none). */
 static void send_word(struct socket_mode *sm, const char *word)
 {
     struct endpoint *ep = &sm->ep[SOCK_NOTIFY_DEV];
-    if (!ep->bev)
+    uint32_t len = (uint32_t)strlen(word);
+    struct sock_record *rec = record_get(&sm->pool, len);
+    if (!rec) {
+        fprintf(stderr, "colo-proxy: out of memory for the notify_dev word %s\n", word);
         return;
-    uint8_t header[8];
-    size_t hs = chardev_encode_header(header, (uint32_t)strlen(word), 0, false);
-    evbuffer_add(bufferevent_get_output(ep->bev), header, hs);
-    evbuffer_add(bufferevent_get_output(ep->bev), word, strlen(word));
+    }
+    memcpy(rec->data, word, len);
+    rec->header_len = (uint8_t)chardev_encode_header(rec->header, len, 0, false);
+    record_queue_push(&ep->out, rec);
+    flush_output(ep);
 }
 
 static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
 {
     (void)now;
     struct socket_mode *sm = ctx;
-    bool notify = sm->ep[SOCK_NOTIFY_DEV].bev != NULL;
+    bool notify = sm->cfg.endpoint[SOCK_NOTIFY_DEV] != NULL;
     fprintf(stderr, "colo-proxy: checkpoint requested (%s)%s\n", checkpoint_reason_name(why),
             sm->qmp || notify ? "" : "; no --qmp or --notify_dev: only QEMU's periodic checkpoints complete it");
     if (sm->qmp)
@@ -233,13 +257,12 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
         on_notify_word(sm, bytes + vnet_len, len - vnet_len);
         return;
     }
-    struct record *rec = malloc(sizeof(*rec) + len);
+    struct sock_record *rec = record_get(&sm->pool, len);
     if (!rec) {
         fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[ep->role]);
         return;
     }
     memset(&rec->pkt, 0, sizeof(rec->pkt));
-    rec->len = len;
     rec->vnet_len = vnet_len;
     memcpy(rec->data, bytes, len);
     rec->pkt.frame = rec->data + vnet_len;
@@ -248,72 +271,108 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
     rec->pkt.owner_index = sm->stats.records_in[ep->role]++;
     rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
     pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
-    colo_compare_input(sm->engine, ep->role == SOCK_PRIMARY_IN ? SIDE_PVM : SIDE_SVM, &rec->pkt, now_ns());
+    colo_compare_input(sm->engine, ep->role == SOCK_PRIMARY_IN ? SIDE_PVM : SIDE_SVM, &rec->pkt, sm->batch_now);
 }
 
-static void drop_peer(struct endpoint *ep);
-
-/* Decodes straight from libevent's buffer, one contiguous chain at a time (no staging copy). */
-static void on_input_read(struct bufferevent *bev, void *arg)
+/* Reads a few large chunks and decodes them; false when the peer is gone or bad. */
+static bool read_batch(struct endpoint *ep)
 {
-    struct endpoint *ep = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    size_t n;
-    while ((n = evbuffer_get_contiguous_space(in)) > 0) {
-        const uint8_t *chunk = evbuffer_pullup(in, (ssize_t)n); /* already contiguous: no copy */
-        enum chardev_error e = chardev_decoder_feed(&ep->decoder, chunk, n, on_record, ep);
+    struct socket_mode *sm = ep->sm;
+    for (int i = 0; i < READS_PER_WAKEUP; i++) {
+        ssize_t n = read(ep->fd, sm->read_buf, READ_BYTES);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        if (n <= 0) {
+            fprintf(stderr, "colo-proxy: %s peer %s went away\n", role_names[ep->role], ep->spec);
+            return false;
+        }
+        if (ep->role == SOCK_OUTDEV)
+            continue; /* QEMU never writes here; whatever comes is ignored */
+        sm->batch_now = now_ns();
+        enum chardev_error e = chardev_decoder_feed(&ep->decoder, sm->read_buf, (size_t)n, on_record, ep);
         if (e != CHARDEV_OK) {
             fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
                     role_names[ep->role], chardev_error_name(e));
-            ep->sm->stats.bad_peers++;
+            sm->stats.bad_peers++;
+            return false;
+        }
+        if (sm->inputs_paused && ep->role != SOCK_NOTIFY_DEV)
+            return true;
+        if ((size_t)n < READ_BYTES)
+            return true;
+    }
+    return true;
+}
+
+static void on_readable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct endpoint *ep = arg;
+    if (!read_batch(ep)) {
+        drop_peer(ep);
+        return;
+    }
+    flush_released(ep->sm);
+}
+
+static void attach_connected(struct endpoint *ep);
+
+static void on_writable(evutil_socket_t fd, short what, void *arg)
+{
+    (void)what;
+    struct endpoint *ep = arg;
+    if (ep->connecting) {
+        int err = 0;
+        socklen_t len = sizeof(err);
+        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
+        if (err) {
             drop_peer(ep);
             return;
         }
-        evbuffer_drain(in, n);
+        attach_connected(ep);
+        return;
     }
+    flush_output(ep);
 }
 
-static void on_outdev_drained(struct bufferevent *bev, void *arg)
+static void tune_socket(evutil_socket_t fd, int family)
 {
-    (void)bev;
-    struct endpoint *ep = arg;
-    set_inputs_paused(ep->sm, false);
+    int one = 1;
+    if (family != AF_UNIX)
+        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
 }
 
-static void on_peer_event(struct bufferevent *bev, short what, void *arg)
-{
-    (void)bev;
-    struct endpoint *ep = arg;
-    if (what & BEV_EVENT_CONNECTED) {
-        ep->sm->stats.connects[ep->role]++;
-        fprintf(stderr, "colo-proxy: %s connected to %s\n", role_names[ep->role], ep->spec);
-    } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
-        fprintf(stderr, "colo-proxy: %s peer %s went away\n", role_names[ep->role], ep->spec);
-        drop_peer(ep);
-    }
-}
-
-/* Attaches a connected (or connecting) socket to an endpoint. */
-static void attach(struct endpoint *ep, struct bufferevent *bev)
+/* Gives a socket (connected, or with a connect in progress) to an endpoint. */
+static void attach_socket(struct endpoint *ep, evutil_socket_t fd, bool connecting)
 {
     struct socket_mode *sm = ep->sm;
-    ep->bev = bev;
-    /* libevent moves 4 KB per system call by default: too little for a packet stream. */
-    bufferevent_set_max_single_read(bev, MAX_SINGLE_IO);
-    bufferevent_set_max_single_write(bev, MAX_SINGLE_IO);
+    ep->fd = fd;
+    ep->connecting = connecting;
+    ep->rd = event_new(sm->base, fd, EV_READ | EV_PERSIST, on_readable, ep);
+    ep->wr = event_new(sm->base, fd, EV_WRITE | EV_PERSIST, on_writable, ep);
     ep->decoder.header_have = 0;
     ep->decoder.error = CHARDEV_OK;
-    if (ep->role == SOCK_OUTDEV) {
-        /* What was parked goes first, before anything released from now on. */
-        evbuffer_add_buffer(bufferevent_get_output(bev), sm->parked_out);
-        bufferevent_setcb(bev, NULL, on_outdev_drained, on_peer_event, ep);
-        bufferevent_setwatermark(bev, EV_WRITE, sm->cfg.outdev_high_water / 4, 0);
-        bufferevent_enable(bev, EV_WRITE);
-    } else {
-        bufferevent_setcb(bev, on_input_read, NULL, on_peer_event, ep);
-        bool reads = !sm->inputs_paused || ep->role == SOCK_NOTIFY_DEV;
-        bufferevent_enable(bev, reads ? EV_READ | EV_WRITE : EV_WRITE);
-    }
+    if (connecting)
+        event_add(ep->wr, NULL);
+    else
+        attach_connected(ep);
+}
+
+static void attach_connected(struct endpoint *ep)
+{
+    struct socket_mode *sm = ep->sm;
+    ep->connecting = false;
+    sm->stats.connects[ep->role]++;
+    tune_socket(ep->fd, ep->addr.ss_family);
+    fprintf(stderr, "colo-proxy: %s connected to %s\n", role_names[ep->role], ep->spec);
+    bool reads = !sm->inputs_paused || ep->role == SOCK_NOTIFY_DEV || ep->role == SOCK_OUTDEV;
+    if (reads)
+        event_add(ep->rd, NULL);
+    record_queue_restart(&ep->out); /* what waited goes first, whole records only */
+    flush_output(ep);
 }
 
 static void arm_retry(struct endpoint *ep)
@@ -324,26 +383,38 @@ static void arm_retry(struct endpoint *ep)
 
 static void drop_peer(struct endpoint *ep)
 {
-    if (ep->role == SOCK_OUTDEV && ep->bev) /* keep what it did not take, in order */
-        evbuffer_add_buffer(ep->sm->parked_out, bufferevent_get_output(ep->bev));
-    if (ep->bev)
-        bufferevent_free(ep->bev);
-    ep->bev = NULL;
+    if (ep->fd >= 0) {
+        event_free(ep->rd);
+        event_free(ep->wr);
+        ep->rd = ep->wr = NULL;
+        evutil_closesocket(ep->fd);
+        ep->fd = -1;
+    }
+    ep->connecting = false;
     ep->decoder.header_have = 0;
     ep->decoder.error = CHARDEV_OK;
     if (!ep->server)
         arm_retry(ep);
 }
 
-static void connect_endpoint(evutil_socket_t fd, short what, void *arg)
+static void connect_endpoint(evutil_socket_t unused, short what, void *arg)
 {
-    (void)fd;
+    (void)unused;
     (void)what;
     struct endpoint *ep = arg;
-    struct bufferevent *bev = bufferevent_socket_new(ep->sm->base, -1, BEV_OPT_CLOSE_ON_FREE);
-    attach(ep, bev);
-    if (bufferevent_socket_connect(bev, (struct sockaddr *)&ep->addr, ep->addr_len) != 0)
-        drop_peer(ep);
+    evutil_socket_t fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0) {
+        arm_retry(ep);
+        return;
+    }
+    if (connect(fd, (struct sockaddr *)&ep->addr, (socklen_t)ep->addr_len) == 0) {
+        attach_socket(ep, fd, false);
+    } else if (errno == EINPROGRESS) {
+        attach_socket(ep, fd, true);
+    } else {
+        evutil_closesocket(fd);
+        arm_retry(ep);
+    }
 }
 
 static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
@@ -353,12 +424,12 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)sa;
     (void)len;
     struct endpoint *ep = arg;
-    if (ep->bev) {
+    if (ep->fd >= 0) {
         fprintf(stderr, "colo-proxy: %s: a new peer replaces the old one\n", role_names[ep->role]);
         drop_peer(ep);
     }
-    attach(ep, bufferevent_socket_new(ep->sm->base, fd, BEV_OPT_CLOSE_ON_FREE));
-    ep->sm->stats.connects[ep->role]++;
+    evutil_make_socket_nonblocking(fd);
+    attach_socket(ep, fd, false);
 }
 
 /* "tcp:HOST:PORT[,server]" or "unix:PATH[,server]". */
@@ -430,6 +501,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)what;
     struct socket_mode *sm = arg;
     colo_compare_tick(sm->engine, now_ns());
+    flush_released(sm);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -444,6 +516,7 @@ static void qmp_done(void *ctx)
 {
     struct socket_mode *sm = ctx;
     colo_compare_checkpoint_done(sm->engine, now_ns());
+    flush_released(sm);
 }
 
 static void qmp_failover(void *ctx, const char *why)
@@ -461,7 +534,10 @@ static void qmp_log(void *ctx, const char *line)
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err, size_t errlen)
 {
     struct socket_mode *sm = calloc(1, sizeof(*sm));
-    if (!sm || !(sm->base = event_base_new()) || !(sm->parked_out = evbuffer_new())) {
+    if (sm)
+        for (int r = 0; r < SOCK_ROLE_COUNT; r++)
+            sm->ep[r].fd = -1;
+    if (!sm || !(sm->base = event_base_new()) || !(sm->read_buf = malloc(READ_BYTES))) {
         snprintf(err, errlen, "cannot create the event loop");
         socket_mode_destroy(sm);
         return NULL;
@@ -511,10 +587,11 @@ int socket_mode_run(struct socket_mode *sm)
     colo_compare_release_all(sm->engine);
     /* Give outdev a bounded time to take the rest. */
     struct endpoint *out = &sm->ep[SOCK_OUTDEV];
+    flush_output(out);
     time_t until = time(NULL) + DRAIN_LIMIT_S;
-    while (out->bev && evbuffer_get_length(bufferevent_get_output(out->bev)) && time(NULL) < until)
-        event_base_loop(sm->base, EVLOOP_ONCE | EVLOOP_NONBLOCK);
-    size_t left = evbuffer_get_length(output(sm));
+    while (out->fd >= 0 && out->out.head && time(NULL) < until)
+        event_base_loop(sm->base, EVLOOP_ONCE);
+    size_t left = out->out.bytes;
     if (left)
         fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev before exit\n", left);
     print_summary(sm);
@@ -528,8 +605,12 @@ void socket_mode_destroy(struct socket_mode *sm)
     colo_compare_destroy(sm->engine); /* releases what it holds into the output, freed below */
     for (int r = 0; r < SOCK_ROLE_COUNT; r++) {
         struct endpoint *ep = &sm->ep[r];
-        if (ep->bev)
-            bufferevent_free(ep->bev);
+        if (ep->fd >= 0) {
+            event_free(ep->rd);
+            event_free(ep->wr);
+            evutil_closesocket(ep->fd);
+        }
+        record_queue_clear(&ep->out, &sm->pool);
         if (ep->listener)
             evconnlistener_free(ep->listener);
         if (ep->retry)
@@ -543,8 +624,8 @@ void socket_mode_destroy(struct socket_mode *sm)
         event_free(sm->sigint);
     if (sm->sigterm)
         event_free(sm->sigterm);
-    if (sm->parked_out)
-        evbuffer_free(sm->parked_out);
+    record_pool_free(&sm->pool);
+    free(sm->read_buf);
     if (sm->base)
         event_base_free(sm->base);
     free(sm);

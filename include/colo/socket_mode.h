@@ -11,12 +11,13 @@
  * header length field when vnet_hdr_support is on.
  *
  * Socket mode runs its own libevent loop on one thread (no DPDK, no rings):
- * sockets are readiness-driven, and the compare semantics are the engine's,
- * unchanged. Released frames leave in order through one output buffer,
- * referenced, not copied, and written with vectored I/O; when `outdev` falls
- * behind (or is down), reading from both inputs pauses until it drains, so
- * nothing is dropped or reordered. With a QMP address, checkpoints are asked
- * for and learned there (checkpoint_ctl.h).
+ * sockets are readiness-driven and read up to 1 MiB per system call, and the
+ * compare semantics are the engine's, unchanged. Each record is copied once, into
+ * a pooled slot (record_buf.h); released frames leave in order from that slot
+ * through outdev's queue, written with vectored I/O; when `outdev` falls behind
+ * (or is down), reading from both inputs pauses until it drains, so nothing is
+ * dropped or reordered, and a new outdev peer gets whole records only. With a
+ * QMP address, checkpoints are asked for and learned there (checkpoint_ctl.h).
  *
  * `notify_dev` (optional) is the Xen COLO frame's channel, in the same framing
  * carrying ASCII words: the frame's COLO_USERSPACE_PROXY_INIT is answered with

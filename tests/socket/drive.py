@@ -246,9 +246,29 @@ def main():
         s_sock.sendall(record(frame, vnet))
         again = read_records(o_sock, 1, vnet, 10)
         verdict("after the secondary reconnected, frames flow again", len(again) == 1)
+        # outdev goes away mid-stream: what is released meanwhile waits, and the next outdev peer
+        # gets it whole, exactly once, in order.
+        o_sock.close()
+        time.sleep(0.2)
+        tail = [f for _, f in pvm[-10:]]
+        for frame in tail:
+            p_sock.sendall(record(frame, vnet))
+            s_sock.sendall(record(frame, vnet))
+        time.sleep(0.2)
+        o_sock, _ = out.accept()
+        parked = read_records(o_sock, len(tail), vnet, 10)
+        verdict("outdev reconnected: the %d frames released while it was away came out whole and in order"
+                % len(parked), parked == tail)
+        # primary_in goes away and comes back (the primary QEMU restarted its chardev): frames flow again.
+        p_sock.close()
+        p_sock, _ = pin.accept()
+        p_sock.sendall(record(frame, vnet))
+        s_sock.sendall(record(frame, vnet))
+        verdict("primary_in reconnected: frames flow again", len(read_records(o_sock, 1, vnet, 10)) == 1)
     finally:
         proc.terminate()
-        proc.wait(timeout=10)
+        rc = proc.wait(timeout=10)
+        verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
         if flaky:
             os.unlink(flaky.path)
     sys.exit(1 if FAILURES else 0)
