@@ -10,10 +10,13 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/uio.h>
 
 #define SLOTS_PER_CHUNK 256
 #define WRITE_IOV 128
+#define STAGE_BYTES (256u << 10)
+#define COALESCE_BYTES 512u
 
 static const uint32_t class_bytes[RECORD_CLASS_MALLOC] = { RECORD_SMALL_BYTES, RECORD_SLOT_BYTES };
 
@@ -112,17 +115,39 @@ static size_t record_total(const struct sock_record *r)
     return r->header_len + (size_t)r->len;
 }
 
-/* The iovecs of the queue from its head, skipping what the head already sent. */
-static int gather(const struct record_queue *q, struct iovec *iov)
+static void add_bytes(struct iovec *iov, int *n, uint8_t *stage, size_t *staged, const uint8_t *p, size_t len)
+{
+    if (len <= COALESCE_BYTES && *staged + len <= STAGE_BYTES) {
+        uint8_t *dst = stage + *staged;
+        memcpy(dst, p, len);
+        *staged += len;
+        if (*n && (uint8_t *)iov[*n - 1].iov_base + iov[*n - 1].iov_len == dst) {
+            iov[*n - 1].iov_len += len;
+            return;
+        }
+        iov[(*n)++] = (struct iovec){ dst, len };
+        return;
+    }
+    iov[(*n)++] = (struct iovec){ (void *)p, len };
+}
+
+/*
+ * The iovecs of the queue from its head, skipping what the head already sent.
+ * Small pieces are copied into one staging run (the kernel copies a long run far
+ * faster than many short iovecs); large frames are written from their slots.
+ */
+static int gather(struct record_queue *q, struct iovec *iov)
 {
     int n = 0;
+    size_t staged = 0;
     uint32_t skip = q->head_sent;
-    for (struct sock_record *r = q->head; r && n + 2 <= WRITE_IOV; r = r->next, skip = 0) {
+    for (struct sock_record *r = q->head; r && n + 2 <= WRITE_IOV && staged + COALESCE_BYTES <= STAGE_BYTES;
+         r = r->next, skip = 0) {
         if (skip < r->header_len)
-            iov[n++] = (struct iovec){ r->header + skip, r->header_len - skip };
+            add_bytes(iov, &n, q->stage, &staged, r->header + skip, r->header_len - skip);
         uint32_t data_skip = skip > r->header_len ? skip - r->header_len : 0;
         if (r->len > data_skip)
-            iov[n++] = (struct iovec){ r->data + data_skip, r->len - data_skip };
+            add_bytes(iov, &n, q->stage, &staged, r->data + data_skip, r->len - data_skip);
     }
     return n;
 }
@@ -151,6 +176,8 @@ static void consume(struct record_queue *q, size_t n, struct record_pool *pool)
 enum record_write_status record_queue_write(struct record_queue *q, int fd, struct record_pool *pool)
 {
     struct iovec iov[WRITE_IOV];
+    if (!q->stage && !(q->stage = malloc(STAGE_BYTES)))
+        return RECORD_WRITE_ERROR;
     while (q->head) {
         int n = gather(q, iov);
         ssize_t w = writev(fd, iov, n);
@@ -181,4 +208,6 @@ void record_queue_clear(struct record_queue *q, struct record_pool *pool)
     q->head_sent = 0;
     q->bytes = 0;
     q->count = 0;
+    free(q->stage);
+    q->stage = NULL;
 }

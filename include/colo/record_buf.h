@@ -51,6 +51,7 @@ struct record_queue {
     uint32_t head_sent; /* bytes of the head record (header first) already written */
     size_t bytes;       /* unsent bytes, headers included */
     uint64_t count;
+    uint8_t *stage;     /* where small records are gathered for one write */
 };
 
 enum record_write_status { RECORD_WRITE_DONE, RECORD_WRITE_AGAIN, RECORD_WRITE_ERROR };
@@ -61,6 +62,7 @@ void record_queue_push(struct record_queue *q, struct sock_record *r);
 enum record_write_status record_queue_write(struct record_queue *q, int fd, struct record_pool *pool);
 /* The peer changed: a record cut off mid-way is sent again whole. */
 void record_queue_restart(struct record_queue *q);
+/* Empties the queue (records back to the pool) and frees its staging buffer. */
 void record_queue_clear(struct record_queue *q, struct record_pool *pool);
 
 #endif

@@ -1,0 +1,88 @@
+/*
+ * socket_ceiling.c — the socket ceiling for bench/run-socket: what this machine
+ * moves through colo-compare's three sockets when nothing is compared.
+ *
+ *   socket_ceiling PRIMARY_IN SECONDARY_IN OUTDEV
+ *
+ * Listens on the three endpoints (a TCP port on 127.0.0.1, or a unix socket path
+ * when it starts with '/'), like a colo-compare. Every byte from PRIMARY_IN is
+ * written to OUTDEV as it came (the records pass through whole), SECONDARY_IN is
+ * read and thrown away, in large reads, with poll(). No parsing, no queues: a
+ * comparing proxy's figures read as a fraction of this one.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#define BUF_BYTES (1u << 20)
+
+static int listen_on(const char *where)
+{
+    struct sockaddr_storage ss;
+    socklen_t len;
+    memset(&ss, 0, sizeof(ss));
+    if (where[0] == '/') {
+        struct sockaddr_un *u = (struct sockaddr_un *)&ss;
+        u->sun_family = AF_UNIX;
+        snprintf(u->sun_path, sizeof(u->sun_path), "%s", where);
+        unlink(where);
+        len = sizeof(*u);
+    } else {
+        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
+        a->sin_family = AF_INET;
+        a->sin_port = htons((uint16_t)atoi(where));
+        inet_pton(AF_INET, "127.0.0.1", &a->sin_addr);
+        len = sizeof(*a);
+    }
+    int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+    if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1) != 0) {
+        fprintf(stderr, "socket_ceiling: cannot listen on %s: %s\n", where, strerror(errno));
+        exit(2);
+    }
+    return fd;
+}
+
+static void write_all(int fd, const uint8_t *p, size_t n)
+{
+    while (n) {
+        ssize_t w = write(fd, p, n);
+        if (w < 0 && errno == EINTR)
+            continue;
+        if (w <= 0)
+            exit(0);
+        p += w;
+        n -= (size_t)w;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: socket_ceiling PRIMARY_IN SECONDARY_IN OUTDEV\n");
+        return 2;
+    }
+    int lp = listen_on(argv[1]), ls = listen_on(argv[2]), lo = listen_on(argv[3]);
+    int out = accept(lo, NULL, NULL), pin = accept(lp, NULL, NULL), sin = accept(ls, NULL, NULL);
+    uint8_t *buf = malloc(BUF_BYTES);
+    for (;;) {
+        struct pollfd p[2] = { { pin, POLLIN, 0 }, { sin, POLLIN, 0 } };
+        if (poll(p, 2, -1) < 0 && errno != EINTR)
+            return 1;
+        if (p[0].revents) {
+            ssize_t n = read(pin, buf, BUF_BYTES);
+            if (n <= 0)
+                return 0;
+            write_all(out, buf, (size_t)n);
+        }
+        if (p[1].revents && read(sin, buf, BUF_BYTES) <= 0)
+            return 0;
+    }
+}
