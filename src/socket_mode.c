@@ -1,71 +1,41 @@
 /*
- * socket_mode.c — the chardev-socket front end: endpoints, records in, releases out.
+ * socket_mode.c — colo-proxy in place of QEMU's colo-compare, on its chardev sockets.
  *
- * Owns: the libevent base, the endpoints (listener or connector, the current
- * connection's socket and events, its record decoder, its output queue), the
- * record pool, the compare engine, the 1 ms timer and the QMP channel. Sockets
- * are read straight into one large buffer (up to READ_BYTES per system call, not
- * libevent's 4 KB), each record is copied once into a pooled slot, and released
- * records leave through outdev's queue with vectored writes, attempted at once
- * after each batch (a write event is armed only while the socket pushes back).
- * Must never: let a bad peer affect the other streams (it is disconnected with
- * one log line), drop or reorder a released frame, send a new outdev peer part
- * of a record, or read more input while outdev is backed up.
+ * Owns: the libevent base, the four endpoints (chardev_endpoint.c does their
+ * I/O), the record pool, the compare engine, the 1 ms timer, the QMP channel and
+ * the notify_dev words. Each record is copied once into a pooled slot; released
+ * records go into outdev's queue and are written after each batch, after a
+ * checkpoint and on each tick. Must never: drop or reorder a released frame, or
+ * read more input while outdev is backed up.
  */
 #include "colo/socket_mode.h"
 
-#include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
-#include <unistd.h>
 
 #include <event2/event.h>
-#include <event2/listener.h>
-#include <event2/util.h>
 
-#include "colo/chardev_codec.h"
+#include "colo/chardev_endpoint.h"
 #include "colo/pkt_parse.h"
 #include "colo/record_buf.h"
 
-#define RECONNECT_MS 200
-#define READ_BYTES (1u << 20)
-#define READS_PER_WAKEUP 8
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
 #define VNET_NEEDS_CSUM 0x01
-
-struct endpoint {
-    struct socket_mode *sm;
-    enum socket_role role;
-    char spec[256];
-    bool server;
-    struct sockaddr_storage addr;
-    int addr_len;
-    struct evconnlistener *listener;
-    evutil_socket_t fd;       /* -1: no peer */
-    bool connecting;
-    struct event *rd, *wr, *retry;
-    struct chardev_decoder decoder;
-    struct record_queue out;  /* outdev: released records; notify_dev: words */
-};
 
 struct socket_mode {
     struct socket_mode_config cfg;
     struct event_base *base;
     struct colo_compare *engine;
-    struct endpoint ep[SOCK_ROLE_COUNT];
+    struct chardev_endpoint ep[SOCK_ROLE_COUNT];
+    bool opened[SOCK_ROLE_COUNT];
     struct record_pool pool;
-    uint8_t *read_buf;
-    uint64_t batch_now;        /* one clock reading per batch of records */
+    uint64_t batch_now; /* one clock reading per batch of records, taken at its first */
+    bool batch_now_valid;
     struct event *tick, *sigint, *sigterm;
     struct checkpoint_ctl *qmp;
     bool inputs_paused;
@@ -96,9 +66,12 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* ---- output ---- */
+static enum socket_role role_of(const struct socket_mode *sm, const struct chardev_endpoint *ep)
+{
+    return (enum socket_role)(ep - sm->ep);
+}
 
-static void drop_peer(struct endpoint *ep);
+/* ---- output ---- */
 
 static void set_inputs_paused(struct socket_mode *sm, bool paused)
 {
@@ -106,43 +79,15 @@ static void set_inputs_paused(struct socket_mode *sm, bool paused)
         return;
     sm->inputs_paused = paused;
     sm->stats.input_pauses += paused;
-    for (int r = SOCK_PRIMARY_IN; r <= SOCK_SECONDARY_IN; r++) { /* notify_dev keeps reading */
-        struct endpoint *ep = &sm->ep[r];
-        if (ep->fd < 0 || ep->connecting)
-            continue;
-        if (paused)
-            event_del(ep->rd);
-        else
-            event_add(ep->rd, NULL);
-    }
+    chardev_endpoint_pause(&sm->ep[SOCK_PRIMARY_IN], paused);
+    chardev_endpoint_pause(&sm->ep[SOCK_SECONDARY_IN], paused);
 }
 
-/* Writes what the peer takes now; arms the write event only while it pushes back. */
-static void flush_output(struct endpoint *ep)
-{
-    struct socket_mode *sm = ep->sm;
-    if (ep->fd < 0 || ep->connecting)
-        return;
-    enum record_write_status st = record_queue_write(&ep->out, ep->fd, &sm->pool);
-    if (st == RECORD_WRITE_ERROR) {
-        fprintf(stderr, "colo-proxy: %s peer %s went away (%s)\n", role_names[ep->role], ep->spec,
-                strerror(errno));
-        drop_peer(ep);
-        return;
-    }
-    if (st == RECORD_WRITE_AGAIN)
-        event_add(ep->wr, NULL);
-    else
-        event_del(ep->wr);
-    if (ep->role == SOCK_OUTDEV && sm->inputs_paused && ep->out.bytes <= sm->cfg.outdev_high_water / 4)
-        set_inputs_paused(sm, false);
-}
-
-/* Releases made outside a read batch (a checkpoint's end, a timer) go out now. */
+/* Released records go out now (after a batch, a checkpoint's end, a tick). */
 static void flush_released(struct socket_mode *sm)
 {
     if (sm->ep[SOCK_OUTDEV].out.head)
-        flush_output(&sm->ep[SOCK_OUTDEV]);
+        chardev_endpoint_flush(&sm->ep[SOCK_OUTDEV]);
 }
 
 static void on_release(void *ctx, struct colo_pkt *pkt, enum release_reason why)
@@ -150,13 +95,11 @@ static void on_release(void *ctx, struct colo_pkt *pkt, enum release_reason why)
     (void)why;
     struct socket_mode *sm = ctx;
     struct sock_record *rec = pkt->owner;
-    rec->header_len = (uint8_t)chardev_encode_header(rec->header, rec->len, rec->vnet_len,
-                                                      sm->cfg.vnet_hdr_support);
-    struct record_queue *out = &sm->ep[SOCK_OUTDEV].out;
-    record_queue_push(out, rec);
+    struct chardev_endpoint *out = &sm->ep[SOCK_OUTDEV];
+    chardev_endpoint_queue(out, rec, sm->cfg.vnet_hdr_support);
     sm->stats.records_out++;
     sm->stats.bytes_out += rec->len;
-    if (out->bytes > sm->cfg.outdev_high_water)
+    if (chardev_endpoint_backed_up(out))
         set_inputs_paused(sm, true);
 }
 
@@ -169,7 +112,6 @@ static void on_discard(void *ctx, struct colo_pkt *pkt)
 /* A notify_dev word: the framing, never the vnet field (QEMU writes none). */
 static void send_word(struct socket_mode *sm, const char *word)
 {
-    struct endpoint *ep = &sm->ep[SOCK_NOTIFY_DEV];
     uint32_t len = (uint32_t)strlen(word);
     struct sock_record *rec = record_get(&sm->pool, len);
     if (!rec) {
@@ -177,16 +119,15 @@ static void send_word(struct socket_mode *sm, const char *word)
         return;
     }
     memcpy(rec->data, word, len);
-    rec->header_len = (uint8_t)chardev_encode_header(rec->header, len, 0, false);
-    record_queue_push(&ep->out, rec);
-    flush_output(ep);
+    chardev_endpoint_queue(&sm->ep[SOCK_NOTIFY_DEV], rec, false);
+    chardev_endpoint_flush(&sm->ep[SOCK_NOTIFY_DEV]);
 }
 
 static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
 {
     (void)now;
     struct socket_mode *sm = ctx;
-    bool notify = sm->cfg.endpoint[SOCK_NOTIFY_DEV] != NULL;
+    bool notify = sm->opened[SOCK_NOTIFY_DEV];
     fprintf(stderr, "colo-proxy: checkpoint requested (%s)%s\n", checkpoint_reason_name(why),
             sm->qmp || notify ? "" : "; no --qmp or --notify_dev: only QEMU's periodic checkpoints complete it");
     if (sm->qmp)
@@ -249,17 +190,20 @@ static void on_notify_word(struct socket_mode *sm, const uint8_t *bytes, uint32_
 
 /* ---- input ---- */
 
-static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vnet_len)
+static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *bytes, uint32_t len,
+                      uint32_t vnet_len)
 {
-    struct endpoint *ep = ctx;
-    struct socket_mode *sm = ep->sm;
-    if (ep->role == SOCK_NOTIFY_DEV) {
+    struct socket_mode *sm = ctx;
+    enum socket_role role = role_of(sm, ep);
+    if (role == SOCK_NOTIFY_DEV) {
         on_notify_word(sm, bytes + vnet_len, len - vnet_len);
         return;
     }
+    if (role == SOCK_OUTDEV)
+        return; /* QEMU never writes here; whatever comes is ignored */
     struct sock_record *rec = record_get(&sm->pool, len);
     if (!rec) {
-        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[ep->role]);
+        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
         return;
     }
     memset(&rec->pkt, 0, sizeof(rec->pkt));
@@ -268,229 +212,44 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
     rec->pkt.frame = rec->data + vnet_len;
     rec->pkt.frame_len = len - vnet_len;
     rec->pkt.owner = rec;
-    rec->pkt.owner_index = sm->stats.records_in[ep->role]++;
+    rec->pkt.owner_index = sm->stats.records_in[role]++;
     rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
     pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
-    colo_compare_input(sm->engine, ep->role == SOCK_PRIMARY_IN ? SIDE_PVM : SIDE_SVM, &rec->pkt, sm->batch_now);
-}
-
-/* Reads a few large chunks and decodes them; false when the peer is gone or bad. */
-static bool read_batch(struct endpoint *ep)
-{
-    struct socket_mode *sm = ep->sm;
-    for (int i = 0; i < READS_PER_WAKEUP; i++) {
-        ssize_t n = read(ep->fd, sm->read_buf, READ_BYTES);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
-            return true;
-        if (n <= 0) {
-            fprintf(stderr, "colo-proxy: %s peer %s went away\n", role_names[ep->role], ep->spec);
-            return false;
-        }
-        if (ep->role == SOCK_OUTDEV)
-            continue; /* QEMU never writes here; whatever comes is ignored */
+    if (!sm->batch_now_valid) {
         sm->batch_now = now_ns();
-        enum chardev_error e = chardev_decoder_feed(&ep->decoder, sm->read_buf, (size_t)n, on_record, ep);
-        if (e != CHARDEV_OK) {
-            fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n",
-                    role_names[ep->role], chardev_error_name(e));
-            sm->stats.bad_peers++;
-            return false;
-        }
-        if (sm->inputs_paused && ep->role != SOCK_NOTIFY_DEV)
-            return true;
-        if ((size_t)n < READ_BYTES)
-            return true;
+        sm->batch_now_valid = true;
     }
-    return true;
+    colo_compare_input(sm->engine, role == SOCK_PRIMARY_IN ? SIDE_PVM : SIDE_SVM, &rec->pkt, sm->batch_now);
 }
 
-static void on_readable(evutil_socket_t fd, short what, void *arg)
+static void after_batch(void *ctx, struct chardev_endpoint *ep)
 {
-    (void)fd;
-    (void)what;
-    struct endpoint *ep = arg;
-    if (!read_batch(ep)) {
-        drop_peer(ep);
-        return;
-    }
-    flush_released(ep->sm);
+    (void)ep;
+    struct socket_mode *sm = ctx;
+    flush_released(sm);
+    sm->batch_now_valid = false;
 }
 
-static void attach_connected(struct endpoint *ep);
-
-static void on_writable(evutil_socket_t fd, short what, void *arg)
+static void on_outdev_drained(void *ctx, struct chardev_endpoint *ep)
 {
-    (void)what;
-    struct endpoint *ep = arg;
-    if (ep->connecting) {
-        int err = 0;
-        socklen_t len = sizeof(err);
-        getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
-        if (err) {
-            drop_peer(ep);
-            return;
-        }
-        attach_connected(ep);
-        return;
-    }
-    flush_output(ep);
-}
-
-static void tune_socket(evutil_socket_t fd, int family)
-{
-    int one = 1;
-    if (family != AF_UNIX)
-        setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-}
-
-/* Gives a socket (connected, or with a connect in progress) to an endpoint. */
-static void attach_socket(struct endpoint *ep, evutil_socket_t fd, bool connecting)
-{
-    struct socket_mode *sm = ep->sm;
-    ep->fd = fd;
-    ep->connecting = connecting;
-    ep->rd = event_new(sm->base, fd, EV_READ | EV_PERSIST, on_readable, ep);
-    ep->wr = event_new(sm->base, fd, EV_WRITE | EV_PERSIST, on_writable, ep);
-    ep->decoder.header_have = 0;
-    ep->decoder.error = CHARDEV_OK;
-    if (connecting)
-        event_add(ep->wr, NULL);
-    else
-        attach_connected(ep);
-}
-
-static void attach_connected(struct endpoint *ep)
-{
-    struct socket_mode *sm = ep->sm;
-    ep->connecting = false;
-    sm->stats.connects[ep->role]++;
-    tune_socket(ep->fd, ep->addr.ss_family);
-    fprintf(stderr, "colo-proxy: %s connected to %s\n", role_names[ep->role], ep->spec);
-    bool reads = !sm->inputs_paused || ep->role == SOCK_NOTIFY_DEV || ep->role == SOCK_OUTDEV;
-    if (reads)
-        event_add(ep->rd, NULL);
-    record_queue_restart(&ep->out); /* what waited goes first, whole records only */
-    flush_output(ep);
-}
-
-static void arm_retry(struct endpoint *ep)
-{
-    struct timeval tv = { 0, RECONNECT_MS * 1000 };
-    event_add(ep->retry, &tv);
-}
-
-static void drop_peer(struct endpoint *ep)
-{
-    if (ep->fd >= 0) {
-        event_free(ep->rd);
-        event_free(ep->wr);
-        ep->rd = ep->wr = NULL;
-        evutil_closesocket(ep->fd);
-        ep->fd = -1;
-    }
-    ep->connecting = false;
-    ep->decoder.header_have = 0;
-    ep->decoder.error = CHARDEV_OK;
-    if (!ep->server)
-        arm_retry(ep);
-}
-
-static void connect_endpoint(evutil_socket_t unused, short what, void *arg)
-{
-    (void)unused;
-    (void)what;
-    struct endpoint *ep = arg;
-    evutil_socket_t fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0) {
-        arm_retry(ep);
-        return;
-    }
-    if (connect(fd, (struct sockaddr *)&ep->addr, (socklen_t)ep->addr_len) == 0) {
-        attach_socket(ep, fd, false);
-    } else if (errno == EINPROGRESS) {
-        attach_socket(ep, fd, true);
-    } else {
-        evutil_closesocket(fd);
-        arm_retry(ep);
-    }
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len,
-                      void *arg)
-{
-    (void)l;
-    (void)sa;
-    (void)len;
-    struct endpoint *ep = arg;
-    if (ep->fd >= 0) {
-        fprintf(stderr, "colo-proxy: %s: a new peer replaces the old one\n", role_names[ep->role]);
-        drop_peer(ep);
-    }
-    evutil_make_socket_nonblocking(fd);
-    attach_socket(ep, fd, false);
-}
-
-/* "tcp:HOST:PORT[,server]" or "unix:PATH[,server]". */
-static int parse_endpoint(struct endpoint *ep, const char *spec, char *err, size_t errlen)
-{
-    size_t n = strlen(spec);
-    if (n >= sizeof(ep->spec)) {
-        snprintf(err, errlen, "--%s is too long", role_names[ep->role]);
-        return -1;
-    }
-    strcpy(ep->spec, spec);
-    char *server = strstr(ep->spec, ",server");
-    if (server && (strcmp(server, ",server") == 0 || strcmp(server, ",server=on") == 0)) {
-        *server = '\0';
-        ep->server = true;
-    }
-    memset(&ep->addr, 0, sizeof(ep->addr));
-    if (strncmp(ep->spec, "unix:", 5) == 0 && strlen(ep->spec + 5) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        struct sockaddr_un *sun = (struct sockaddr_un *)&ep->addr;
-        sun->sun_family = AF_UNIX;
-        strcpy(sun->sun_path, ep->spec + 5);
-        ep->addr_len = (int)sizeof(*sun);
-        return 0;
-    }
-    ep->addr_len = (int)sizeof(ep->addr);
-    if (strncmp(ep->spec, "tcp:", 4) == 0 &&
-        evutil_parse_sockaddr_port(ep->spec + 4, (struct sockaddr *)&ep->addr, &ep->addr_len) == 0)
-        return 0;
-    snprintf(err, errlen, "--%s '%s': use tcp:HOST:PORT or unix:PATH, with ,server to listen",
-             role_names[ep->role], spec);
-    return -1;
+    struct socket_mode *sm = ctx;
+    if (ep == &sm->ep[SOCK_OUTDEV])
+        set_inputs_paused(sm, false);
 }
 
 static int open_endpoint(struct socket_mode *sm, enum socket_role role, char *err, size_t errlen)
 {
-    struct endpoint *ep = &sm->ep[role];
-    ep->sm = sm;
-    ep->role = role;
-    if (!sm->cfg.endpoint[role] && role == SOCK_NOTIFY_DEV)
+    static const struct chardev_endpoint_ops ops = { on_record, after_batch, on_outdev_drained };
+    const char *spec = sm->cfg.endpoint[role];
+    if (!spec && role == SOCK_NOTIFY_DEV)
         return 0;
-    if (!sm->cfg.endpoint[role]) {
+    if (!spec) {
         snprintf(err, errlen, "socket mode needs --%s (QEMU's colo-compare has it too)", role_names[role]);
         return -1;
     }
-    if (parse_endpoint(ep, sm->cfg.endpoint[role], err, errlen) != 0 ||
-        chardev_decoder_init(&ep->decoder, sm->cfg.vnet_hdr_support) != 0)
-        return -1;
-    ep->retry = evtimer_new(sm->base, connect_endpoint, ep);
-    if (!ep->server) {
-        event_active(ep->retry, EV_TIMEOUT, 0);
-        return 0;
-    }
-    if (ep->addr.ss_family == AF_UNIX)
-        unlink(((struct sockaddr_un *)&ep->addr)->sun_path);
-    ep->listener = evconnlistener_new_bind(sm->base, on_accept, ep, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE,
-                                           4, (struct sockaddr *)&ep->addr, ep->addr_len);
-    if (!ep->listener) {
-        snprintf(err, errlen, "cannot listen for --%s on %s: %s", role_names[role], ep->spec, strerror(errno));
-        return -1;
-    }
-    return 0;
+    sm->opened[role] = true;
+    return chardev_endpoint_open(&sm->ep[role], sm->base, role_names[role], spec, sm->cfg.vnet_hdr_support,
+                                 &sm->pool, sm->cfg.outdev_high_water, &ops, sm, err, errlen);
 }
 
 /* ---- timers, signals, QMP ---- */
@@ -534,10 +293,7 @@ static void qmp_log(void *ctx, const char *line)
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err, size_t errlen)
 {
     struct socket_mode *sm = calloc(1, sizeof(*sm));
-    if (sm)
-        for (int r = 0; r < SOCK_ROLE_COUNT; r++)
-            sm->ep[r].fd = -1;
-    if (!sm || !(sm->base = event_base_new()) || !(sm->read_buf = malloc(READ_BYTES))) {
+    if (!sm || !(sm->base = event_base_new())) {
         snprintf(err, errlen, "cannot create the event loop");
         socket_mode_destroy(sm);
         return NULL;
@@ -586,10 +342,10 @@ int socket_mode_run(struct socket_mode *sm)
     event_base_dispatch(sm->base);
     colo_compare_release_all(sm->engine);
     /* Give outdev a bounded time to take the rest. */
-    struct endpoint *out = &sm->ep[SOCK_OUTDEV];
-    flush_output(out);
+    struct chardev_endpoint *out = &sm->ep[SOCK_OUTDEV];
+    chardev_endpoint_flush(out);
     time_t until = time(NULL) + DRAIN_LIMIT_S;
-    while (out->fd >= 0 && out->out.head && time(NULL) < until)
+    while (chardev_endpoint_connected(out) && out->out.head && time(NULL) < until)
         event_base_loop(sm->base, EVLOOP_ONCE);
     size_t left = out->out.bytes;
     if (left)
@@ -603,20 +359,9 @@ void socket_mode_destroy(struct socket_mode *sm)
     if (!sm)
         return;
     colo_compare_destroy(sm->engine); /* releases what it holds into the output, freed below */
-    for (int r = 0; r < SOCK_ROLE_COUNT; r++) {
-        struct endpoint *ep = &sm->ep[r];
-        if (ep->fd >= 0) {
-            event_free(ep->rd);
-            event_free(ep->wr);
-            evutil_closesocket(ep->fd);
-        }
-        record_queue_clear(&ep->out, &sm->pool);
-        if (ep->listener)
-            evconnlistener_free(ep->listener);
-        if (ep->retry)
-            event_free(ep->retry);
-        chardev_decoder_free(&ep->decoder);
-    }
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
+        if (sm->opened[r])
+            chardev_endpoint_close(&sm->ep[r]);
     checkpoint_ctl_free(sm->qmp);
     if (sm->tick)
         event_free(sm->tick);
@@ -625,7 +370,6 @@ void socket_mode_destroy(struct socket_mode *sm)
     if (sm->sigterm)
         event_free(sm->sigterm);
     record_pool_free(&sm->pool);
-    free(sm->read_buf);
     if (sm->base)
         event_base_free(sm->base);
     free(sm);
