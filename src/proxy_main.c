@@ -3,6 +3,7 @@
  *
  *   colo-proxy run [EAL options] -- [options]   the DPDK data plane of one host
  *   colo-proxy compare [options]                 socket mode, in place of QEMU's colo-compare
+ *   colo-proxy rewrite [options]                 socket mode on the secondary, in place of filter-rewriter
  *   colo-proxy replay [options] PVM.pcap SVM.pcap   offline comparison
  */
 #include <stdio.h>
@@ -16,6 +17,7 @@ static void usage(FILE *out)
           "commands:\n"
           "  run [EAL options] -- [options]       the poll-mode data plane of a primary or secondary\n"
           "  compare --primary_in .. --secondary_in .. --outdev ..   in place of QEMU's colo-compare\n"
+          "  rewrite --mirror_in .. --to_svm .. --from_svm .. --to_primary ..   in place of filter-rewriter\n"
           "  replay PRIMARY.pcap SECONDARY.pcap   compare a PVM and an SVM trace offline\n"
           "  help                                 this text\n"
           "Run 'colo-proxy COMMAND --help' for a command's options.\n",
@@ -34,6 +36,8 @@ int main(int argc, char **argv)
         return cmd_run(argc - 1, argv + 1);
     if (strcmp(argv[1], "compare") == 0)
         return cmd_compare(argc - 1, argv + 1);
+    if (strcmp(argv[1], "rewrite") == 0)
+        return cmd_rewrite(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);

@@ -45,5 +45,6 @@ int cli_parse_mac(const char *name, const char *text, uint8_t mac[6]);
 int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
+int cmd_rewrite(int argc, char **argv);
 
 #endif

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
-"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] — colo-proxy in place of colo-compare,
-with two real QEMU 7.2 guests in COLO.
+"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] — colo-proxy in place
+of colo-compare, with two real QEMU 7.2 guests in COLO; with --secondary-proxy, `colo-proxy
+rewrite` also takes the place of the secondary's filter-rewriter.
 
 In a network namespace of its own: a bridge (the client's side, 10.99.0.1) with the
 primary's tap on it, the secondary's tap kept off it (COLO-FT topology, no drives).
@@ -113,16 +114,27 @@ def primary_args(img, d):
         "-S"]
 
 
-def secondary_args(img, d):
-    return qemu_common(img, "secondary", d) + [
+def secondary_args(img, d, proxy_rewrites):
+    """COLO-FT's secondary; with proxy_rewrites, its redirectors reach `colo-proxy rewrite`
+    (9013, 9014) instead of the primary, and filter-rewriter goes."""
+    ports = (9013, 9014) if proxy_rewrites else (9003, 9004)
+    args = qemu_common(img, "secondary", d) + [
         "-netdev", "tap,id=hn0,ifname=tap-svm,script=no,downscript=no,vhost=off",
         "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
-        "-chardev", "socket,id=red0,host=127.0.0.1,port=9003,reconnect=1",
-        "-chardev", "socket,id=red1,host=127.0.0.1,port=9004,reconnect=1",
+        "-chardev", "socket,id=red0,host=127.0.0.1,port=%d,reconnect=1" % ports[0],
+        "-chardev", "socket,id=red1,host=127.0.0.1,port=%d,reconnect=1" % ports[1],
         "-object", "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0" + VNET,
-        "-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET,
-        "-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
-        "-incoming", "tcp:127.0.0.1:9998"]
+        "-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET]
+    if proxy_rewrites:
+        return args + ["-qmp", "unix:%s/secondary-proxy.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:9998"]
+    return args + ["-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
+                   "-incoming", "tcp:127.0.0.1:9998"]
+
+
+def secondary_proxy_args(proxy, d):
+    return [proxy, "rewrite", "--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "tcp:127.0.0.1:9013,server",
+            "--from_svm", "tcp:127.0.0.1:9014,server", "--to_primary", "tcp:127.0.0.1:9004",
+            "--vnet_hdr_support", "--qmp", "unix:%s/secondary-proxy.qmp" % d]
 
 
 class Checkpoints:
@@ -224,6 +236,8 @@ def proxy_summary(log_path):
 def main():
     proxy, preload, img = sys.argv[1:4]
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
+    proxy_rewrites = "--secondary-proxy" in sys.argv
+    print("guest: secondary rewriter: %s" % ("colo-proxy rewrite" if proxy_rewrites else "QEMU's filter-rewriter"))
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-%d" % os.getpid()
     os.makedirs(d, exist_ok=True)
     ns = Namespace()
@@ -239,7 +253,11 @@ def main():
                      "--qmp", "unix:%s/proxy.qmp" % d, "--checkpoint-period-ms", str(PERIOD_MS)],
                     open(proxy_log, "w"))
         procs.append(px)
-        sec = ns.run(secondary_args(img, d), open(d + "/secondary.log", "w"), env)
+        rewriter = None
+        if proxy_rewrites:
+            rewriter = ns.run(secondary_proxy_args(proxy, d), open(d + "/secondary-proxy.log", "w"))
+            procs.append(rewriter)
+        sec = ns.run(secondary_args(img, d, proxy_rewrites), open(d + "/secondary.log", "w"), env)
         procs.append(sec)
 
         s = Qmp(d + "/secondary.qmp")
@@ -284,6 +302,17 @@ def main():
         px.send_signal(signal.SIGTERM)
         rc = px.wait(timeout=15)
         verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
+        if rewriter:
+            rewriter.send_signal(signal.SIGTERM)
+            rc = rewriter.wait(timeout=15)
+            tail = open(d + "/secondary-proxy.log").read()
+            m = re.search(r"summary: .*", tail)
+            verdict("colo-proxy rewrite stopped cleanly (exit status %d; %s)" % (rc, m.group(0) if m else "no summary"),
+                    rc == 0 and m is not None)
+            seen = re.search(r"checkpoints (\d+)", tail)
+            verdict("colo-proxy rewrite learned every checkpoint from the secondary's QMP (%s of QEMU's %d)"
+                    % (seen.group(1) if seen else "none", len(ckpts.durations)),
+                    seen is not None and int(seen.group(1)) >= len(ckpts.durations) - 1 > 0)
         reasons, summary, log = proxy_summary(proxy_log)
         asked = sum(reasons.values())
         median = durations[len(durations) // 2] * 1000 if durations else 0
@@ -305,7 +334,7 @@ def main():
             proc.wait()
         ns.delete()
         if FAILURES:
-            for name in ("proxy.log", "primary.log", "secondary.log", "primary.console"):
+            for name in ("proxy.log", "secondary-proxy.log", "primary.log", "secondary.log", "primary.console"):
                 path = os.path.join(d, name)
                 if os.path.exists(path):
                     print("---- %s (tail) ----\n%s" % (name, "".join(open(path, errors="replace").readlines()[-15:])))

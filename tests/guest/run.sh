@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# run.sh [PROXY_BINARY [SECONDS]] — the real-guest COLO test (tests/guest/colo_guest.py):
-# two QEMU 7.2 TCG guests in COLO, colo-proxy in place of colo-compare, a client
-# checking every byte for SECONDS (default 60). Builds the guest image on first use
+# run.sh [PROXY_BINARY [SECONDS [--secondary-proxy]]] — the real-guest COLO test
+# (tests/guest/colo_guest.py): two QEMU 7.2 TCG guests in COLO, colo-proxy in place of
+# colo-compare (and, with --secondary-proxy, of the secondary's filter-rewriter too),
+# a client checking every byte for SECONDS (default 60). Builds the guest image on first use
 # (tests/guest/make-image.sh, cached in build-guest/) and uses the TCG workaround
 # preload from the release build. Needs root (network namespace, taps).
 set -euo pipefail
@@ -13,4 +14,4 @@ preload=$top/build-release/tests/tcg_condwait_fix.so
 [ -f "$preload" ] || { echo "guest: $preload is missing: run scripts/build release first" >&2; exit 2; }
 "$here/make-image.sh" "$top/build-guest"
 echo "guest: $(qemu-system-x86_64 --version | head -1), kernel $(cat "$top/build-guest/kernel"), ${seconds} s of traffic"
-exec python3 "$here/colo_guest.py" "$proxy" "$preload" "$top/build-guest" --seconds "$seconds"
+exec python3 "$here/colo_guest.py" "$proxy" "$preload" "$top/build-guest" --seconds "$seconds" "${@:3}"

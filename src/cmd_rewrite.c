@@ -1,0 +1,91 @@
+/*
+ * cmd_rewrite.c — `colo-proxy rewrite`: socket mode on the secondary, in place of
+ * QEMU's filter-rewriter.
+ *
+ * COLO-FT's secondary and its colo-proxy spelling:
+ *   -chardev socket,id=red0,host=$primary_ip,port=9003,reconnect=1      -> port=9013 on this host
+ *   -chardev socket,id=red1,host=$primary_ip,port=9004,reconnect=1      -> port=9014 on this host
+ *   -object filter-rewriter,id=rew0,netdev=hn0,queue=all                -> dropped
+ *   colo-proxy rewrite --mirror_in tcp:$primary_ip:9003 --to_svm tcp:127.0.0.1:9013,server
+ *           --from_svm tcp:127.0.0.1:9014,server --to_primary tcp:$primary_ip:9004
+ *           --qmp unix:/run/qemu-secondary-proxy.qmp
+ * See docs/qemu.md.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "colo/cli.h"
+#include "colo/socket_rewrite.h"
+
+enum {
+    OPT_MIRROR_IN = 600,
+    OPT_TO_SVM,
+    OPT_FROM_SVM,
+    OPT_TO_PRIMARY,
+    OPT_VNET,
+    OPT_QMP,
+    OPT_MAX_CONNS,
+    OPT_HELP,
+};
+
+static void rewrite_usage(FILE *out)
+{
+    fputs("usage: colo-proxy rewrite --mirror_in EP --to_svm EP --from_svm EP --to_primary EP [options]\n"
+          "  EP is tcp:HOST:PORT or unix:PATH (connect, retried), with ,server to listen\n"
+          "  --mirror_in EP         the primary's filter-mirror socket (client frames)\n"
+          "  --to_svm EP            where the secondary's filter-redirector (queue=tx, indev) connects\n"
+          "  --from_svm EP          where the secondary's filter-redirector (queue=rx, outdev) connects\n"
+          "  --to_primary EP        the primary's compare (its secondary_in)\n"
+          "options:\n"
+          "  --vnet_hdr_support     records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
+          "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset\n"
+          "  --max-conns N          connection table size (default 65536)\n",
+          out);
+}
+
+int cmd_rewrite(int argc, char **argv)
+{
+    static const struct option longopts[] = {
+        { "mirror_in", required_argument, NULL, OPT_MIRROR_IN },
+        { "to_svm", required_argument, NULL, OPT_TO_SVM },
+        { "from_svm", required_argument, NULL, OPT_FROM_SVM },
+        { "to_primary", required_argument, NULL, OPT_TO_PRIMARY },
+        { "vnet_hdr_support", no_argument, NULL, OPT_VNET },
+        { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
+        { "qmp", required_argument, NULL, OPT_QMP },
+        { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "help", no_argument, NULL, OPT_HELP },
+        { NULL, 0, NULL, 0 },
+    };
+    struct socket_rewrite_config cfg;
+    socket_rewrite_config_default(&cfg);
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+        int bad = 0;
+        switch (c) {
+        case OPT_MIRROR_IN: cfg.endpoint[RW_MIRROR_IN] = optarg; break;
+        case OPT_TO_SVM: cfg.endpoint[RW_TO_SVM] = optarg; break;
+        case OPT_FROM_SVM: cfg.endpoint[RW_FROM_SVM] = optarg; break;
+        case OPT_TO_PRIMARY: cfg.endpoint[RW_TO_PRIMARY] = optarg; break;
+        case OPT_VNET: cfg.vnet_hdr_support = true; break;
+        case OPT_QMP: cfg.qmp = optarg; break;
+        case OPT_MAX_CONNS: bad = cli_parse_u32("max-conns", optarg, 16, &cfg.max_conns); break;
+        case OPT_HELP: rewrite_usage(stdout); return 0;
+        default: bad = -1; break;
+        }
+        if (bad) {
+            rewrite_usage(stderr);
+            return 2;
+        }
+    }
+    char err[512];
+    struct socket_rewrite *sr = socket_rewrite_create(&cfg, err, sizeof(err));
+    if (!sr) {
+        fprintf(stderr, "colo-proxy rewrite: %s\n", err);
+        return 2;
+    }
+    int rc = socket_rewrite_run(sr);
+    socket_rewrite_destroy(sr);
+    return rc;
+}

@@ -1,0 +1,269 @@
+/*
+ * socket_rewrite.c — the secondary's rewriter on chardev sockets (see socket_rewrite.h).
+ *
+ * Owns: the libevent base, the four endpoints, the record pool, the sequence
+ * rewriter, the 100 ms timer, and the QMP channel to the secondary QEMU that
+ * tells when a checkpoint is done. Each record is copied once into a pooled slot,
+ * rewritten in place and queued for its way out, in arrival order per direction.
+ * Must never: reorder a direction, drop a frame silently, or read a direction
+ * whose way out is backed up.
+ */
+#include "colo/socket_rewrite.h"
+
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include <event2/event.h>
+
+#include "colo/chardev_endpoint.h"
+#include "colo/checkpoint_ctl.h"
+#include "colo/pkt_parse.h"
+#include "colo/record_buf.h"
+#include "colo/seq_rewrite.h"
+
+#define TICK_US 100000
+#define DRAIN_LIMIT_S 5
+#define VNET_NEEDS_CSUM 0x01
+
+struct socket_rewrite {
+    struct socket_rewrite_config cfg;
+    struct event_base *base;
+    struct seq_rewriter *rw;
+    struct chardev_endpoint ep[RW_ROLE_COUNT];
+    bool opened[RW_ROLE_COUNT];
+    struct record_pool pool;
+    struct event *tick, *sigint, *sigterm;
+    struct checkpoint_ctl *qmp;
+    uint64_t dropped;
+};
+
+static const char *const role_names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary" };
+
+/* The input that feeds each output, for backpressure. */
+static const enum rewrite_role feeder[RW_ROLE_COUNT] = { RW_MIRROR_IN, RW_MIRROR_IN, RW_FROM_SVM,
+                                                         RW_FROM_SVM };
+
+void socket_rewrite_config_default(struct socket_rewrite_config *cfg)
+{
+    memset(cfg, 0, sizeof(*cfg));
+    cfg->max_conns = 1u << 16;
+    cfg->high_water = 8u << 20;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+static void send_out(struct socket_rewrite *sr, enum rewrite_role role, struct colo_pkt *pkt)
+{
+    struct chardev_endpoint *ep = &sr->ep[role];
+    chardev_endpoint_queue(ep, pkt->owner, sr->cfg.vnet_hdr_support);
+    if (chardev_endpoint_backed_up(ep))
+        chardev_endpoint_pause(&sr->ep[feeder[role]], true);
+}
+
+static void to_svm(void *ctx, struct colo_pkt *pkt)
+{
+    send_out(ctx, RW_TO_SVM, pkt);
+}
+
+static void to_link(void *ctx, struct colo_pkt *pkt)
+{
+    send_out(ctx, RW_TO_PRIMARY, pkt);
+}
+
+static void drop(void *ctx, struct colo_pkt *pkt)
+{
+    struct socket_rewrite *sr = ctx;
+    sr->dropped++;
+    record_put(&sr->pool, pkt->owner);
+}
+
+static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *bytes, uint32_t len,
+                      uint32_t vnet_len)
+{
+    struct socket_rewrite *sr = ctx;
+    enum rewrite_role role = (enum rewrite_role)(ep - sr->ep);
+    if (role != RW_MIRROR_IN && role != RW_FROM_SVM)
+        return; /* nothing is expected from the outputs' peers; whatever comes is ignored */
+    struct sock_record *rec = record_get(&sr->pool, len);
+    if (!rec) {
+        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
+        return;
+    }
+    memset(&rec->pkt, 0, sizeof(rec->pkt));
+    rec->vnet_len = vnet_len;
+    memcpy(rec->data, bytes, len);
+    rec->pkt.frame = rec->data + vnet_len;
+    rec->pkt.frame_len = len - vnet_len;
+    rec->pkt.owner = rec;
+    rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
+    pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
+    if (role == RW_MIRROR_IN)
+        seq_rewrite_from_link(sr->rw, &rec->pkt, now_ns());
+    else
+        seq_rewrite_from_svm(sr->rw, &rec->pkt, now_ns());
+}
+
+static void flush_outputs(struct socket_rewrite *sr)
+{
+    chardev_endpoint_flush(&sr->ep[RW_TO_SVM]);
+    chardev_endpoint_flush(&sr->ep[RW_TO_PRIMARY]);
+}
+
+static void after_batch(void *ctx, struct chardev_endpoint *ep)
+{
+    (void)ep;
+    flush_outputs(ctx);
+}
+
+static void on_drained(void *ctx, struct chardev_endpoint *ep)
+{
+    struct socket_rewrite *sr = ctx;
+    enum rewrite_role role = (enum rewrite_role)(ep - sr->ep);
+    if (role == RW_TO_SVM || role == RW_TO_PRIMARY)
+        chardev_endpoint_pause(&sr->ep[feeder[role]], false);
+}
+
+static void on_tick(evutil_socket_t fd, short what, void *arg)
+{
+    (void)fd;
+    (void)what;
+    struct socket_rewrite *sr = arg;
+    seq_rewriter_tick(sr->rw, now_ns());
+    flush_outputs(sr);
+}
+
+static void on_signal(evutil_socket_t sig, short what, void *arg)
+{
+    (void)what;
+    struct socket_rewrite *sr = arg;
+    fprintf(stderr, "colo-proxy: signal %d: sending what is queued and stopping\n", (int)sig);
+    event_base_loopbreak(sr->base);
+}
+
+static void qmp_done(void *ctx)
+{
+    struct socket_rewrite *sr = ctx;
+    seq_rewriter_checkpoint_done(sr->rw);
+}
+
+static void qmp_failover(void *ctx, const char *why)
+{
+    (void)ctx;
+    fprintf(stderr, "colo-proxy: COLO ended (%s); rewriting carries on for the connections it knows\n", why);
+}
+
+static void qmp_log(void *ctx, const char *line)
+{
+    (void)ctx;
+    fprintf(stderr, "colo-proxy: %s\n", line);
+}
+
+static int open_endpoints(struct socket_rewrite *sr, char *err, size_t errlen)
+{
+    static const struct chardev_endpoint_ops ops = { on_record, after_batch, on_drained };
+    for (int r = 0; r < RW_ROLE_COUNT; r++) {
+        if (!sr->cfg.endpoint[r]) {
+            snprintf(err, errlen, "socket rewrite mode needs --%s", role_names[r]);
+            return -1;
+        }
+        sr->opened[r] = true;
+        if (chardev_endpoint_open(&sr->ep[r], sr->base, role_names[r], sr->cfg.endpoint[r],
+                                  sr->cfg.vnet_hdr_support, &sr->pool, sr->cfg.high_water, &ops, sr, err,
+                                  errlen) != 0)
+            return -1;
+    }
+    return 0;
+}
+
+static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
+{
+    if (!sr->cfg.qmp) {
+        fprintf(stderr, "colo-proxy: no --qmp: offsets are never reset by checkpoints; give the "
+                        "secondary QEMU's monitor for a real COLO pair\n");
+        return 0;
+    }
+    struct checkpoint_ctl_config q;
+    checkpoint_ctl_config_default(&q);
+    q.qmp = sr->cfg.qmp;
+    static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log };
+    sr->qmp = checkpoint_ctl_start(sr->base, &q, &qops, sr, err, errlen);
+    return sr->qmp ? 0 : -1;
+}
+
+struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
+{
+    struct socket_rewrite *sr = calloc(1, sizeof(*sr));
+    if (!sr || !(sr->base = event_base_new())) {
+        snprintf(err, errlen, "cannot create the event loop");
+        socket_rewrite_destroy(sr);
+        return NULL;
+    }
+    sr->cfg = *cfg;
+    static const struct seq_rewriter_ops ops = { to_svm, to_link, drop };
+    if (!(sr->rw = seq_rewriter_create(cfg->max_conns, &ops, sr))) {
+        snprintf(err, errlen, "cannot allocate the connection table; lower --max-conns");
+        socket_rewrite_destroy(sr);
+        return NULL;
+    }
+    if (open_endpoints(sr, err, errlen) != 0 || start_qmp(sr, err, errlen) != 0) {
+        socket_rewrite_destroy(sr);
+        return NULL;
+    }
+    struct timeval tick = { 0, TICK_US };
+    sr->tick = event_new(sr->base, -1, EV_PERSIST, on_tick, sr);
+    event_add(sr->tick, &tick);
+    sr->sigint = evsignal_new(sr->base, SIGINT, on_signal, sr);
+    sr->sigterm = evsignal_new(sr->base, SIGTERM, on_signal, sr);
+    event_add(sr->sigint, NULL);
+    event_add(sr->sigterm, NULL);
+    return sr;
+}
+
+int socket_rewrite_run(struct socket_rewrite *sr)
+{
+    signal(SIGPIPE, SIG_IGN);
+    event_base_dispatch(sr->base);
+    flush_outputs(sr);
+    time_t until = time(NULL) + DRAIN_LIMIT_S;
+    while (time(NULL) < until && ((chardev_endpoint_connected(&sr->ep[RW_TO_SVM]) && sr->ep[RW_TO_SVM].out.head) ||
+                                  (chardev_endpoint_connected(&sr->ep[RW_TO_PRIMARY]) && sr->ep[RW_TO_PRIMARY].out.head)))
+        event_base_loop(sr->base, EVLOOP_ONCE);
+    const struct seq_rewriter_stats *st = seq_rewriter_stats(sr->rw);
+    fprintf(stderr, "colo-proxy: summary: client frames in %" PRIu64 ", SVM frames in %" PRIu64
+                    "; rewritten toward the SVM %" PRIu64 ", toward the primary %" PRIu64
+                    "; offsets learned %" PRIu64 " (client-opened) + %" PRIu64
+                    " (guest-opened); checkpoints %" PRIu64 "; given up on (no SYN-ACK in time) %" PRIu64 "\n",
+            sr->ep[RW_MIRROR_IN].stats.records_in, sr->ep[RW_FROM_SVM].stats.records_in, st->rewritten_to_svm,
+            st->rewritten_to_link, st->learned_passive, st->learned_active, st->checkpoints, sr->dropped);
+    return 0;
+}
+
+void socket_rewrite_destroy(struct socket_rewrite *sr)
+{
+    if (!sr)
+        return;
+    seq_rewriter_destroy(sr->rw);
+    for (int r = 0; r < RW_ROLE_COUNT; r++)
+        if (sr->opened[r])
+            chardev_endpoint_close(&sr->ep[r]);
+    checkpoint_ctl_free(sr->qmp);
+    if (sr->tick)
+        event_free(sr->tick);
+    if (sr->sigint)
+        event_free(sr->sigint);
+    if (sr->sigterm)
+        event_free(sr->sigterm);
+    record_pool_free(&sr->pool);
+    if (sr->base)
+        event_base_free(sr->base);
+    free(sr);
+}
