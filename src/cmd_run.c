@@ -37,6 +37,7 @@ enum {
     OPT_CHECKPOINT_PERIOD,
     OPT_HEARTBEAT,
     OPT_HEARTBEAT_MISSES,
+    OPT_NO_CLIENT_HEARTBEAT,
     OPT_HELP,
 };
 
@@ -44,7 +45,8 @@ static void run_usage(FILE *out)
 {
     fputs("usage: colo-proxy run [EAL options] -- --role primary|secondary [options]\n"
           "ports (a DPDK device name given with --vdev, e.g. net_af_packet0, or a port number):\n"
-          "  --client-port P     primary: the clients' side\n"
+          "  --client-port P     primary: the clients' side; secondary (optional): the same client\n"
+          "                      network, served only after a takeover\n"
           "  --pvm-port P        primary: the PVM's NIC (e.g. net_vhost0 for a vhost-user NIC)\n"
           "  --link-port P       both: the link between the two hosts\n"
           "  --svm-port P        secondary: the SVM's NIC\n"
@@ -55,6 +57,8 @@ static void run_usage(FILE *out)
           "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
           "  --heartbeat-ms N    heartbeat to the peer colo-proxy on the link (default 20; 0: off)\n"
           "  --heartbeat-misses N  intervals without one before the peer is down (default 4)\n"
+          "  --no-client-heartbeat  primary: do not also beat on the client side (the secondary's\n"
+          "                      split-brain guard then relies on the link alone)\n"
           "  --vm-mac MAC        only frames to (client side) / from (VM side) this MAC are compared\n"
           "  --mbufs N           packet buffers (default 16384)\n"
           "  --idle-sleep-us N   sleep N us when a poll finds nothing (default 0: busy-poll)\n"
@@ -97,6 +101,7 @@ static int apply_option(int c, const char *arg, struct run_options *o)
     case OPT_CHECKPOINT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &o->qmp.period_ms);
     case OPT_HEARTBEAT: return cli_parse_u32("heartbeat-ms", arg, 0, &cfg->heartbeat_ms);
     case OPT_HEARTBEAT_MISSES: return cli_parse_u32("heartbeat-misses", arg, 1, &cfg->heartbeat_misses);
+    case OPT_NO_CLIENT_HEARTBEAT: cfg->client_heartbeat = false; return 0;
     case OPT_VM_MAC:
         cfg->vm_mac_set = true;
         return cli_parse_mac("vm-mac", arg, cfg->vm_mac);
@@ -135,6 +140,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *o, bool 
         { "checkpoint-period-ms", required_argument, NULL, OPT_CHECKPOINT_PERIOD },
         { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
         { "heartbeat-misses", required_argument, NULL, OPT_HEARTBEAT_MISSES },
+        { "no-client-heartbeat", no_argument, NULL, OPT_NO_CLIENT_HEARTBEAT },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
         { NULL, 0, NULL, 0 },

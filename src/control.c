@@ -124,6 +124,17 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                         hb->went_down);
     evbuffer_add_printf(out, ",\"alone\":%s,\"passed_alone\":%" PRIu64, s->alone ? "true" : "false",
                         s->passed_alone);
+    evbuffer_add_printf(out, ",\"taken_over\":%s,\"failover\":{\"reason\":\"%s\",\"at_unix_ms\":%" PRIu64
+                             ",\"peer_silent_ms\":%" PRIu64 "}",
+                        s->taken_over ? "true" : "false", failover_reason_name(s->failover.reason),
+                        s->failover.at_unix_ms, s->failover.silent_ms);
+    evbuffer_add_printf(out, ",\"client_side_heartbeat\":{\"state\":\"%s\",\"received\":%" PRIu64 "}",
+                        heartbeat_state_name(s->client_side.state), s->client_side.received);
+    if (s->role == ROLE_SECONDARY)
+        evbuffer_add_printf(out, ",\"takeover_guarded\":%" PRIu64 ",\"client_ignored\":%" PRIu64
+                                 ",\"announce\":{\"frames\":%" PRIu64 ",\"ipv4\":%u,\"ipv6\":%u}",
+                            s->takeover_guarded, s->client_ignored, s->announce_frames, s->announce_ipv4,
+                            s->announce_ipv6);
     evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64, s->control_ring_full);
 }
 
@@ -249,6 +260,15 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             broadcast(c, "event primary-alone");
             if (c->qmp)
                 checkpoint_ctl_lost_heartbeat(c->qmp);
+            break;
+        case MSG_TAKEOVER:
+            snprintf(line, sizeof(line), "event takeover %s", failover_reason_name((enum failover_reason)msgs[i].arg));
+            broadcast(c, line);
+            if (c->qmp)
+                checkpoint_ctl_lost_heartbeat(c->qmp);
+            break;
+        case MSG_TAKEOVER_GUARDED:
+            broadcast(c, "event takeover-guarded the primary still speaks on the client side");
             break;
         case MSG_STOPPED: {
             struct timeval flush_time = { 0, 100000 }; /* let clients' output drain */

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include <rte_cycles.h>
 #include <rte_ethdev.h>
@@ -23,6 +24,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "colo/announce.h"
 #include "colo/ctrl_msg.h"
 #include "colo/dpdk_port.h"
 #include "colo/pkt_parse.h"
@@ -48,6 +50,8 @@ struct pipeline {
     uint64_t tsc_hz, now_ns, next_link_check_ns;
     bool stopping, shutdown_checkpoint_asked;
     struct heartbeat hb;
+    enum port_role svm_out;      /* secondary: where the SVM's output goes (the link, or the clients) */
+    struct announce announce;    /* secondary: the VM's addresses, announced after a takeover */
     uint64_t stop_deadline_ns;
     struct pipeline_stats stats;
 };
@@ -56,6 +60,12 @@ static const bool role_uses[2][PORT_ROLE_COUNT] = {
     [ROLE_PRIMARY] = { [PORT_CLIENT] = true, [PORT_PVM] = true, [PORT_LINK] = true },
     [ROLE_SECONDARY] = { [PORT_LINK] = true, [PORT_SVM] = true },
 };
+
+/* The secondary's client port is optional: with it, the secondary can take over. */
+static bool port_wanted(const struct pipeline_config *cfg, enum port_role r)
+{
+    return role_uses[cfg->role][r] || (cfg->role == ROLE_SECONDARY && r == PORT_CLIENT && cfg->port_name[r]);
+}
 
 void pipeline_config_default(struct pipeline_config *cfg)
 {
@@ -68,11 +78,18 @@ void pipeline_config_default(struct pipeline_config *cfg)
     cfg->shutdown_timeout_ms = 5000;
     cfg->heartbeat_ms = 20;
     cfg->heartbeat_misses = 4;
+    cfg->client_heartbeat = true;
 }
 
 void pipeline_request_stop(void)
 {
     stop_requested = 1;
+}
+
+const char *failover_reason_name(enum failover_reason r)
+{
+    static const char *const names[] = { "none", "heartbeat", "carrier" };
+    return (unsigned)r < sizeof(names) / sizeof(names[0]) ? names[r] : "?";
 }
 
 const char *port_role_name(enum port_role r)
@@ -164,32 +181,44 @@ static void to_svm(void *ctx, struct colo_pkt *pkt)
 
 static void to_link(void *ctx, struct colo_pkt *pkt)
 {
-    push(ctx, PORT_LINK, pkt->owner);
+    struct pipeline *p = ctx;
+    push(p, p->svm_out, pkt->owner);
 }
 
 /* ---- the heartbeat with the peer colo-proxy ---- */
 
-static bool take_heartbeat(struct pipeline *p, struct rte_mbuf *m)
+/* A heartbeat frame is consumed here (into `hb`); anything else is left to the caller. */
+static bool take_heartbeat(struct pipeline *p, struct heartbeat *hb, struct rte_mbuf *m)
 {
     const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
     if (!p->cfg.heartbeat_ms || !heartbeat_is_frame(f, rte_pktmbuf_data_len(m)))
         return false;
-    heartbeat_receive(&p->hb, f, rte_pktmbuf_data_len(m), p->now_ns);
+    heartbeat_receive(hb, f, rte_pktmbuf_data_len(m), p->now_ns);
     rte_pktmbuf_free(m);
     return true;
 }
 
-static void send_heartbeat(struct pipeline *p)
+static void send_frame(struct pipeline *p, enum port_role r, const uint8_t *bytes, uint32_t len)
 {
-    uint8_t frame[HEARTBEAT_FRAME_LEN];
-    if (!p->cfg.heartbeat_ms || !port_txq_room(&p->txq[PORT_LINK]) || !heartbeat_due(&p->hb, frame, p->now_ns))
+    if (!port_txq_room(&p->txq[r]))
         return;
     struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
     if (!m)
-        return; /* no buffer this time: the next beat will go */
-    memcpy(rte_pktmbuf_mtod(m, uint8_t *), frame, sizeof(frame));
-    m->data_len = m->pkt_len = sizeof(frame);
-    push(p, PORT_LINK, m);
+        return; /* no buffer this time: the next one will go */
+    memcpy(rte_pktmbuf_mtod(m, uint8_t *), bytes, len);
+    m->data_len = m->pkt_len = len;
+    push(p, r, m);
+}
+
+/* The primary also beats on the client side, so a secondary that loses only the link holds back. */
+static void send_heartbeat(struct pipeline *p)
+{
+    uint8_t frame[HEARTBEAT_FRAME_LEN];
+    if (!p->cfg.heartbeat_ms || !heartbeat_due(&p->hb, frame, p->now_ns))
+        return;
+    send_frame(p, PORT_LINK, frame, sizeof(frame));
+    if (p->cfg.role == ROLE_PRIMARY && p->cfg.client_heartbeat)
+        send_frame(p, PORT_CLIENT, frame, sizeof(frame));
 }
 
 /*
@@ -207,15 +236,77 @@ static void continue_alone(struct pipeline *p)
     send_to_control(p, MSG_PRIMARY_ALONE, 0, NULL);
 }
 
+static uint64_t unix_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void note_failover(struct pipeline *p)
+{
+    p->stats.failover.reason = p->stats.ports[PORT_LINK].link_up ? FAILOVER_HEARTBEAT : FAILOVER_CARRIER;
+    p->stats.failover.at_unix_ms = unix_ms();
+    p->stats.failover.silent_ms = p->hb.last_heard_ns ? (p->now_ns - p->hb.last_heard_ns) / 1000000 : 0;
+}
+
+/*
+ * The primary is gone: the SVM serves the clients from now on. Its output goes to
+ * the client port, still rewritten for every connection known now (the clients
+ * are in the PVM's sequence space for good); connections that start later are the
+ * SVM's own. The VM is announced where it now is, and QEMU is told.
+ */
+static void take_over(struct pipeline *p)
+{
+    note_failover(p);
+    p->stats.taken_over = true;
+    p->svm_out = PORT_CLIENT;
+    seq_rewriter_failover(p->rewriter);
+    announce_start(&p->announce, p->now_ns);
+    fprintf(stderr, "colo-proxy: secondary takes over (%s, the primary silent for %" PRIu64
+                    " ms): the SVM serves the clients; announcing %u IPv4 and %u IPv6 addresses\n",
+            failover_reason_name(p->stats.failover.reason), p->stats.failover.silent_ms, p->announce.n_ipv4,
+            p->announce.n_ipv6);
+    send_to_control(p, MSG_TAKEOVER, p->stats.failover.reason, NULL);
+}
+
+/*
+ * Split-brain rule: the secondary takes over only when the primary is silent on
+ * the link AND on the client side. A primary still beating on the client side has
+ * lost only the link: it goes on alone, and the secondary must stay quiet.
+ */
+static void consider_takeover(struct pipeline *p)
+{
+    if (p->cfg.role != ROLE_SECONDARY || !p->stats.ports[PORT_CLIENT].in_use)
+        return;
+    heartbeat_check(&p->stats.client_side, p->stats.ports[PORT_CLIENT].link_up, p->now_ns);
+    if (p->stats.taken_over || p->hb.state != PEER_DOWN)
+        return;
+    if (p->stats.client_side.state != PEER_UP) {
+        take_over(p);
+        return;
+    }
+    if (p->stats.takeover_guarded++ == 0) {
+        fprintf(stderr, "colo-proxy: the link to the primary is lost but the primary still speaks on the "
+                        "client side: not taking over (split-brain guard)\n");
+        send_to_control(p, MSG_TAKEOVER_GUARDED, 0, NULL);
+    }
+}
+
 static void judge_peer(struct pipeline *p)
 {
-    if (!p->cfg.heartbeat_ms || !heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns))
+    if (!p->cfg.heartbeat_ms)
         return;
-    fprintf(stderr, "colo-proxy: the peer colo-proxy is %s (%s)\n", heartbeat_state_name(p->hb.state),
-            p->stats.ports[PORT_LINK].link_up ? "heartbeat" : "link carrier lost");
-    send_to_control(p, MSG_PEER_STATE, p->hb.state, NULL);
-    if (p->hb.state == PEER_DOWN && p->cfg.role == ROLE_PRIMARY && !p->stats.alone)
-        continue_alone(p);
+    if (heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns)) {
+        fprintf(stderr, "colo-proxy: the peer colo-proxy is %s (%s)\n", heartbeat_state_name(p->hb.state),
+                p->stats.ports[PORT_LINK].link_up ? "heartbeat" : "link carrier lost");
+        send_to_control(p, MSG_PEER_STATE, p->hb.state, NULL);
+        if (p->hb.state == PEER_DOWN && p->cfg.role == ROLE_PRIMARY && !p->stats.alone) {
+            note_failover(p);
+            continue_alone(p);
+        }
+    }
+    consider_takeover(p);
 }
 
 /* ---- the primary's stages ---- */
@@ -226,6 +317,8 @@ static unsigned client_to_pvm_and_link(struct pipeline *p)
     uint32_t room = RTE_MIN(port_txq_room(&p->txq[PORT_PVM]), port_txq_room(&p->txq[PORT_LINK]));
     uint16_t n = rx(p, PORT_CLIENT, m, room);
     for (uint16_t i = 0; i < n; i++) {
+        if (take_heartbeat(p, &p->stats.client_side, m[i]))
+            continue; /* another colo-proxy's, on the client side: never the VM's */
         if (p->stats.alone) {
             push(p, PORT_PVM, m[i]); /* no secondary to mirror to */
             continue;
@@ -249,7 +342,7 @@ static unsigned into_compare(struct pipeline *p, enum port_role r, enum colo_sid
     unsigned k = 0;
     uint16_t n = rx(p, r, m, port_txq_room(&p->txq[PORT_CLIENT]));
     for (uint16_t i = 0; i < n; i++) {
-        if (r == PORT_LINK && take_heartbeat(p, m[i]))
+        if (r == PORT_LINK && take_heartbeat(p, &p->hb, m[i]))
             continue;
         if (from_vm(p, m[i])) {
             pkts[k++] = handle_of(m[i]);
@@ -275,7 +368,7 @@ static unsigned pass_straight_through(struct pipeline *p)
     p->stats.passed_alone += n;
     uint16_t k = rx(p, PORT_LINK, m, BURST);
     for (uint16_t i = 0; i < k; i++) {
-        if (!take_heartbeat(p, m[i]))
+        if (!take_heartbeat(p, &p->hb, m[i]))
             rte_pktmbuf_free(m[i]);
     }
     return n + k;
@@ -304,26 +397,69 @@ static unsigned primary_iteration(struct pipeline *p)
 
 /* ---- the secondary's stages ---- */
 
-static unsigned through_rewriter(struct pipeline *p, enum port_role from, enum port_role to)
+/* Toward the SVM: from the link (mirrored client frames) or, after a takeover, the clients. */
+static unsigned toward_svm(struct pipeline *p, enum port_role from)
 {
     struct rte_mbuf *m[BURST];
-    uint16_t n = rx(p, from, m, port_txq_room(&p->txq[to]));
+    uint16_t n = rx(p, from, m, port_txq_room(&p->txq[PORT_SVM]));
     for (uint16_t i = 0; i < n; i++) {
-        if (from == PORT_LINK && take_heartbeat(p, m[i]))
-            continue;
-        struct colo_pkt *pkt = handle_of(m[i]);
-        if (from == PORT_LINK)
-            seq_rewrite_from_link(p->rewriter, pkt, p->now_ns);
-        else
-            seq_rewrite_from_svm(p->rewriter, pkt, p->now_ns);
+        struct heartbeat *hb = from == PORT_LINK ? &p->hb : &p->stats.client_side;
+        if (!take_heartbeat(p, hb, m[i]))
+            seq_rewrite_from_link(p->rewriter, handle_of(m[i]), p->now_ns);
     }
     return n;
 }
 
+/* The SVM's output, toward the link (or the clients after a takeover); its addresses are learned. */
+static unsigned from_svm(struct pipeline *p)
+{
+    struct rte_mbuf *m[BURST];
+    uint16_t n = rx(p, PORT_SVM, m, port_txq_room(&p->txq[p->svm_out]));
+    for (uint16_t i = 0; i < n; i++) {
+        struct colo_pkt *pkt = handle_of(m[i]);
+        if (!p->cfg.vm_mac_set && pkt->frame_len >= RTE_ETHER_HDR_LEN)
+            memcpy(p->announce.mac, pkt->frame + RTE_ETHER_ADDR_LEN, RTE_ETHER_ADDR_LEN); /* the SVM's MAC */
+        announce_learn(&p->announce, &pkt->view);
+        seq_rewrite_from_svm(p->rewriter, pkt, p->now_ns);
+    }
+    return n;
+}
+
+/* Before a takeover the client side is the primary's to serve: only its heartbeats are taken. */
+static unsigned watch_client_side(struct pipeline *p, enum port_role r)
+{
+    struct rte_mbuf *m[BURST];
+    uint16_t n = rx(p, r, m, BURST);
+    for (uint16_t i = 0; i < n; i++) {
+        struct heartbeat *hb = r == PORT_LINK ? &p->hb : &p->stats.client_side;
+        if (!take_heartbeat(p, hb, m[i])) {
+            p->stats.client_ignored += r == PORT_CLIENT;
+            rte_pktmbuf_free(m[i]);
+        }
+    }
+    return n;
+}
+
+static void send_announcements(struct pipeline *p)
+{
+    struct announce_frame frames[ANNOUNCE_MAX_FRAMES];
+    unsigned n = announce_due(&p->announce, p->now_ns, frames);
+    for (unsigned i = 0; i < n; i++)
+        send_frame(p, PORT_CLIENT, frames[i].bytes, frames[i].len);
+    p->stats.announce_frames += n;
+}
+
 static unsigned secondary_iteration(struct pipeline *p)
 {
-    unsigned got = through_rewriter(p, PORT_LINK, PORT_SVM);
-    got += through_rewriter(p, PORT_SVM, PORT_LINK);
+    unsigned got;
+    if (p->stats.taken_over) {
+        got = toward_svm(p, PORT_CLIENT) + from_svm(p) + watch_client_side(p, PORT_LINK);
+        send_announcements(p);
+    } else {
+        got = toward_svm(p, PORT_LINK) + from_svm(p);
+        if (p->stats.ports[PORT_CLIENT].in_use)
+            got += watch_client_side(p, PORT_CLIENT);
+    }
     seq_rewriter_tick(p->rewriter, p->now_ns);
     return got;
 }
@@ -344,6 +480,8 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
     if (p->rewriter)
         out->rewrite = *seq_rewriter_stats(p->rewriter);
     out->heartbeat = p->hb;
+    out->announce_ipv4 = p->announce.n_ipv4;
+    out->announce_ipv6 = p->announce.n_ipv6;
 }
 
 static void begin_stop(struct pipeline *p)
@@ -486,7 +624,7 @@ void pipeline_run(struct pipeline *p)
 static int open_ports(struct pipeline *p, char *err, size_t errlen)
 {
     for (int r = 0; r < PORT_ROLE_COUNT; r++) {
-        if (!role_uses[p->cfg.role][r])
+        if (!port_wanted(&p->cfg, (enum port_role)r))
             continue;
         if (!p->cfg.port_name[r]) {
             snprintf(err, errlen, "the %s role needs --%s-port", role_name(p->cfg.role),
@@ -562,6 +700,10 @@ struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, s
     p->tsc_hz = rte_get_tsc_hz();
     p->stats.role = cfg->role;
     heartbeat_init(&p->hb, cfg->role == ROLE_PRIMARY ? 0 : 1, cfg->heartbeat_ms, cfg->heartbeat_misses);
+    heartbeat_init(&p->stats.client_side, cfg->role == ROLE_PRIMARY ? 0 : 1, cfg->heartbeat_ms,
+                   cfg->heartbeat_misses);
+    p->svm_out = PORT_LINK;
+    announce_init(&p->announce, cfg->vm_mac);
     if (cfg->vm_mac_set) {
         memcpy(p->vm_mac.addr_bytes, cfg->vm_mac, RTE_ETHER_ADDR_LEN);
         p->vm_mac_or_null = &p->vm_mac;

@@ -39,6 +39,7 @@ struct seq_rewriter {
     uint64_t next_expiry_ns;
     uint32_t holding[MAX_HOLDING_CONNS]; /* ids of connections that hold segments */
     uint32_t holding_count;
+    bool failed_over;  /* the secondary serves alone: only connections known before go on being rewritten */
     struct seq_rewriter_stats stats;
 };
 
@@ -331,6 +332,8 @@ static void release_held(struct seq_rewriter *rw, struct conn_rewrite *r)
 static struct conn *conn_for(struct seq_rewriter *rw, struct colo_pkt *p, uint64_t now_ns)
 {
     const struct flow_key *k = &p->view.key;
+    if (rw->failed_over) /* new connections are the SVM's own: nothing to rewrite */
+        return conn_lookup(rw->table, k, flow_key_hash(k));
     return conn_lookup_or_create(rw->table, k, flow_key_hash(k), (uint32_t)(now_ns / 1000000000ull));
 }
 
@@ -360,7 +363,12 @@ void seq_rewrite_from_link(struct seq_rewriter *rw, struct colo_pkt *p, uint64_t
     struct conn_rewrite *r = &c->rewrite;
     uint8_t flags = p->view.tcp_flags;
     conn_observe_tcp(rw->table, c, flags, false, (uint32_t)(now_ns / 1000000000ull));
-    if ((flags & TCPF_SYN) && !(flags & TCPF_ACK)) {
+    if ((flags & TCPF_SYN) && !(flags & TCPF_ACK) && rw->failed_over) {
+        /* A port reused after the failover: a connection of the SVM's own, never rewritten. */
+        drop_held(rw, c);
+        r->flags = 0;
+        r->seq_offset = r->ts_offset = 0;
+    } else if ((flags & TCPF_SYN) && !(flags & TCPF_ACK)) {
         /* A client SYN (perhaps reusing a port): a new passive open. */
         drop_held(rw, c);
         r->flags = RWF_CLIENT_SYN;
@@ -443,6 +451,11 @@ void seq_rewriter_tick(struct seq_rewriter *rw, uint64_t now_ns)
     rw->next_expiry_ns = now_ns + HELD_TIMEOUT_NS / 4;
     conn_table_expire(rw->table, (uint32_t)(now_ns / 1000000000ull), EXPIRE_BUDGET);
     drop_stale_held(rw, now_ns);
+}
+
+void seq_rewriter_failover(struct seq_rewriter *rw)
+{
+    rw->failed_over = true;
 }
 
 void seq_rewriter_checkpoint_done(struct seq_rewriter *rw)

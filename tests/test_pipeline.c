@@ -57,16 +57,9 @@ static void make_port(struct ring_port *rp, const char *what, unsigned tx_size)
     snprintf(rp->id, sizeof(rp->id), "%d", id);
 }
 
-static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_tx_size,
-                          uint32_t heartbeat_ms);
-
-static void bench_up(struct bench *b, enum colo_role role, unsigned client_tx_size)
-{
-    bench_up_with(b, role, client_tx_size, 0);
-}
-
-static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_tx_size,
-                          uint32_t heartbeat_ms)
+/* `secondary_client`: the secondary also gets a client port (it can take over). */
+static void bench_up_ports(struct bench *b, enum colo_role role, unsigned client_tx_size,
+                           uint32_t heartbeat_ms, bool secondary_client)
 {
     memset(b, 0, sizeof(*b));
     serial++;
@@ -84,7 +77,8 @@ static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_
     cfg.rewrite_max_conns = 1024;
     static const char *const what[PORT_ROLE_COUNT] = { "client", "pvm", "link", "svm" };
     for (int r = 0; r < PORT_ROLE_COUNT; r++) {
-        bool used = role == ROLE_PRIMARY ? r != PORT_SVM : (r == PORT_LINK || r == PORT_SVM);
+        bool used = role == ROLE_PRIMARY ? r != PORT_SVM
+                                         : (r == PORT_LINK || r == PORT_SVM || (r == PORT_CLIENT && secondary_client));
         if (!used)
             continue;
         make_port(&b->port[r], what[r], r == PORT_CLIENT ? client_tx_size : 1024);
@@ -94,6 +88,17 @@ static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_
     b->p = pipeline_create(&cfg, err, sizeof(err));
     if (!b->p)
         fail_msg("%s", err);
+}
+
+static void bench_up_with(struct bench *b, enum colo_role role, unsigned client_tx_size,
+                          uint32_t heartbeat_ms)
+{
+    bench_up_ports(b, role, client_tx_size, heartbeat_ms, false);
+}
+
+static void bench_up(struct bench *b, enum colo_role role, unsigned client_tx_size)
+{
+    bench_up_with(b, role, client_tx_size, 0);
 }
 
 static void free_all(struct rte_ring *r)
@@ -159,6 +164,22 @@ static uint32_t ack_of(struct rte_mbuf *m)
 {
     const uint8_t *t = rte_pktmbuf_mtod(m, const uint8_t *) + 34;
     return (uint32_t)t[8] << 24 | (uint32_t)t[9] << 16 | (uint32_t)t[10] << 8 | t[11];
+}
+
+/* Takes the heartbeats out of what a port sent (keeping the rest in order); returns what is left. */
+static unsigned data_on(struct bench *b, enum port_role r)
+{
+    unsigned n = rte_ring_count(b->port[r].tx), kept = 0;
+    for (unsigned i = 0; i < n; i++) {
+        struct rte_mbuf *m = take(b, r);
+        if (heartbeat_is_frame(rte_pktmbuf_mtod(m, uint8_t *), m->data_len)) {
+            rte_pktmbuf_free(m);
+        } else {
+            assert_int_equal(rte_ring_enqueue(b->port[r].tx, m), 0);
+            kept++;
+        }
+    }
+    return kept;
 }
 
 static void poll_n(struct bench *b, int n)
@@ -371,7 +392,7 @@ static void test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alon
     /* A PVM frame the SVM will never match is held... */
     send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "held"));
     step_for(&b, 0.002);
-    assert_int_equal(sent_on(&b, PORT_CLIENT), 0);
+    assert_int_equal(data_on(&b, PORT_CLIENT), 0);
     /* ...then silence: the secondary is down after 4 intervals (20 ms), and the primary goes on alone. */
     step_for(&b, 0.05);
     pipeline_stats_snapshot(b.p, &st);
@@ -380,14 +401,14 @@ static void test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alon
     assert_true(event(&b, MSG_PEER_STATE, &arg));
     assert_int_equal(arg, PEER_DOWN);
     assert_true(event(&b, MSG_PRIMARY_ALONE, NULL));
-    assert_int_equal(sent_on(&b, PORT_CLIENT), 1); /* what was held is released */
+    assert_int_equal(data_on(&b, PORT_CLIENT), 1); /* what was held is released */
     rte_pktmbuf_free(take(&b, PORT_CLIENT));
     send_on(&b, PORT_PVM, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "straight"));
     while (sent_on(&b, PORT_LINK))
         rte_pktmbuf_free(take(&b, PORT_LINK));
     send_on(&b, PORT_CLIENT, frame(&b, true, 101, 5005, TCPF_ACK, NULL));
     pipeline_poll_once(b.p);
-    assert_int_equal(sent_on(&b, PORT_CLIENT), 1); /* passed straight through, uncompared */
+    assert_int_equal(data_on(&b, PORT_CLIENT), 1); /* passed straight through, uncompared */
     assert_int_equal(sent_on(&b, PORT_PVM), 1);
     unsigned on_link = 0;
     while (sent_on(&b, PORT_LINK)) {
@@ -396,6 +417,147 @@ static void test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alon
         rte_pktmbuf_free(x);
     }
     assert_int_equal(on_link, 0); /* nothing mirrored any more */
+    bench_down(&b);
+}
+
+
+/* A heartbeat from the primary colo-proxy (role 0), as if it came on `r`. */
+static void primary_beat(struct bench *b, struct heartbeat *peer, enum port_role r, uint64_t t)
+{
+    struct rte_mbuf *m = rte_pktmbuf_alloc(b->pool);
+    peer->next_send_ns = 0;
+    assert_true(heartbeat_due(peer, rte_pktmbuf_mtod(m, uint8_t *), t));
+    m->data_len = m->pkt_len = HEARTBEAT_FRAME_LEN;
+    send_on(b, r, m);
+}
+
+/* A client-opened connection through the secondary: PVM ISN 5000, SVM ISN 9000. */
+static void learn_a_connection(struct bench *b)
+{
+    send_on(b, PORT_LINK, frame(b, true, 100, 0, TCPF_SYN, NULL));
+    poll_n(b, 1);
+    rte_pktmbuf_free(take(b, PORT_SVM));
+    send_on(b, PORT_SVM, frame(b, false, 9000, 101, TCPF_SYN | TCPF_ACK, NULL));
+    poll_n(b, 1);
+    assert_int_equal(data_on(b, PORT_LINK), 1); /* the SYN-ACK (heartbeats aside) */
+    rte_pktmbuf_free(take(b, PORT_LINK));
+    send_on(b, PORT_LINK, frame(b, true, 101, 5001, TCPF_ACK, NULL));
+    poll_n(b, 1);
+    rte_pktmbuf_free(take(b, PORT_SVM));
+}
+
+static bool sent_frame_of_type(struct bench *b, enum port_role r, uint16_t ethertype, unsigned *count)
+{
+    *count = 0;
+    unsigned n = sent_on(b, r);
+    for (unsigned i = 0; i < n; i++) {
+        struct rte_mbuf *m = take(b, r);
+        const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+        *count += (uint16_t)(f[12] << 8 | f[13]) == ethertype;
+        rte_pktmbuf_free(m);
+    }
+    return *count > 0;
+}
+
+static void test_primary_beats_on_the_client_side_too(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up_with(&b, ROLE_PRIMARY, 1024, 5);
+    step_for(&b, 0.03);
+    unsigned beats;
+    assert_true(sent_frame_of_type(&b, PORT_CLIENT, HEARTBEAT_ETHERTYPE, &beats));
+    assert_true(beats >= 3);
+    bench_down(&b);
+}
+
+static void test_secondary_takes_over_when_the_primary_is_silent_everywhere(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up_ports(&b, ROLE_SECONDARY, 1024, 5, true);
+    struct heartbeat peer;
+    heartbeat_init(&peer, 0, 5, 4);
+    learn_a_connection(&b);
+    send_on(&b, PORT_SVM, frame(&b, false, 9001, 101, TCPF_ACK | TCPF_PSH, "before"));
+    for (int i = 0; i < 5; i++) {
+        primary_beat(&b, &peer, PORT_LINK, (uint64_t)(i + 1) * 1000000);
+        primary_beat(&b, &peer, PORT_CLIENT, (uint64_t)(i + 1) * 1000000);
+        step_for(&b, 0.004);
+    }
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_false(st.taken_over);
+    assert_int_equal(st.client_side.state, PEER_UP);
+    assert_int_equal(data_on(&b, PORT_CLIENT), 0); /* the client side is the primary's */
+    assert_int_equal(data_on(&b, PORT_LINK), 1);    /* "before", toward the primary */
+    rte_pktmbuf_free(take(&b, PORT_LINK));
+    /* The primary dies: silent on the link and on the client side. */
+    step_for(&b, 0.05);
+    pipeline_stats_snapshot(b.p, &st);
+    assert_true(st.taken_over);
+    assert_int_equal(st.failover.reason, FAILOVER_HEARTBEAT);
+    uint32_t arg = 99;
+    assert_true(event(&b, MSG_TAKEOVER, &arg)); /* skips the peer-state events before it */
+    assert_int_equal(arg, FAILOVER_HEARTBEAT);
+    /* The VM is announced on the client side: RARP for its MAC, gratuitous ARP for 10.0.0.2. */
+    unsigned rarp = 0, garp = 0;
+    step_for(&b, 0.002);
+    unsigned n = sent_on(&b, PORT_CLIENT);
+    for (unsigned i = 0; i < n; i++) {
+        struct rte_mbuf *m = take(&b, PORT_CLIENT);
+        const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+        uint16_t type = (uint16_t)(f[12] << 8 | f[13]);
+        rarp += type == 0x8035;
+        garp += type == 0x0806 && f[28] == 10 && f[31] == 2 && f[38] == 10 && f[41] == 2;
+        rte_pktmbuf_free(m);
+    }
+    assert_true(rarp >= 1);
+    assert_true(garp >= 1);
+    /* The client's segment now comes to the secondary's client port: ack rewritten into the SVM's space. */
+    send_on(&b, PORT_CLIENT, frame(&b, true, 101, 5007, TCPF_ACK, NULL));
+    poll_n(&b, 1);
+    struct rte_mbuf *m = take(&b, PORT_SVM);
+    assert_int_equal(ack_of(m), 9007);
+    rte_pktmbuf_free(m);
+    /* The SVM's answer goes to the clients, in the PVM's sequence space. */
+    send_on(&b, PORT_SVM, frame(&b, false, 9007, 101, TCPF_ACK | TCPF_PSH, "after"));
+    poll_n(&b, 1);
+    assert_int_equal(data_on(&b, PORT_CLIENT), 1);
+    m = take(&b, PORT_CLIENT);
+    assert_int_equal(seq_of(m), 5007);
+    assert_true(frame_tcp_checksum_ok(rte_pktmbuf_mtod(m, uint8_t *), m->data_len));
+    rte_pktmbuf_free(m);
+    assert_int_equal(data_on(&b, PORT_LINK), 0);
+    bench_down(&b);
+}
+
+static void test_secondary_holds_back_while_the_primary_speaks_on_the_client_side(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up_ports(&b, ROLE_SECONDARY, 1024, 5, true);
+    struct heartbeat peer;
+    heartbeat_init(&peer, 0, 5, 4);
+    primary_beat(&b, &peer, PORT_LINK, 1000000);
+    step_for(&b, 0.002);
+    /* The link is cut: the primary's heartbeats still come, but only on the client side. */
+    for (int i = 0; i < 20; i++) {
+        primary_beat(&b, &peer, PORT_CLIENT, (uint64_t)(i + 2) * 1000000);
+        step_for(&b, 0.004);
+    }
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.heartbeat.state, PEER_DOWN);
+    assert_false(st.taken_over);
+    assert_true(st.takeover_guarded > 0);
+    assert_true(event(&b, MSG_TAKEOVER_GUARDED, NULL));
+    assert_false(event(&b, MSG_TAKEOVER, NULL));
+    assert_int_equal(data_on(&b, PORT_CLIENT), 0); /* not a frame to the clients */
+    /* When the client side falls silent too, the primary is really gone: take over. */
+    step_for(&b, 0.05);
+    pipeline_stats_snapshot(b.p, &st);
+    assert_true(st.taken_over);
     bench_down(&b);
 }
 
@@ -418,6 +580,9 @@ int main(void)
         cmocka_unit_test(test_stats_snapshot_over_the_rings),
         cmocka_unit_test(test_shutdown_releases_held_packets),
         cmocka_unit_test(test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alone),
+        cmocka_unit_test(test_primary_beats_on_the_client_side_too),
+        cmocka_unit_test(test_secondary_takes_over_when_the_primary_is_silent_everywhere),
+        cmocka_unit_test(test_secondary_holds_back_while_the_primary_speaks_on_the_client_side),
     };
     int rc = cmocka_run_group_tests_name("pipeline", tests, NULL, NULL);
     rte_eal_cleanup();

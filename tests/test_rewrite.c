@@ -315,6 +315,28 @@ static void test_checkpoint_resets_offsets_to_zero(void **state)
     assert_int_equal(ack_of(h->to_svm[2]), PVM_ISN + 2);
 }
 
+static void test_failover_keeps_old_connections_and_leaves_new_ones(void **state)
+{
+    struct harness *h = *state;
+    passive_handshake(h);
+    seq_rewriter_failover(h->rw);
+    /* The connection from before goes on in the PVM's spaces, both ways. */
+    from_link(h, segment(h, true, CLIENT_ISN + 1, PVM_ISN + 1, TCPF_ACK, NULL, 20, PVM_TS + 5));
+    assert_int_equal(ack_of(h->to_svm[h->nsvm - 1]), SVM_ISN + 1);
+    from_svm(h, segment(h, false, SVM_ISN + 1, CLIENT_ISN + 1, TCPF_ACK | TCPF_PSH, "late", SVM_TS + 9, 20));
+    assert_int_equal(seq_of(h->to_link[h->nlink - 1]), PVM_ISN + 1);
+    /* The client reuses the port for a new connection: it is the SVM's own, never rewritten. */
+    from_link(h, segment(h, true, CLIENT_ISN + 5000, 0, TCPF_SYN, NULL, 30, 0));
+    from_svm(h, segment(h, false, SVM_ISN + 7000, CLIENT_ISN + 5001, TCPF_SYN | TCPF_ACK, NULL, SVM_TS + 50, 30));
+    from_link(h, segment(h, true, CLIENT_ISN + 5001, SVM_ISN + 7001, TCPF_ACK, NULL, 31, SVM_TS + 50));
+    assert_int_equal(ack_of(h->to_svm[h->nsvm - 1]), SVM_ISN + 7001);
+    assert_int_equal(tsecr_of(h->to_svm[h->nsvm - 1]), SVM_TS + 50);
+    from_svm(h, segment(h, false, SVM_ISN + 7001, CLIENT_ISN + 5001, TCPF_ACK | TCPF_PSH, "new", SVM_TS + 60, 31));
+    assert_int_equal(seq_of(h->to_link[h->nlink - 1]), SVM_ISN + 7001);
+    assert_int_equal(tsval_of(h->to_link[h->nlink - 1]), SVM_TS + 60);
+    assert_int_equal(h->ndrop, 0);
+}
+
 static void test_partial_checksum_left_to_offload(void **state)
 {
     struct harness *h = *state;
@@ -359,6 +381,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_held_segments_given_up_after_a_second, setup, teardown),
         cmocka_unit_test_setup_teardown(test_active_open_learns_from_peer_synack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_resets_offsets_to_zero, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failover_keeps_old_connections_and_leaves_new_ones, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_checksum_left_to_offload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_tcp_passes_unchanged, setup, teardown),
     };

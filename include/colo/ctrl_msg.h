@@ -22,6 +22,9 @@ enum ctrl_msg_type {
     MSG_STOPPED,
     MSG_PEER_STATE,         /* arg: enum heartbeat_state of the peer colo-proxy */
     MSG_PRIMARY_ALONE,      /* the primary stopped comparing: tell QEMU x-colo-lost-heartbeat */
+    MSG_TAKEOVER,           /* the secondary serves the clients now (arg: enum failover_reason):
+                               tell QEMU x-colo-lost-heartbeat */
+    MSG_TAKEOVER_GUARDED,   /* the link is lost but the primary still speaks on the client side */
 };
 
 struct ctrl_msg {

@@ -51,6 +51,16 @@ struct pipeline_config {
     uint8_t vm_mac[6];
     uint32_t heartbeat_ms;                  /* 0: no heartbeat on the link */
     uint32_t heartbeat_misses;
+    bool client_heartbeat;                  /* primary: heartbeats on the client side too (split-brain guard) */
+};
+
+/* Why this side stopped running COLO. */
+enum failover_reason { FAILOVER_NONE, FAILOVER_HEARTBEAT, FAILOVER_CARRIER };
+
+struct failover_info {
+    enum failover_reason reason;
+    uint64_t at_unix_ms;         /* when it was decided */
+    uint64_t silent_ms;          /* how long the peer had been silent then */
 };
 
 struct port_stats {
@@ -71,6 +81,13 @@ struct pipeline_stats {
     struct heartbeat heartbeat;
     bool alone;             /* primary: the secondary was lost; PVM output passes straight */
     uint64_t passed_alone;  /* PVM frames passed straight through since */
+    bool taken_over;        /* secondary: the primary was lost; the SVM serves the clients */
+    struct failover_info failover;
+    struct heartbeat client_side;   /* secondary: the primary's heartbeats seen on the client side */
+    uint64_t takeover_guarded;      /* secondary: takeovers held back because the primary still speaks */
+    uint64_t client_ignored;        /* secondary: client-side frames before a takeover (not ours to serve) */
+    uint64_t announce_frames;       /* secondary: RARP/GARP/NA sent after the takeover */
+    uint32_t announce_ipv4, announce_ipv6;
 };
 
 struct pipeline;
@@ -103,6 +120,7 @@ void pipeline_request_stop(void);
 void pipeline_stop(struct pipeline *p);
 
 const char *port_role_name(enum port_role r);
+const char *failover_reason_name(enum failover_reason r);
 const char *role_name(enum colo_role r);
 
 #endif

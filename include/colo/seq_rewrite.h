@@ -63,6 +63,13 @@ void seq_rewriter_tick(struct seq_rewriter *rw, uint64_t now_ns);
 /* A checkpoint completed: every offset is 0 from now on. */
 void seq_rewriter_checkpoint_done(struct seq_rewriter *rw);
 
+/*
+ * The secondary has taken over: connections known now go on being rewritten
+ * (their clients are in the PVM's sequence space for good); connections that
+ * start later are the SVM's own and pass untouched, untracked.
+ */
+void seq_rewriter_failover(struct seq_rewriter *rw);
+
 const struct seq_rewriter_stats *seq_rewriter_stats(const struct seq_rewriter *rw);
 
 /* The arithmetic, exposed for tests. `tcp` points at the TCP header of `tcp_len` bytes. */
