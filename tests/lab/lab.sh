@@ -25,6 +25,7 @@ scenario=${1:-all}
 requests=${LAB_REQUESTS:-1000}
 guest_requests=${LAB_GUEST_REQUESTS:-100}
 download_mb=${LAB_DOWNLOAD_MB:-100}
+failover_mb=${LAB_FAILOVER_MB:-200}
 p=cl$$
 work=$(mktemp -d /tmp/colo-lab.XXXXXX)
 pids=()
@@ -78,12 +79,19 @@ veth() {
 
 build_lab() {
     for ns in cli pvm svm ph sh; do quiet_ns "$ns"; done
+    # The client's network is a switch (a bridge) with both hosts on it: the secondary
+    # is there for a takeover, and only serves after one.
     veth cli eth0 ph cli
+    veth cli eth1 sh cli
     veth pvm eth0 ph pvm
     veth svm eth0 sh svm
     veth ph lnk sh lnk
-    ip -n "$p-cli" addr add 10.77.0.1/24 dev eth0
-    ip -n "$p-cli" link set eth0 address 52:54:00:77:00:01
+    ip -n "$p-cli" link add br0 type bridge
+    ip -n "$p-cli" link set br0 address 52:54:00:77:00:01
+    ip -n "$p-cli" link set eth0 master br0
+    ip -n "$p-cli" link set eth1 master br0
+    ip -n "$p-cli" link set br0 up
+    ip -n "$p-cli" addr add 10.77.0.1/24 dev br0
     for vm in pvm svm; do
         ip -n "$p-$vm" link set eth0 address 52:54:00:77:00:02
         ip -n "$p-$vm" addr add 10.77.0.2/24 dev eth0
@@ -106,10 +114,13 @@ start_proxies() {
         --role primary --client-port net_af_packet0 --pvm-port net_af_packet1 \
         --link-port net_af_packet2 --control "$work/primary.sock" --idle-sleep-us 20 \
         --vm-mac 52:54:00:77:00:02 --mbufs 32768 >"$work/primary.log" 2>&1
+    primary_pid=$!
     # shellcheck disable=SC2046
-    bg_in_ns sh "$proxy" run $(eal sec 1) $(afp 0 lnk) $(afp 1 svm) -- \
-        --role secondary --link-port net_af_packet0 --svm-port net_af_packet1 \
-        --control "$work/secondary.sock" --idle-sleep-us 20 --mbufs 32768 >"$work/secondary.log" 2>&1
+    bg_in_ns sh "$proxy" run $(eal sec 1) $(afp 0 lnk) $(afp 1 svm) $(afp 2 cli) -- \
+        --role secondary --link-port net_af_packet0 --svm-port net_af_packet1 --client-port net_af_packet2 \
+        --vm-mac 52:54:00:77:00:02 --control "$work/secondary.sock" --idle-sleep-us 20 --mbufs 32768 \
+        >"$work/secondary.log" 2>&1
+    secondary_pid=$!
     for side in primary secondary; do
         for _ in $(seq 100); do [ -S "$work/$side.sock" ] && break; sleep 0.1; done
         [ -S "$work/$side.sock" ] || { cat "$work/$side.log" >&2; say "the $side proxy did not start"; exit 1; }
@@ -226,13 +237,89 @@ scenario_diverge() {
     check "the checkpoint listener saw exactly that request" [ "$(cat "$work/checkpoints.log")" = divergence ]
 }
 
+# What the client side sees from the VM's MAC that announces it: RARP and gratuitous ARP.
+watch_announcements() {
+    bg_in_ns cli tcpdump -Z root -q -U -n -i eth1 -w "$work/announce.pcap" \
+        'ether src 52:54:00:77:00:02 and (ether proto 0x8035 or arp)' 2>/dev/null
+    sleep 0.5
+}
+announcements() { tcpdump -r "$work/announce.pcap" -n 2>/dev/null | wc -l; }
+
+kill_host() { # primary|secondary: the proxy and its guest die at once
+    local pid=$primary_pid vm=pvm
+    [ "$1" = secondary ] && pid=$secondary_pid vm=svm
+    python3 -c 'import time; print("%.6f" % time.time())' >"$work/kill-time"
+    kill -9 "$pid" 2>/dev/null || true
+    ip netns pids "$p-$vm" | xargs -r kill -9
+}
+
+scenario_failover() { # primary|secondary
+    local victim=$1 sha
+    say "scenario failover-$victim: the $victim host dies during a ${failover_mb} MB download and a request loop"
+    make_content "$work/www"
+    head -c "${failover_mb}M" /dev/urandom >"$work/www/big"
+    sha=$(sha256sum "$work/www/big" | cut -d' ' -f1)
+    start_servers "$work/www" "$work/www"
+    watch_announcements
+    echo 0 >"$work/kill-time"
+    ip netns exec "$p-cli" python3 "$here/labclient.py" watch 10.77.0.2 /big "$sha" "$work/kill-time" \
+        >"$work/watch.log" 2>&1 &
+    local download=$!
+    ip netns exec "$p-cli" python3 "$here/labclient.py" loop 10.77.0.2 6 26000 "$work/www/index.html" \
+        >"$work/loop.log" 2>&1 &
+    local requests=$!
+    sleep 1.5
+    kill_host "$victim"
+    say "killed the $victim colo-proxy and its guest"
+    check "the download completed with correct bytes and no reset" wait "$download"
+    check "every request of the loop was answered correctly" wait "$requests"
+    say "$(cat "$work/watch.log")"
+    say "$(cat "$work/loop.log")"
+    if [ "$victim" = primary ]; then
+        check "the secondary took over (heartbeat lost on the link and on the client side)" \
+            [ "$(stat_of secondary taken_over)-$(stat_of secondary "failover['reason']")" = True-heartbeat ]
+        say "the secondary decided $(stat_of secondary "failover['peer_silent_ms']") ms after the primary's last heartbeat"
+        check "the SVM's VM announced on the client side (RARP, gratuitous ARP): $(announcements) frames" \
+            [ "$(announcements)" -ge 2 ]
+        check "the SVM sent no resets" [ "$(tcp_counter svm TcpOutRsts)" = 0 ]
+    else
+        check "the primary went on alone" [ "$(stat_of primary alone)" = True ]
+        check "nothing held was lost when the secondary died (accounting)" accounting_holds
+        check "no announcements (the VM never moved)" [ "$(announcements)" = 0 ]
+    fi
+}
+
+held_back() { [ "$(stat_of secondary taken_over)" = False ] && [ "$(stat_of secondary takeover_guarded)" -gt 0 ]; }
+
+scenario_link_cut() {
+    say "scenario link-cut: the link between the hosts goes down, both hosts stay up"
+    make_content "$work/www"
+    start_servers "$work/www" "$work/www"
+    watch_announcements
+    ip netns exec "$p-cli" python3 "$here/labclient.py" loop 10.77.0.2 4 27000 "$work/www/index.html" \
+        >"$work/loop.log" 2>&1 &
+    local requests=$!
+    sleep 1
+    ip -n "$p-ph" link set lnk down
+    say "link down"
+    check "every request was answered correctly" wait "$requests"
+    say "$(cat "$work/loop.log")"
+    check "the primary went on alone" [ "$(stat_of primary alone)" = True ]
+    check "the secondary held back (split-brain guard: the primary still speaks on the client side)" \
+        held_back
+    check "exactly one side served the clients: the secondary sent nothing on the client side" \
+        [ "$(stat_of secondary "ports['client']['tx']")" = 0 ]
+    check "no announcements from the secondary" [ "$(announcements)" = 0 ]
+    check "nothing held was lost (accounting)" accounting_holds
+}
+
 run_scenario() {
     build_lab
     capture_if_asked
     start_proxies
-    "scenario_$1"
+    "scenario_$1" "${@:2}"
     for side in primary secondary; do
-        [ -S "$work/$side.sock" ] && python3 "$here/labctl.py" "$work/$side.sock" send shutdown >/dev/null
+        [ -S "$work/$side.sock" ] && { python3 "$here/labctl.py" "$work/$side.sock" send shutdown >/dev/null 2>&1 || true; }
     done
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
@@ -241,9 +328,17 @@ run_scenario() {
 }
 
 case "$scenario" in
-identical | diverge) run_scenario "$scenario" ;;
-all) run_scenario identical; run_scenario diverge ;;
-*) echo "usage: lab.sh [identical|diverge|all]" >&2; exit 2 ;;
+identical | diverge | link_cut) run_scenario "$scenario" ;;
+failover-primary | failover-secondary) run_scenario failover "${scenario#failover-}" ;;
+failover) run_scenario failover primary; run_scenario failover secondary; run_scenario link_cut ;;
+all)
+    run_scenario identical
+    run_scenario diverge
+    run_scenario failover primary
+    run_scenario failover secondary
+    run_scenario link_cut
+    ;;
+*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|all]" >&2; exit 2 ;;
 esac
 say "$failures failed"
 exit $((failures > 0))

@@ -5,6 +5,11 @@
                                                             each over a fresh connection
   labclient.py get ADDR PATH EXPECTED_FILE                  one GET, body must equal the file
   labclient.py download ADDR PATH SHA256                    one GET, body's sha256 must match
+  labclient.py watch ADDR PATH SHA256 KILL_TIME_FILE        a download through a failover: also
+                                                            reports the pause after the time in
+                                                            KILL_TIME_FILE (written meanwhile)
+  labclient.py loop ADDR SECONDS PORTBASE EXPECTED_FILE     requests over fresh connections for
+                                                            SECONDS; reports the slowest
 """
 import hashlib
 import socket
@@ -33,6 +38,53 @@ def get(addr, path, sport=0, timeout=30):
     return body
 
 
+def watch(addr, path, sha, kill_file):
+    """Streams a download, hashing as it comes, and remembers when each chunk arrived."""
+    s = socket.create_connection((addr, 80), timeout=60)
+    s.sendall(("GET %s HTTP/1.0\r\nHost: lab\r\n\r\n" % path).encode())
+    digest, arrivals, head, size = hashlib.sha256(), [], b"", 0
+    while True:
+        c = s.recv(1 << 20)
+        if not c:
+            break
+        arrivals.append(time.time())
+        if head is not None:
+            head += c
+            if b"\r\n\r\n" not in head:
+                continue
+            c = head.partition(b"\r\n\r\n")[2]
+            head = None
+        digest.update(c)
+        size += len(c)
+    s.close()
+    kill = float(open(kill_file).read())
+    # The gap: the longest pause between two chunks that ends after the kill.
+    pauses = [(b - a, a) for a, b in zip(arrivals, arrivals[1:]) if b > kill]
+    gap, start = max(pauses) if pauses else (float("inf"), kill)
+    ok = digest.hexdigest() == sha
+    print("watch: %.1f MB, sha256 %s; the longest pause after the kill: %.0f ms (from %.0f ms after it)"
+          % (size / 1e6, "correct" if ok else "WRONG", gap * 1000, (start - kill) * 1000))
+    return ok
+
+
+def loop(addr, seconds, base, expected):
+    want = open(expected, "rb").read()
+    end, n, bad, slowest = time.time() + seconds, 0, 0, 0.0
+    while time.time() < end:
+        t = time.time()
+        try:
+            ok = get(addr, "/index.html", base + n % 5000, timeout=10) == want
+        except OSError as e:
+            print("loop: request %d failed: %r" % (n, e))
+            ok = False
+        slowest = max(slowest, time.time() - t)
+        bad += not ok
+        n += 1
+        time.sleep(0.01)
+    print("loop: %d of %d requests correct; slowest %.0f ms" % (n - bad, n, slowest * 1000))
+    return bad == 0 and n > 0
+
+
 def main():
     verb = sys.argv[1]
     t0 = time.time()
@@ -57,6 +109,10 @@ def main():
         mb = len(body) / 1e6
         print("download: %.1f MB in %.1f s, sha256 %s" % (mb, time.time() - t0, "correct" if ok else "WRONG"))
         sys.exit(0 if ok else 1)
+    elif verb == "watch":
+        sys.exit(0 if watch(sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5]) else 1)
+    elif verb == "loop":
+        sys.exit(0 if loop(sys.argv[2], float(sys.argv[3]), int(sys.argv[4]), sys.argv[5]) else 1)
     else:
         raise SystemExit(__doc__)
 
