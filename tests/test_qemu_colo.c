@@ -11,6 +11,7 @@
  */
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 
 #include "colo/checkpoint_ctl.h"
 #include "colo/control.h"
+#include "colo/heartbeat.h"
 #include "colo/pipeline.h"
 #include "frame_builder.h"
 
@@ -49,7 +51,8 @@ static double now_s(void)
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-static void rig_up(struct rig *r, uint32_t compare_timeout_ms)
+/* Ring ports for a role (the secondary with a client port, so it can take over). */
+static void rig_up_as(struct rig *r, enum colo_role role, uint32_t compare_timeout_ms, uint32_t heartbeat_ms)
 {
     memset(r, 0, sizeof(*r));
     serial++;
@@ -59,12 +62,15 @@ static void rig_up(struct rig *r, uint32_t compare_timeout_ms)
     r->pool = rte_pktmbuf_pool_create(name, 1024, 0, priv, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
     struct pipeline_config cfg;
     pipeline_config_default(&cfg);
-    cfg.heartbeat_ms = 0; /* frames on the link are counted here */
+    cfg.role = role;
+    cfg.heartbeat_ms = heartbeat_ms; /* 0 where frames on the link are counted */
     cfg.nb_mbufs = 2048;
     cfg.compare.max_conns = 1024;
     cfg.compare.compare_timeout_ms = compare_timeout_ms;
     char ids[PORT_ROLE_COUNT][8];
-    for (int i = PORT_CLIENT; i <= PORT_LINK; i++) {
+    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
+        if (i == (role == ROLE_PRIMARY ? PORT_SVM : PORT_PVM))
+            continue;
         snprintf(name, sizeof(name), "q%u_%d_rx", serial, i);
         r->rx[i] = rte_ring_create(name, 1024, 0, RING_F_SP_ENQ | RING_F_SC_DEQ);
         snprintf(name, sizeof(name), "q%u_%d_tx", serial, i);
@@ -87,15 +93,20 @@ static void rig_up(struct rig *r, uint32_t compare_timeout_ms)
         fail_msg("%s", err);
 }
 
+static void rig_up(struct rig *r, uint32_t compare_timeout_ms)
+{
+    rig_up_as(r, ROLE_PRIMARY, compare_timeout_ms, 0);
+}
+
 static void rig_down(struct rig *r)
 {
     pipeline_stop(r->p);
     pipeline_run(r->p); /* drains, tells the control thread it stopped */
     control_stop(r->ctl);
     pipeline_destroy(r->p);
-    for (int i = PORT_CLIENT; i <= PORT_LINK; i++) {
+    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
         void *m;
-        while (rte_ring_dequeue(r->tx[i], &m) == 0)
+        while (r->tx[i] && rte_ring_dequeue(r->tx[i], &m) == 0)
             rte_pktmbuf_free(m);
     }
     rte_mempool_free(r->pool);
@@ -181,13 +192,52 @@ static void test_periodic_checkpoint_flushes_like_a_requested_one(void **state)
     rig_down(&r);
 }
 
+/*
+ * The secondary colo-proxy (with the secondary QEMU's spare QMP) hears the primary
+ * once on the link and the client side, then nothing: it takes over and tells QEMU
+ * x-colo-lost-heartbeat. run.sh then checks query-colo-status on the secondary.
+ */
+static void test_secondary_takeover_reaches_qemu(void **state)
+{
+    (void)state;
+    struct rig r;
+    rig_up_as(&r, ROLE_SECONDARY, 3000, 5);
+    wait_for_colo(&r);
+    struct heartbeat primary;
+    heartbeat_init(&primary, 0, 5, 4);
+    for (int port = PORT_CLIENT; port <= PORT_LINK; port += PORT_LINK - PORT_CLIENT) {
+        struct rte_mbuf *m = rte_pktmbuf_alloc(r.pool);
+        primary.next_send_ns = 0;
+        assert_true(heartbeat_due(&primary, rte_pktmbuf_mtod(m, uint8_t *), 1));
+        m->data_len = m->pkt_len = HEARTBEAT_FRAME_LEN;
+        assert_int_equal(rte_ring_enqueue(r.rx[port], m), 0);
+    }
+    double t0 = now_s();
+    struct pipeline_stats st;
+    do {
+        pipeline_poll_once(r.p);
+        usleep(500);
+        pipeline_stats_snapshot(r.p, &st);
+    } while (!st.taken_over && now_s() - t0 < 2.0);
+    assert_true(st.taken_over);
+    print_message("takeover %.0f ms after the primary's last heartbeat\n", (now_s() - t0) * 1000);
+    t0 = now_s();
+    while (now_s() - t0 < 0.5) { /* the control thread sends x-colo-lost-heartbeat */
+        pipeline_poll_once(r.p);
+        usleep(1000);
+    }
+    rig_down(&r);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 2) {
-        fprintf(stderr, "usage: test_qemu_colo unix:/path/to/proxy.qmp\n");
+    bool takeover = argc == 3 && strcmp(argv[1], "--takeover") == 0;
+    if (argc != 2 && !takeover) {
+        fprintf(stderr, "usage: test_qemu_colo unix:/path/to/proxy.qmp\n"
+                        "       test_qemu_colo --takeover unix:/path/to/secondary-proxy.qmp\n");
         return 2;
     }
-    qmp_address = argv[1];
+    qmp_address = argv[argc - 1];
     char prefix[64];
     snprintf(prefix, sizeof(prefix), "--file-prefix=colo-qemu-%d", getpid());
     char *eal_args[] = { "test_qemu_colo", "--no-huge", "-m", "256", "--no-pci", "--no-shconf",
@@ -198,7 +248,11 @@ int main(int argc, char **argv)
         cmocka_unit_test(test_divergence_gets_a_real_checkpoint),
         cmocka_unit_test(test_periodic_checkpoint_flushes_like_a_requested_one),
     };
-    int rc = cmocka_run_group_tests_name("qemu_colo", tests, NULL, NULL);
+    const struct CMUnitTest takeover_tests[] = {
+        cmocka_unit_test(test_secondary_takeover_reaches_qemu),
+    };
+    int rc = takeover ? cmocka_run_group_tests_name("qemu_colo_takeover", takeover_tests, NULL, NULL)
+                      : cmocka_run_group_tests_name("qemu_colo", tests, NULL, NULL);
     rte_eal_cleanup();
     return rc;
 }

@@ -2,12 +2,14 @@
 """colo_pair.py DIR PERIOD_MS — a real QEMU 7.2 COLO pair on this machine, no guest.
 
 Starts two `qemu-system-x86_64 -M none` processes: a secondary with -incoming,
-and a primary with two QMP sockets (DIR/pri.qmp for this script, DIR/proxy.qmp
-for colo-proxy, as a QMP socket serves one client at a time). Enables x-colo on
+and a primary, each with two QMP sockets (DIR/pri.qmp and DIR/sec.qmp for this
+script, DIR/proxy.qmp and DIR/sec-proxy.qmp for colo-proxy, as a QMP socket
+serves one client at a time). Enables x-colo on
 both, sets the primary's x-checkpoint-delay to PERIOD_MS, migrates, and waits
 for the `colo` state. Then prints "ready" and keeps the pair up until it gets
 SIGTERM or its stdin closes; the QEMUs go with it.
-  colo_pair.py DIR PERIOD_MS --lost-heartbeat   (after ready: also trigger failover on a line "failover")
+After ready, lines on stdin: "failover" triggers x-colo-lost-heartbeat on the
+primary; "status" prints both sides' query-colo-status as one JSON line.
 """
 import json
 import os
@@ -63,7 +65,8 @@ def free_port():
 def main():
     d, period = sys.argv[1], int(sys.argv[2])
     port = free_port()
-    sec = qemu("-qmp", "unix:%s/sec.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:%d" % port)
+    sec = qemu("-qmp", "unix:%s/sec.qmp,server=on,wait=off" % d,
+               "-qmp", "unix:%s/sec-proxy.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:%d" % port)
     pri = qemu("-qmp", "unix:%s/pri.qmp,server=on,wait=off" % d,
                "-qmp", "unix:%s/proxy.qmp,server=on,wait=off" % d)
 
@@ -91,6 +94,9 @@ def main():
         if line.strip() == "failover":
             p.cmd("x-colo-lost-heartbeat")
             print("failover", flush=True)
+        elif line.strip() == "status":
+            print(json.dumps({"primary": p.cmd("query-colo-status"), "secondary": s.cmd("query-colo-status")}),
+                  flush=True)
     stop()
 
 

@@ -3,7 +3,9 @@
 # Starts the pair (colo_pair.py: two -M none QEMUs in the colo state, a
 # periodic checkpoint every 2 s), runs test_qemu_colo against the primary's
 # spare QMP socket, then socket mode (colo-proxy compare) on a pair of traces
-# whose one divergence needs a real checkpoint, and stops the pair.
+# whose one divergence needs a real checkpoint, then a secondary colo-proxy's
+# takeover on the secondary's spare QMP (query-colo-status must report the
+# failover), and stops the pair.
 # Needs qemu-system-x86 (bookworm's 7.2).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -25,3 +27,14 @@ echo "qemu: $(qemu-system-x86_64 --version | head -1); COLO pair ready"
 echo "qemu: socket mode, a divergence checkpointed by QEMU"
 python3 "$top/tests/socket/drive.py" "$proxy" "$top/pcap_fixtures/http-payload-differs-pvm.pcap" \
     "$top/pcap_fixtures/http-payload-differs-svm.pcap" --qmp "unix:$dir/proxy.qmp"
+echo "qemu: the secondary colo-proxy takes over; QEMU must hear of it"
+"$bin" --takeover "unix:$dir/sec-proxy.qmp"
+echo status >&"${PAIR[1]}"
+read -r -t 10 status <&"${PAIR[0]}" || status='{}'
+python3 - "$status" <<'PY'
+import json, sys
+st = json.loads(sys.argv[1]).get("secondary", {})
+ok = st.get("mode") == "none" and st.get("last-mode") == "secondary" and st.get("reason") == "request"
+print("qemu: %s the secondary QEMU reports the failover colo-proxy asked for: %s" % ("PASS" if ok else "FAIL", json.dumps(st)))
+sys.exit(0 if ok else 1)
+PY
