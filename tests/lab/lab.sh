@@ -8,7 +8,7 @@
 # PVM and SVM are network namespaces with the same address and MAC, running the
 # same deterministic server (scripts/fixtures/traffic.py). The proxies run as
 # DPDK processes on net_af_packet ports, one lcore each, with the idle back-off.
-# Scenarios:
+# Scenarios (docs/lab.md; failover ones in docs/failover.md):
 #   identical  LAB_REQUESTS (1000) requests over fresh connections, one LAB_DOWNLOAD_MB
 #              (100) download, then the guests open LAB_GUEST_REQUESTS (100) connections
 #              to a server in the client namespace. Zero divergences, every PVM frame
