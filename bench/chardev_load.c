@@ -13,21 +13,18 @@
  *   reordered within a flow, lost
  * Nothing is asserted; bench/run-socket compares targets side by side.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "colo/pkt.h"
 #include "frame_builder.h"
+#include "sock_endpoint.h"
 
 #define BATCH 64
 #define STALL_S 5.0
@@ -42,38 +39,6 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int connect_endpoint(const char *where)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof(ss));
-    if (where[0] == '/') {
-        struct sockaddr_un *u = (struct sockaddr_un *)&ss;
-        u->sun_family = AF_UNIX;
-        snprintf(u->sun_path, sizeof(u->sun_path), "%s", where);
-        len = sizeof(*u);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)atoi(where));
-        inet_pton(AF_INET, "127.0.0.1", &a->sin_addr);
-        len = sizeof(*a);
-    }
-    for (int tries = 0; tries < 100; tries++) {
-        int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
-            int one = 1;
-            if (ss.ss_family == AF_INET)
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            return fd;
-        }
-        close(fd);
-        usleep(50000);
-    }
-    fprintf(stderr, "chardev_load: nothing listens on %s\n", where);
-    exit(2);
 }
 
 static void write_all(int fd, const uint8_t *p, size_t n)
@@ -151,9 +116,9 @@ int main(int argc, char **argv)
         .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
     };
     int pid = atoi(argv[7]);
-    l.out = connect_endpoint(argv[3]);
-    l.pin = connect_endpoint(argv[1]);
-    l.sin = connect_endpoint(argv[2]);
+    l.out = sock_endpoint_connect(argv[3], "chardev_load");
+    l.pin = sock_endpoint_connect(argv[1], "chardev_load");
+    l.sin = sock_endpoint_connect(argv[2], "chardev_load");
     usleep(200000); /* let the target see all three peers */
     uint32_t *last_seq = calloc(l.flows, sizeof(uint32_t));
     uint8_t *buf = malloc(1 << 22);

@@ -10,16 +10,16 @@
  * read and thrown away, in large reads, with poll(). No parsing, no queues: a
  * comparing proxy's figures read as a fraction of this one.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
 #include <poll.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <unistd.h>
+
+#include "sock_endpoint.h"
 
 #define BUF_BYTES (1u << 20)
 
@@ -27,20 +27,9 @@ static int listen_on(const char *where)
 {
     struct sockaddr_storage ss;
     socklen_t len;
-    memset(&ss, 0, sizeof(ss));
-    if (where[0] == '/') {
-        struct sockaddr_un *u = (struct sockaddr_un *)&ss;
-        u->sun_family = AF_UNIX;
-        snprintf(u->sun_path, sizeof(u->sun_path), "%s", where);
+    sock_endpoint_addr(where, &ss, &len);
+    if (where[0] == '/')
         unlink(where);
-        len = sizeof(*u);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)atoi(where));
-        inet_pton(AF_INET, "127.0.0.1", &a->sin_addr);
-        len = sizeof(*a);
-    }
     int fd = socket(ss.ss_family, SOCK_STREAM, 0), one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
     if (bind(fd, (struct sockaddr *)&ss, len) != 0 || listen(fd, 1) != 0) {

@@ -8,6 +8,8 @@
  */
 #include "colo/record_buf.h"
 
+#include "colo/pkt_parse.h"
+
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,6 +19,7 @@
 #define WRITE_IOV 128
 #define STAGE_BYTES (256u << 10)
 #define COALESCE_BYTES 512u
+#define VNET_NEEDS_CSUM 0x01 /* virtio_net_hdr.flags: the L4 checksum is left to offload */
 
 static const uint32_t class_bytes[RECORD_CLASS_MALLOC] = { RECORD_SMALL_BYTES, RECORD_SLOT_BYTES };
 
@@ -85,6 +88,22 @@ void record_put(struct record_pool *p, struct sock_record *r)
     void **slot = (void **)r;
     *slot = p->free_list[r->size_class];
     p->free_list[r->size_class] = slot;
+}
+
+struct sock_record *record_packet(struct record_pool *p, const uint8_t *bytes, uint32_t len, uint32_t vnet_len)
+{
+    struct sock_record *rec = record_get(p, len);
+    if (!rec)
+        return NULL;
+    memset(&rec->pkt, 0, sizeof(rec->pkt));
+    rec->vnet_len = vnet_len;
+    memcpy(rec->data, bytes, len);
+    rec->pkt.frame = rec->data + vnet_len;
+    rec->pkt.frame_len = len - vnet_len;
+    rec->pkt.owner = rec;
+    rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
+    pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
+    return rec;
 }
 
 void record_pool_free(struct record_pool *p)

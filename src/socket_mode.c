@@ -25,7 +25,6 @@
 
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
-#define VNET_NEEDS_CSUM 0x01
 
 struct socket_mode {
     struct socket_mode_config cfg;
@@ -201,20 +200,12 @@ static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *byt
     }
     if (role == SOCK_OUTDEV)
         return; /* QEMU never writes here; whatever comes is ignored */
-    struct sock_record *rec = record_get(&sm->pool, len);
+    struct sock_record *rec = record_packet(&sm->pool, bytes, len, vnet_len);
     if (!rec) {
         fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
         return;
     }
-    memset(&rec->pkt, 0, sizeof(rec->pkt));
-    rec->vnet_len = vnet_len;
-    memcpy(rec->data, bytes, len);
-    rec->pkt.frame = rec->data + vnet_len;
-    rec->pkt.frame_len = len - vnet_len;
-    rec->pkt.owner = rec;
     rec->pkt.owner_index = sm->stats.records_in[role]++;
-    rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
-    pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
     if (!sm->batch_now_valid) {
         sm->batch_now = now_ns();
         sm->batch_now_valid = true;

@@ -27,7 +27,6 @@
 
 #define TICK_US 100000
 #define DRAIN_LIMIT_S 5
-#define VNET_NEEDS_CSUM 0x01
 
 struct socket_rewrite {
     struct socket_rewrite_config cfg;
@@ -93,19 +92,11 @@ static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *byt
     enum rewrite_role role = (enum rewrite_role)(ep - sr->ep);
     if (role != RW_MIRROR_IN && role != RW_FROM_SVM)
         return; /* nothing is expected from the outputs' peers; whatever comes is ignored */
-    struct sock_record *rec = record_get(&sr->pool, len);
+    struct sock_record *rec = record_packet(&sr->pool, bytes, len, vnet_len);
     if (!rec) {
         fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
         return;
     }
-    memset(&rec->pkt, 0, sizeof(rec->pkt));
-    rec->vnet_len = vnet_len;
-    memcpy(rec->data, bytes, len);
-    rec->pkt.frame = rec->data + vnet_len;
-    rec->pkt.frame_len = len - vnet_len;
-    rec->pkt.owner = rec;
-    rec->pkt.csum_partial = vnet_len && (rec->data[0] & VNET_NEEDS_CSUM);
-    pkt_parse(rec->pkt.frame, rec->pkt.frame_len, &rec->pkt.view);
     if (role == RW_MIRROR_IN)
         seq_rewrite_from_link(sr->rw, &rec->pkt, now_ns());
     else

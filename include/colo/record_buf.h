@@ -44,6 +44,13 @@ struct record_pool {
 /* A record with room for `len` bytes; NULL when memory runs out. */
 struct sock_record *record_get(struct record_pool *p, uint32_t len);
 void record_put(struct record_pool *p, struct sock_record *r);
+/*
+ * A record holding a copy of `len` bytes read from a chardev socket (the first
+ * `vnet_len` the vnet header), its packet handle set up and parsed; NULL when
+ * memory runs out.
+ */
+struct sock_record *record_packet(struct record_pool *p, const uint8_t *bytes, uint32_t len,
+                                  uint32_t vnet_len);
 void record_pool_free(struct record_pool *p);
 
 struct record_queue {

@@ -15,22 +15,19 @@
  * `expect` is the correct verdict; `qemu_right` says whether colo-semantics.md
  * records QEMU as right on that case. Judging is left to run.sh.
  */
-#include <arpa/inet.h>
 #include <errno.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <poll.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "colo/pkt.h"
 #include "frame_builder.h"
+#include "sock_endpoint.h"
 
 #define MAX_FRAME 2048
 #define MAX_SENT 2048
@@ -75,38 +72,6 @@ static void write_all(int fd, const void *p, size_t n)
         b += w;
         n -= (size_t)w;
     }
-}
-
-static int connect_endpoint(const char *where)
-{
-    struct sockaddr_storage ss;
-    socklen_t len;
-    memset(&ss, 0, sizeof(ss));
-    if (where[0] == '/') {
-        struct sockaddr_un *u = (struct sockaddr_un *)&ss;
-        u->sun_family = AF_UNIX;
-        snprintf(u->sun_path, sizeof(u->sun_path), "%s", where);
-        len = sizeof(*u);
-    } else {
-        struct sockaddr_in *a = (struct sockaddr_in *)&ss;
-        a->sin_family = AF_INET;
-        a->sin_port = htons((uint16_t)atoi(where));
-        inet_pton(AF_INET, "127.0.0.1", &a->sin_addr);
-        len = sizeof(*a);
-    }
-    for (int tries = 0; tries < 100; tries++) {
-        int fd = socket(ss.ss_family, SOCK_STREAM, 0);
-        if (connect(fd, (struct sockaddr *)&ss, len) == 0) {
-            int one = 1;
-            if (ss.ss_family == AF_INET)
-                setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-            return fd;
-        }
-        close(fd);
-        usleep(50000);
-    }
-    fprintf(stderr, "verdict_cases: nothing listens on %s\n", where);
-    exit(2);
 }
 
 static void send_record(int fd, const void *bytes, uint32_t len)
@@ -489,10 +454,10 @@ int main(int argc, char **argv)
     }
     static struct run r;
     r.sent = calloc(MAX_SENT, sizeof(*r.sent));
-    r.out.fd = connect_endpoint(argv[3]);
-    r.notify.fd = connect_endpoint(argv[4]);
-    r.pin = connect_endpoint(argv[1]);
-    r.sin = connect_endpoint(argv[2]);
+    r.out.fd = sock_endpoint_connect(argv[3], "verdict_cases");
+    r.notify.fd = sock_endpoint_connect(argv[4], "verdict_cases");
+    r.pin = sock_endpoint_connect(argv[1], "verdict_cases");
+    r.sin = sock_endpoint_connect(argv[2], "verdict_cases");
     usleep(300000); /* let the target see all four peers */
     handshake(&r);
     case_tcp_identical(&r);
