@@ -1,7 +1,7 @@
 /*
  * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
  *
- *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID
+ *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [RATE LATENCY_FILE]
  *
  * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
  * socket path. Connects to the three sockets (the target listens on all three:
@@ -11,7 +11,12 @@
  * and reads the released records from outdev in another. It prints one line:
  *   packets/s, CPU microseconds of PID per packet (from /proc), received,
  *   reordered within a flow, lost
- * Nothing is asserted; bench/run-socket compares targets side by side.
+ * With RATE (records per second and side), each PVM record is written with its
+ * SVM twin right after it, paced, and the time from that write to the release
+ * is measured for every packet: the line gains p50, p99 and p99.9 in
+ * microseconds, and LATENCY_FILE gets the distribution (microseconds, fraction
+ * of packets at or below) for a CDF plot.
+ * Nothing is asserted; bench/run-socket and bench/run compare targets side by side.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -32,6 +37,8 @@
 struct load {
     int pin, sin, out;
     uint32_t payload, packets, flows;
+    double rate;     /* 0: as fast as the target takes them */
+    double *sent_at; /* paced: when each packet's pair was written */
 };
 
 static double now_s(void)
@@ -71,9 +78,29 @@ static size_t put_record(const struct load *l, uint32_t i, uint8_t *buf)
     return n + 4;
 }
 
+/* One PVM record and its SVM twin at a time, at the rate: for latency, not throughput. */
+static void write_paced(const struct load *l)
+{
+    uint8_t buf[2100];
+    double t0 = now_s();
+    for (uint32_t i = 0; i < l->packets; i++) {
+        double due = t0 + i / l->rate;
+        while (now_s() < due)
+            ;
+        size_t n = put_record(l, i, buf);
+        l->sent_at[i] = now_s();
+        write_all(l->pin, buf, n);
+        write_all(l->sin, buf, n);
+    }
+}
+
 static void *writer(void *arg)
 {
     const struct load *l = arg;
+    if (l->rate > 0) {
+        write_paced(l);
+        return NULL;
+    }
     uint8_t *buf = malloc((size_t)BATCH * 2100);
     for (uint32_t i = 0; i < l->packets; i += BATCH) {
         size_t n = 0;
@@ -105,16 +132,61 @@ static double cpu_seconds(int pid)
     return (double)(utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
+static int by_value(const void *a, const void *b)
+{
+    double x = *(const double *)a, y = *(const double *)b;
+    return (x > y) - (x < y);
+}
+
+/* p50, p99, p99.9 on the line; the distribution in the file. */
+static void report_latency(double *lat, uint64_t n, const char *path)
+{
+    if (!n) {
+        printf(" 0 0 0");
+        return;
+    }
+    qsort(lat, n, sizeof(*lat), by_value);
+    printf(" %.1f %.1f %.1f", lat[n / 2] * 1e6, lat[n * 99 / 100] * 1e6, lat[n * 999 / 1000] * 1e6);
+    FILE *f = fopen(path, "w");
+    if (!f)
+        return;
+    for (int q = 0; q <= 1000; q++) {
+        uint64_t k = q == 1000 ? n - 1 : n * (uint64_t)q / 1000;
+        fprintf(f, "%.2f %.4f\n", lat[k] * 1e6, (double)(k + 1) / (double)n);
+    }
+    fclose(f);
+}
+
+/* The packet index a released frame stands for (see put_record), or -1. */
+static int64_t packet_index(const struct load *l, const uint8_t *f, uint32_t len)
+{
+    if (len < 54)
+        return -1;
+    uint32_t flow = (uint32_t)(f[36] << 8 | f[37]) - 10000;
+    uint32_t seq = (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
+    if (flow >= l->flows || seq < 1000 || !l->payload)
+        return -1;
+    uint64_t i = (uint64_t)(seq - 1000) / l->payload * l->flows + flow;
+    return i < l->packets ? (int64_t)i : -1;
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 8) {
-        fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID\n"
+    if (argc != 8 && argc != 10) {
+        fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [RATE LATENCY_FILE]\n"
                         "  (each a TCP port on 127.0.0.1, or a unix socket path)\n");
         return 2;
     }
     struct load l = {
         .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
+        .rate = argc == 10 ? atof(argv[8]) : 0,
     };
+    double *latency = NULL;
+    uint64_t measured = 0;
+    if (l.rate > 0) {
+        l.sent_at = calloc(l.packets, sizeof(double));
+        latency = calloc(l.packets, sizeof(double));
+    }
     int pid = atoi(argv[7]);
     l.out = sock_endpoint_connect(argv[3], "chardev_load");
     l.pin = sock_endpoint_connect(argv[1], "chardev_load");
@@ -141,6 +213,9 @@ int main(int argc, char **argv)
             if (have - off < 4 + (size_t)len)
                 break;
             const uint8_t *f = buf + off + 4;
+            int64_t idx = latency ? packet_index(&l, f, len) : -1;
+            if (idx >= 0 && l.sent_at[idx] > 0)
+                latency[measured++] = now_s() - l.sent_at[idx];
             if (len >= 54) {
                 uint32_t flow = (uint32_t)(f[36] << 8 | f[37]) - 10000;
                 uint32_t seq = (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
@@ -157,8 +232,11 @@ int main(int argc, char **argv)
     }
     double dt = (received == l.packets ? progress : now_s() - STALL_S) - t0;
     double cpu = cpu_seconds(pid) - cpu0;
-    printf("%.0f %.2f %lu %lu %lu\n", (double)received / dt, received ? cpu / (double)received * 1e6 : 0.0,
+    printf("%.0f %.2f %lu %lu %lu", (double)received / dt, received ? cpu / (double)received * 1e6 : 0.0,
            (unsigned long)received, (unsigned long)reordered, (unsigned long)(l.packets - received));
+    if (latency)
+        report_latency(latency, measured, argv[9]);
+    printf("\n");
     pthread_detach(w);
     return 0;
 }

@@ -131,7 +131,9 @@ listening() { [ -n "$(in_ns "$1" ss -Hltn 'sport = :80')" ]; }
 
 start_servers() { # PVM_DIR SVM_DIR
     bg_in_ns pvm python3 "$traffic" serve "$1" >/dev/null 2>&1
+    pvm_server_pid=$!
     bg_in_ns svm python3 "$traffic" serve "$2" >/dev/null 2>&1
+    svm_server_pid=$!
     # Both guests must be in the same state before a client talks to them: a
     # client reaching a PVM that does not listen yet while the SVM already does
     # is a real divergence (one resets, the other answers).
@@ -246,11 +248,12 @@ watch_announcements() {
 announcements() { tcpdump -r "$work/announce.pcap" -n 2>/dev/null | wc -l; }
 
 kill_host() { # primary|secondary: the proxy and its guest die at once
-    local pid=$primary_pid vm=pvm
-    [ "$1" = secondary ] && pid=$secondary_pid vm=svm
+    local pid=$primary_pid vm=pvm server=$pvm_server_pid
+    [ "$1" = secondary ] && pid=$secondary_pid vm=svm server=$svm_server_pid
     python3 -c 'import time; print("%.6f" % time.time())' >"$work/kill-time"
     kill -9 "$pid" 2>/dev/null || true
     ip netns pids "$p-$vm" | xargs -r kill -9
+    wait "$pid" "$server" 2>/dev/null || true # quietly: no job-control "Killed" lines
 }
 
 scenario_failover() { # primary|secondary

@@ -1,0 +1,348 @@
+#!/usr/bin/env python3
+"""bench/run.py — every benchmark in one run, side by side with QEMU 7.2's colo-compare.
+
+Called by bench/run (which installs and builds first). Runs each scenario RUNS times,
+keeps every figure of every run, and reports the median with the min–max spread:
+
+  engine       the compare engine alone, packets in memory (bench_engine): packets/s by
+               payload and connections, bytes per connection
+  pipeline     the DPDK data plane on in-memory ring ports (bench_pipeline)
+  socket       socket mode vs QEMU's colo-compare vs the socket ceiling (nothing compared),
+               same C load generator (chardev_load), by payload, over TCP (and unix sockets
+               without --quick)
+  connections  socket mode vs QEMU by number of flows (QEMU wipes its table at 16384)
+  latency      hold latency added to matching packets at a fixed rate, p50/p99/p99.9 and CDF
+
+Writes bench/results/<date>/results.json, summary.md and PNG plots (gnuplot), and
+replaces the generated part of docs/benchmarks.md (with the plots copied to docs/bench/).
+It never asserts a speed: it reports.
+"""
+import datetime
+import json
+import os
+import re
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+TOP = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.path.join(TOP, "build-release")
+LOAD = os.path.join(BUILD, "bench", "chardev_load")
+BEGIN, END = "<!-- bench/run: begin -->", "<!-- bench/run: end -->"
+
+
+def sh(cmd, **kw):
+    return subprocess.run(cmd, capture_output=True, text=True, **kw).stdout
+
+
+def machine(mode):
+    cpu = re.search(r"model name\s*:\s*(.*)", open("/proc/cpuinfo").read())
+    mem = int(re.search(r"MemTotal:\s*(\d+)", open("/proc/meminfo").read()).group(1)) // 1024
+    return {
+        "cpu": cpu.group(1).strip() if cpu else "unknown", "cores": os.cpu_count(), "memory_mib": mem,
+        "dpdk_memory": mode, "dpdk": sh(["pkg-config", "--modversion", "libdpdk"]).strip(),
+        "qemu": sh(["qemu-system-x86_64", "--version"]).splitlines()[0],
+        "commit": sh(["git", "-C", TOP, "rev-parse", "--short", "HEAD"]).strip() or "none",
+        "date": datetime.datetime.now().isoformat(timespec="seconds"),
+        "command": " ".join(["bench/run"] + sys.argv[1:]),
+    }
+
+
+def dpdk_memory():
+    """Hugepages when they can be had (--in-memory), --no-huge otherwise."""
+    try:
+        if int(open("/proc/sys/vm/nr_hugepages").read()) < 512:
+            open("/proc/sys/vm/nr_hugepages", "w").write("512")
+        free = int(re.search(r"HugePages_Free:\s*(\d+)", open("/proc/meminfo").read()).group(1))
+        if free >= 256:
+            return "--in-memory -m 512"
+    except OSError:
+        pass
+    return "--no-huge -m 1024"
+
+
+class Figures:
+    """Every run's value for each named figure."""
+
+    def __init__(self):
+        self.values = {}
+
+    def add(self, name, value):
+        self.values.setdefault(name, []).append(float(value))
+
+    def summary(self):
+        return {k: {"median": statistics.median(v), "min": min(v), "max": max(v), "runs": v}
+                for k, v in sorted(self.values.items())}
+
+
+# ---- scenarios ----
+
+def engine(fig):
+    out = sh([os.path.join(BUILD, "bench", "bench_engine")])
+    for payload, conns, mpps in re.findall(r"^(\d+)\s+(\d+)\s+([\d.]+)\s+[\d.]+\s+\d+%", out, re.M):
+        fig.add("engine/pps/%s/%s" % (payload, conns), float(mpps) * 1e6)
+    m = re.search(r"([\d.]+) bytes/connection allocated", out)
+    if m:
+        fig.add("engine/bytes_per_conn", m.group(1))
+
+
+def pipeline(fig, mode):
+    out = sh([os.path.join(BUILD, "bench", "bench_pipeline")] + mode.split() +
+             ["--no-pci", "--no-telemetry", "--log-level=error", "-l", "0", "--file-prefix", "colo-run-%d" % os.getpid()])
+    for role, payload, mpps in re.findall(r"^(primary|secondary)\s+(\d+)\s+([\d.]+)", out, re.M):
+        fig.add("pipeline/%s/pps/%s" % (role, payload), float(mpps) * 1e6)
+
+
+def free_ports(n):
+    socks = [socket.socket() for _ in range(n)]
+    for s in socks:
+        s.bind(("127.0.0.1", 0))
+    ports = [str(s.getsockname()[1]) for s in socks]
+    for s in socks:
+        s.close()
+    return ports
+
+
+def endpoints(transport, tmp):
+    if transport == "unix":
+        d = tempfile.mkdtemp(dir=tmp)
+        return [os.path.join(d, n) for n in ("pin", "sin", "out")]
+    return free_ports(3)
+
+
+def start_target(target, eps, transport, tmp):
+    if target == "colo-proxy":
+        spec = (lambda e: "unix:%s,server" % e) if transport == "unix" else (lambda e: "tcp:127.0.0.1:%s,server" % e)
+        cmd = [os.path.join(BUILD, "colo-proxy"), "compare", "--primary_in", spec(eps[0]),
+               "--secondary_in", spec(eps[1]), "--outdev", spec(eps[2])]
+    elif target == "qemu":
+        chardev = (lambda i, e: "socket,id=%s,path=%s,server=on,wait=off" % (i, e)) if transport == "unix" else \
+            (lambda i, e: "socket,id=%s,host=127.0.0.1,port=%s,server=on,wait=off" % (i, e))
+        cmd = ["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none", "-object", "iothread,id=io1",
+               "-chardev", chardev("pin", eps[0]), "-chardev", chardev("sin", eps[1]),
+               "-chardev", chardev("out", eps[2]),
+               "-object", "colo-compare,id=c0,primary_in=pin,secondary_in=sin,outdev=out,iothread=io1"]
+    else:
+        cmd = [os.path.join(BUILD, "bench", "socket_ceiling")] + eps
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5 if target == "qemu" else 0.3)
+    return proc
+
+
+def drive(target, transport, payload, packets, flows, tmp, rate=0, lat_file=None):
+    eps = endpoints(transport, tmp)
+    proc = start_target(target, eps, transport, tmp)
+    args = [LOAD] + eps + [str(payload), str(packets), str(flows), str(proc.pid)]
+    if rate:
+        args += [str(rate), lat_file]
+    try:
+        out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout.split()
+    finally:
+        proc.kill()
+        proc.wait()
+    return [float(x) for x in out]
+
+
+TARGETS = ("colo-proxy", "qemu", "ceiling")
+
+
+def socket_mode(fig, quick, tmp):
+    packets = 300000 if quick else 600000
+    for transport in ("tcp",) if quick else ("tcp", "unix"):
+        for payload in (64, 512, 1460):
+            for target in TARGETS:
+                r = drive(target, transport, payload, packets, 8, tmp)
+                if len(r) >= 5:
+                    base = "socket/%s/%s/%d" % (transport, target, payload)
+                    fig.add(base + "/pps", r[0])
+                    fig.add(base + "/cpu_us", r[1])
+                    fig.add(base + "/reordered", r[3])
+                    fig.add(base + "/lost", r[4])
+
+
+def connections(fig, quick, tmp):
+    for flows in (1, 100, 10000, 20000):
+        packets = max(100000, flows * 10)
+        for target in ("colo-proxy", "qemu"):
+            r = drive(target, "tcp", 64, packets, flows, tmp)
+            if len(r) >= 5:
+                fig.add("connections/%s/%d/pps" % (target, flows), r[0])
+                fig.add("connections/%s/%d/lost" % (target, flows), r[4])
+
+
+def latency(fig, quick, tmp, out_dir):
+    packets = 20000 if quick else 50000
+    for target in ("colo-proxy", "qemu"):
+        lat_file = os.path.join(out_dir, "latency-%s.dat" % target)
+        r = drive(target, "tcp", 64, packets, 8, tmp, rate=10000, lat_file=lat_file)
+        if len(r) >= 8:
+            for name, v in zip(("p50", "p99", "p999"), r[5:8]):
+                fig.add("latency/%s/%s_us" % (target, name), v)
+
+
+# ---- output ----
+
+def med(s, key):
+    return s[key]["median"] if key in s else None
+
+
+def spread(s, key, scale=1.0, fmt="%.2f"):
+    if key not in s:
+        return "–"
+    v = s[key]
+    return (fmt + " (" + fmt + "–" + fmt + ")") % (v["median"] * scale, v["min"] * scale, v["max"] * scale)
+
+
+def ratio(s, a, b):
+    return "%.1f×" % (s[a]["median"] / s[b]["median"]) if a in s and b in s and s[b]["median"] else "–"
+
+
+def summary_md(s, info, runs, seconds):
+    lines = ["Machine: %s, %d cores, %d MiB; DPDK %s (%s); %s; colo-proxy %s; %s; `%s`; %d runs per "
+             "figure, median (min–max); the run took %.0f s." % (info["cpu"], info["cores"], info["memory_mib"],
+                                                                  info["dpdk"], info["dpdk_memory"], info["qemu"],
+                                                                  info["commit"], info["date"], info["command"],
+                                                                  runs, seconds), ""]
+    lines += ["### Engine alone (Mpps, preloaded packets, one core)", "",
+              "| payload | 1 connection | 10k | 1M |", "|---:|---:|---:|---:|"]
+    for p in (64, 512, 1460):
+        lines.append("| %d | %s |" % (p, " | ".join(spread(s, "engine/pps/%d/%d" % (p, c), 1e-6)
+                                                     for c in (1, 10000, 1000000))))
+    lines += ["", "Bytes per idle connection: %s." % spread(s, "engine/bytes_per_conn", 1, "%.0f"), ""]
+    lines += ["### DPDK in-memory ring ports (Mpps, one core)", "", "| payload | primary | secondary |",
+              "|---:|---:|---:|"]
+    for p in (64, 512, 1460):
+        lines.append("| %d | %s | %s |" % (p, spread(s, "pipeline/primary/pps/%d" % p, 1e-6),
+                                          spread(s, "pipeline/secondary/pps/%d" % p, 1e-6)))
+    for transport in ("tcp", "unix"):
+        if "socket/%s/colo-proxy/64/pps" % transport not in s:
+            continue
+        lines += ["", "### Socket mode over %s vs QEMU 7.2 colo-compare (k packets/s; µs CPU per packet)" % transport,
+                  "", "| payload | colo-proxy | QEMU | ratio | CPU colo-proxy | CPU QEMU | QEMU reordered | "
+                      "ceiling | colo-proxy / ceiling |", "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for p in (64, 512, 1460):
+            b = "socket/%s/%%s/%d/%%s" % (transport, p)
+            lines.append("| %d | %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                p, spread(s, b % ("colo-proxy", "pps"), 1e-3, "%.0f"), spread(s, b % ("qemu", "pps"), 1e-3, "%.0f"),
+                ratio(s, b % ("colo-proxy", "pps"), b % ("qemu", "pps")),
+                spread(s, b % ("colo-proxy", "cpu_us")), spread(s, b % ("qemu", "cpu_us")),
+                spread(s, b % ("qemu", "reordered"), 1, "%.0f"), spread(s, b % ("ceiling", "pps"), 1e-3, "%.0f"),
+                "%.0f%%" % (100 * med(s, b % ("colo-proxy", "pps")) / med(s, b % ("ceiling", "pps")))
+                if b % ("ceiling", "pps") in s and b % ("colo-proxy", "pps") in s else "–"))
+    lines += ["", "### Connections (64-byte payloads over TCP; k packets/s, frames lost)", "",
+              "| flows | colo-proxy | lost | QEMU | lost |", "|---:|---:|---:|---:|---:|"]
+    for f in (1, 100, 10000, 20000):
+        lines.append("| %d | %s | %s | %s | %s |" % (
+            f, spread(s, "connections/colo-proxy/%d/pps" % f, 1e-3, "%.0f"),
+            spread(s, "connections/colo-proxy/%d/lost" % f, 1, "%.0f"),
+            spread(s, "connections/qemu/%d/pps" % f, 1e-3, "%.0f"), spread(s, "connections/qemu/%d/lost" % f, 1, "%.0f")))
+    lines += ["", "### Hold latency added to matching packets (10k packets/s, 64 bytes, TCP; µs)", "",
+              "| target | p50 | p99 | p99.9 |", "|---|---:|---:|---:|"]
+    for t in ("colo-proxy", "qemu"):
+        lines.append("| %s | %s | %s | %s |" % (t, *(spread(s, "latency/%s/%s_us" % (t, q), 1, "%.0f")
+                                                   for q in ("p50", "p99", "p999"))))
+    return "\n".join(lines) + "\n"
+
+
+def plot(s, out_dir):
+    if not shutil.which("gnuplot"):
+        return []
+    made = []
+
+    def series(name, keys):
+        path = os.path.join(out_dir, name + ".dat")
+        with open(path, "w") as f:
+            for x, key in keys:
+                if key in s:
+                    f.write("%s %g %g %g\n" % (x, s[key]["median"], s[key]["min"], s[key]["max"]))
+        return path
+
+    payloads = (64, 512, 1460)
+    curves = [("colo-proxy socket (tcp)", series("tp-proxy", [(p, "socket/tcp/colo-proxy/%d/pps" % p) for p in payloads])),
+              ("QEMU 7.2 colo-compare (tcp)", series("tp-qemu", [(p, "socket/tcp/qemu/%d/pps" % p) for p in payloads])),
+              ("socket ceiling (tcp)", series("tp-ceiling", [(p, "socket/tcp/ceiling/%d/pps" % p) for p in payloads])),
+              ("engine alone, 1 conn", series("tp-engine", [(p, "engine/pps/%d/1" % p) for p in payloads])),
+              ("DPDK ring ports (primary)", series("tp-pipeline", [(p, "pipeline/primary/pps/%d" % p) for p in payloads]))]
+    flows = (1, 100, 10000, 20000)
+    conn_curves = [("colo-proxy socket", series("conn-proxy", [(f, "connections/colo-proxy/%d/pps" % f) for f in flows])),
+                   ("QEMU 7.2 colo-compare", series("conn-qemu", [(f, "connections/qemu/%d/pps" % f) for f in flows]))]
+    script = """set terminal pngcairo size 900,540 font ",11"
+set grid; set key outside bottom center horizontal
+set output '{d}/throughput-vs-payload.png'
+set title 'Packets/s by payload (median, min-max bars)'; set xlabel 'payload (bytes)'; set ylabel 'packets/s'
+set logscale y
+plot {tp}
+set output '{d}/throughput-vs-connections.png'
+set title 'Socket mode vs QEMU by number of TCP flows (64-byte payloads)'; set xlabel 'flows'
+set logscale x
+plot {cn}
+unset logscale
+set output '{d}/latency-cdf.png'
+set title 'Hold latency added to matching packets (10k packets/s, 64 bytes, TCP)'
+set xlabel 'latency (microseconds)'; set ylabel 'fraction of packets'; set logscale x
+plot '{d}/latency-colo-proxy.dat' using 1:2 with lines lw 2 title 'colo-proxy', '{d}/latency-qemu.dat' using 1:2 with lines lw 2 title 'QEMU 7.2 colo-compare'
+""".format(d=out_dir,
+           tp=", ".join("'%s' using 1:2:3:4 with yerrorlines title '%s'" % (p, t) for t, p in curves),
+           cn=", ".join("'%s' using 1:2:3:4 with yerrorlines title '%s'" % (p, t) for t, p in conn_curves))
+    subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
+    for name in ("throughput-vs-payload", "throughput-vs-connections", "latency-cdf"):
+        if os.path.exists(os.path.join(out_dir, name + ".png")):
+            made.append(name + ".png")
+    return made
+
+
+def update_docs(summary, pngs, out_dir):
+    docs = os.path.join(TOP, "docs", "benchmarks.md")
+    pics = os.path.join(TOP, "docs", "bench")
+    os.makedirs(pics, exist_ok=True)
+    for p in pngs:
+        shutil.copy(os.path.join(out_dir, p), os.path.join(pics, p))
+    block = "%s\n## Latest `bench/run` (generated: do not edit by hand)\n\n%s\n%s\n%s" % (
+        BEGIN, summary, "".join("![%s](bench/%s)\n" % (p[:-4], p) for p in pngs), END)
+    text = open(docs).read()
+    if BEGIN in text and END in text:
+        text = text[:text.index(BEGIN)] + block + text[text.index(END) + len(END):]
+    else:
+        text = text.rstrip("\n") + "\n\n" + block + "\n"
+    open(docs, "w").write(text)
+
+
+def main():
+    quick = "--quick" in sys.argv
+    runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
+    mode = dpdk_memory()
+    info = machine(mode)
+    print("bench/run: %s, %d cores; DPDK memory: %s (%s); %d runs per scenario%s"
+          % (info["cpu"], info["cores"], mode, "hugepages" if "in-memory" in mode else "no hugepages available",
+             runs, ", quick" if quick else ""), flush=True)
+    out_dir = os.path.join(TOP, "bench", "results", datetime.datetime.now().strftime("%Y-%m-%d-%H%M%S"))
+    os.makedirs(out_dir)
+    fig = Figures()
+    t0 = time.time()
+    with tempfile.TemporaryDirectory() as tmp:
+        for i in range(runs):
+            for name, step in (("engine", lambda: engine(fig)), ("pipeline", lambda: pipeline(fig, mode)),
+                               ("socket", lambda: socket_mode(fig, quick, tmp)),
+                               ("connections", lambda: connections(fig, quick, tmp)),
+                               ("latency", lambda: latency(fig, quick, tmp, out_dir))):
+                t = time.time()
+                step()
+                print("bench/run: run %d/%d %s done in %.0f s" % (i + 1, runs, name, time.time() - t), flush=True)
+    seconds = time.time() - t0
+    s = fig.summary()
+    json.dump({"machine": info, "runs": runs, "seconds": seconds, "figures": s},
+              open(os.path.join(out_dir, "results.json"), "w"), indent=1)
+    md = summary_md(s, info, runs, seconds)
+    open(os.path.join(out_dir, "summary.md"), "w").write(md)
+    pngs = plot(s, out_dir)
+    update_docs(md, pngs, out_dir)
+    print(md)
+    print("bench/run: results in %s; docs/benchmarks.md updated" % os.path.relpath(out_dir, TOP))
+
+
+if __name__ == "__main__":
+    main()
