@@ -84,9 +84,11 @@ static void write_paced(const struct load *l)
     uint8_t buf[2100];
     double t0 = now_s();
     for (uint32_t i = 0; i < l->packets; i++) {
-        double due = t0 + i / l->rate;
-        while (now_s() < due)
-            ;
+        double due = t0 + i / l->rate, wait = due - now_s();
+        if (wait > 0) { /* sleep, not spin: the target and the reader need the cores */
+            struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+            nanosleep(&ts, NULL);
+        }
         size_t n = put_record(l, i, buf);
         l->sent_at[i] = now_s();
         write_all(l->pin, buf, n);

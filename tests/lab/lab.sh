@@ -254,6 +254,7 @@ kill_host() { # primary|secondary: the proxy and its guest die at once
     kill -9 "$pid" 2>/dev/null || true
     ip netns pids "$p-$vm" | xargs -r kill -9
     wait "$pid" "$server" 2>/dev/null || true # quietly: no job-control "Killed" lines
+    ip netns del "$p-$vm" # the guest's namespace goes with it, and its NIC
 }
 
 scenario_failover() { # primary|secondary
@@ -327,7 +328,7 @@ run_scenario() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()
-    for ns in cli pvm svm ph sh; do ip netns del "$p-$ns"; done
+    for ns in cli pvm svm ph sh; do ip netns del "$p-$ns" 2>/dev/null || true; done
 }
 
 case "$scenario" in
