@@ -15,6 +15,7 @@ keeps every figure of every run, and reports the median with the min–max sprea
 
 Writes bench/results/<date>/results.json, summary.md and PNG plots (gnuplot), and
 replaces the generated part of docs/benchmarks.md (with the plots copied to docs/bench/).
+`--report bench/results/<date>` renders an earlier run again.
 It never asserts a speed: it reports.
 """
 import datetime
@@ -216,8 +217,9 @@ def summary_md(s, info, runs, seconds):
     lines += ["### DPDK in-memory ring ports (Mpps, one core)", "", "| payload | primary | secondary |",
               "|---:|---:|---:|"]
     for p in (64, 512, 1460):
-        lines.append("| %d | %s | %s |" % (p, spread(s, "pipeline/primary/pps/%d" % p, 1e-6),
-                                          spread(s, "pipeline/secondary/pps/%d" % p, 1e-6)))
+        if "pipeline/primary/pps/%d" % p in s:
+            lines.append("| %d | %s | %s |" % (p, spread(s, "pipeline/primary/pps/%d" % p, 1e-6),
+                                              spread(s, "pipeline/secondary/pps/%d" % p, 1e-6)))
     for transport in ("tcp", "unix"):
         if "socket/%s/colo-proxy/64/pps" % transport not in s:
             continue
@@ -311,7 +313,19 @@ def update_docs(summary, pngs, out_dir):
     open(docs, "w").write(text)
 
 
+def report(out_dir):
+    """Summary, plots and the docs section from a results directory."""
+    saved = json.load(open(os.path.join(out_dir, "results.json")))
+    md = summary_md(saved["figures"], saved["machine"], saved["runs"], saved["seconds"])
+    open(os.path.join(out_dir, "summary.md"), "w").write(md)
+    update_docs(md, plot(saved["figures"], out_dir), out_dir)
+    return md
+
+
 def main():
+    if "--report" in sys.argv:  # re-render an earlier run: bench/run --report bench/results/DATE
+        print(report(sys.argv[sys.argv.index("--report") + 1]))
+        return
     quick = "--quick" in sys.argv
     runs = int(sys.argv[sys.argv.index("--runs") + 1]) if "--runs" in sys.argv else 3
     mode = dpdk_memory()
@@ -336,11 +350,7 @@ def main():
     s = fig.summary()
     json.dump({"machine": info, "runs": runs, "seconds": seconds, "figures": s},
               open(os.path.join(out_dir, "results.json"), "w"), indent=1)
-    md = summary_md(s, info, runs, seconds)
-    open(os.path.join(out_dir, "summary.md"), "w").write(md)
-    pngs = plot(s, out_dir)
-    update_docs(md, pngs, out_dir)
-    print(md)
+    print(report(out_dir))
     print("bench/run: results in %s; docs/benchmarks.md updated" % os.path.relpath(out_dir, TOP))
 
 
