@@ -250,7 +250,8 @@ announcements() { tcpdump -r "$work/announce.pcap" -n 2>/dev/null | wc -l; }
 kill_host() { # primary|secondary: the proxy and its guest die at once
     local pid=$primary_pid vm=pvm server=$pvm_server_pid
     [ "$1" = secondary ] && pid=$secondary_pid vm=svm server=$svm_server_pid
-    python3 -c 'import time; print("%.6f" % time.time())' >"$work/kill-time"
+    python3 -c 'import time; print("%.6f" % time.time())' >"$work/kill-time.new"
+    mv "$work/kill-time.new" "$work/kill-time"
     kill -9 "$pid" 2>/dev/null || true
     ip netns pids "$p-$vm" | xargs -r kill -9
     wait "$pid" "$server" 2>/dev/null || true # quietly: no job-control "Killed" lines
@@ -272,7 +273,8 @@ scenario_failover() { # primary|secondary
     ip netns exec "$p-cli" python3 "$here/labclient.py" loop 10.77.0.2 6 26000 "$work/www/index.html" \
         >"$work/loop.log" 2>&1 &
     local requests=$!
-    sleep 1.5
+    for _ in $(seq 200); do [ -e "$work/kill-time.started" ] && break; sleep 0.05; done
+    sleep 0.3 # well into the download
     kill_host "$victim"
     say "killed the $victim colo-proxy and its guest"
     check "the download completed with correct bytes and no reset" wait "$download"

@@ -5,13 +5,15 @@
                                                             each over a fresh connection
   labclient.py get ADDR PATH EXPECTED_FILE                  one GET, body must equal the file
   labclient.py download ADDR PATH SHA256                    one GET, body's sha256 must match
-  labclient.py watch ADDR PATH SHA256 KILL_TIME_FILE        a download through a failover: also
-                                                            reports the pause after the time in
-                                                            KILL_TIME_FILE (written meanwhile)
+  labclient.py watch ADDR PATH SHA256 KILL_TIME_FILE        a download through a failover: creates
+                                                            KILL_TIME_FILE.started after 20 MB,
+                                                            and reports the pause after the time
+                                                            written in KILL_TIME_FILE meanwhile
   labclient.py loop ADDR SECONDS PORTBASE EXPECTED_FILE     requests over fresh connections for
                                                             SECONDS; reports the slowest
 """
 import hashlib
+import os
 import socket
 import sys
 import time
@@ -38,6 +40,9 @@ def get(addr, path, sport=0, timeout=30):
     return body
 
 
+STARTED_BYTES = 20 << 20
+
+
 def watch(addr, path, sha, kill_file):
     """Streams a download, hashing as it comes, and remembers when each chunk arrived."""
     s = socket.create_connection((addr, 80), timeout=60)
@@ -56,15 +61,18 @@ def watch(addr, path, sha, kill_file):
             head = None
         digest.update(c)
         size += len(c)
+        if size >= STARTED_BYTES and not os.path.exists(kill_file + ".started"):
+            open(kill_file + ".started", "w").close()
     s.close()
     kill = float(open(kill_file).read())
     # The gap: the longest pause between two chunks that ends after the kill.
     pauses = [(b - a, a) for a, b in zip(arrivals, arrivals[1:]) if b > kill]
     gap, start = max(pauses) if pauses else (float("inf"), kill)
     ok = digest.hexdigest() == sha
-    print("watch: %.1f MB, sha256 %s; the longest pause after the kill: %.0f ms (from %.0f ms after it)"
-          % (size / 1e6, "correct" if ok else "WRONG", gap * 1000, (start - kill) * 1000))
-    return ok
+    print("watch: %.1f MB, sha256 %s; the longest pause after the kill: %.0f ms (from %.0f ms after it)%s"
+          % (size / 1e6, "correct" if ok else "WRONG", gap * 1000, (start - kill) * 1000,
+             "" if pauses else " — NO BYTES AFTER THE KILL: the failover was not exercised"))
+    return ok and bool(pauses)
 
 
 def loop(addr, seconds, base, expected):
