@@ -1,7 +1,8 @@
 /*
  * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
  *
- *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [RATE LATENCY_FILE]
+ *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [--rate R --latency-file F]
+ *                [--diverge-every N --notify NOTIFY_DEV]
  *
  * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
  * socket path. Connects to the three sockets (the target listens on all three:
@@ -11,15 +12,21 @@
  * and reads the released records from outdev in another. It prints one line:
  *   packets/s, CPU microseconds of PID per packet (from /proc), received,
  *   reordered within a flow, lost
- * With RATE (records per second and side), each PVM record is written with its
+ * With --rate (records per second and side), each PVM record is written with its
  * SVM twin right after it, paced, and the time from that write to the release
  * is measured for every packet: the line gains p50, p99 and p99.9 in
- * microseconds, and LATENCY_FILE gets the distribution (microseconds, fraction
- * of packets at or below) for a CDF plot.
+ * microseconds, and the --latency-file gets the distribution (microseconds,
+ * fraction of packets at or below) for a CDF plot.
+ * With --diverge-every N, every Nth SVM record differs in its first payload byte,
+ * and the load generator plays the Xen COLO frame on --notify: it answers every
+ * DO_CHECKPOINT with COLO_CHECKPOINT at once (an instant checkpoint). The line
+ * then gains the number of DO_CHECKPOINT words and the median time from writing
+ * a divergent record to the request, in microseconds.
  * Nothing is asserted; bench/run-socket and bench/run compare targets side by side.
  */
 #include <errno.h>
 #include <pthread.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,11 +42,18 @@
 #define STALL_S 5.0
 
 struct load {
-    int pin, sin, out;
+    int pin, sin, out, notify;
     uint32_t payload, packets, flows;
-    double rate;     /* 0: as fast as the target takes them */
-    double *sent_at; /* paced: when each packet's pair was written */
+    double rate;            /* 0: as fast as the target takes them */
+    double *sent_at;        /* paced: when each packet's pair was written */
+    uint32_t diverge_every; /* 0: identical streams */
+    volatile double last_divergence; /* when the latest divergent SVM record was written */
+    uint64_t requests;
+    double *request_delay;  /* divergence written -> DO_CHECKPOINT read, per request */
 };
+
+#define RECORD_HEADER 4
+#define FIRST_PAYLOAD_BYTE (RECORD_HEADER + 54) /* Ethernet, IPv4, TCP without options */
 
 static double now_s(void)
 {
@@ -78,6 +92,64 @@ static size_t put_record(const struct load *l, uint32_t i, uint8_t *buf)
     return n + 4;
 }
 
+/* Flips the first payload byte of the batch's divergent SVM records; true when there was one. */
+static bool make_divergent(const struct load *l, uint32_t first, uint32_t count, uint8_t *buf, const size_t *starts)
+{
+    bool any = false;
+    for (uint32_t k = 0; l->diverge_every && k < count; k++) {
+        if ((first + k) % l->diverge_every == l->diverge_every - 1 && l->payload) {
+            buf[starts[k] + FIRST_PAYLOAD_BYTE] ^= 0xff;
+            any = true;
+        }
+    }
+    return any;
+}
+
+static void send_word(int fd, const char *word)
+{
+    uint8_t rec[64];
+    uint32_t len = (uint32_t)strlen(word);
+    rec[0] = (uint8_t)(len >> 24);
+    rec[1] = (uint8_t)(len >> 16);
+    rec[2] = (uint8_t)(len >> 8);
+    rec[3] = (uint8_t)len;
+    memcpy(rec + RECORD_HEADER, word, len);
+    write_all(fd, rec, RECORD_HEADER + len);
+}
+
+/* The Xen COLO frame's side of notify_dev: every DO_CHECKPOINT is a checkpoint done at once. */
+static void *notify_main(void *arg)
+{
+    struct load *l = arg;
+    uint8_t buf[4096];
+    size_t have = 0;
+    send_word(l->notify, "COLO_USERSPACE_PROXY_INIT");
+    for (;;) {
+        ssize_t n = read(l->notify, buf + have, sizeof(buf) - have);
+        if (n <= 0)
+            return NULL;
+        have += (size_t)n;
+        size_t off = 0;
+        while (have - off >= RECORD_HEADER) {
+            uint32_t len = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 | (uint32_t)buf[off + 2] << 8 |
+                           buf[off + 3];
+            if (len > sizeof(buf) - RECORD_HEADER)
+                return NULL;
+            if (have - off - RECORD_HEADER < len)
+                break;
+            if (len == 13 && memcmp(buf + off + RECORD_HEADER, "DO_CHECKPOINT", 13) == 0) {
+                if (l->requests < l->packets)
+                    l->request_delay[l->requests] = now_s() - l->last_divergence;
+                l->requests++;
+                send_word(l->notify, "COLO_CHECKPOINT");
+            }
+            off += RECORD_HEADER + len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+}
+
 /* One PVM record and its SVM twin at a time, at the rate: for latency, not throughput. */
 static void write_paced(const struct load *l)
 {
@@ -89,10 +161,13 @@ static void write_paced(const struct load *l)
             struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
             nanosleep(&ts, NULL);
         }
-        size_t n = put_record(l, i, buf);
+        size_t n = put_record(l, i, buf), start = 0;
         l->sent_at[i] = now_s();
         write_all(l->pin, buf, n);
+        bool diverged = make_divergent(l, i, 1, buf, &start);
         write_all(l->sin, buf, n);
+        if (diverged)
+            ((struct load *)l)->last_divergence = now_s();
     }
 }
 
@@ -106,10 +181,17 @@ static void *writer(void *arg)
     uint8_t *buf = malloc((size_t)BATCH * 2100);
     for (uint32_t i = 0; i < l->packets; i += BATCH) {
         size_t n = 0;
-        for (uint32_t k = i; k < i + BATCH && k < l->packets; k++)
+        size_t starts[BATCH];
+        uint32_t count = 0;
+        for (uint32_t k = i; k < i + BATCH && k < l->packets; k++, count++) {
+            starts[count] = n;
             n += put_record(l, k, buf + n);
+        }
         write_all(l->pin, buf, n);
+        bool diverged = make_divergent(l, i, count, buf, starts);
         write_all(l->sin, buf, n);
+        if (diverged)
+            ((struct load *)l)->last_divergence = now_s();
     }
     free(buf);
     return NULL;
@@ -172,17 +254,45 @@ static int64_t packet_index(const struct load *l, const uint8_t *f, uint32_t len
     return i < l->packets ? (int64_t)i : -1;
 }
 
+static void usage(void)
+{
+    fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID\n"
+                    "         [--rate R --latency-file F] [--diverge-every N --notify NOTIFY_DEV]\n"
+                    "  (each socket a TCP port on 127.0.0.1, or a unix socket path)\n");
+    exit(2);
+}
+
+static double median_of(double *v, uint64_t n)
+{
+    if (!n)
+        return 0;
+    qsort(v, n, sizeof(*v), by_value);
+    return v[n / 2];
+}
+
 int main(int argc, char **argv)
 {
-    if (argc != 8 && argc != 10) {
-        fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [RATE LATENCY_FILE]\n"
-                        "  (each a TCP port on 127.0.0.1, or a unix socket path)\n");
-        return 2;
-    }
+    if (argc < 8 || (argc - 8) % 2)
+        usage();
     struct load l = {
         .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
-        .rate = argc == 10 ? atof(argv[8]) : 0,
+        .notify = -1,
     };
+    const char *latency_file = NULL, *notify = NULL;
+    for (int a = 8; a < argc; a += 2) {
+        if (strcmp(argv[a], "--rate") == 0)
+            l.rate = atof(argv[a + 1]);
+        else if (strcmp(argv[a], "--latency-file") == 0)
+            latency_file = argv[a + 1];
+        else if (strcmp(argv[a], "--diverge-every") == 0)
+            l.diverge_every = (uint32_t)atoi(argv[a + 1]);
+        else if (strcmp(argv[a], "--notify") == 0)
+            notify = argv[a + 1];
+        else
+            usage();
+    }
+    if ((l.rate > 0) != (latency_file != NULL) || (l.diverge_every > 0) != (notify != NULL))
+        usage();
     double *latency = NULL;
     uint64_t measured = 0;
     if (l.rate > 0) {
@@ -193,7 +303,13 @@ int main(int argc, char **argv)
     l.out = sock_endpoint_connect(argv[3], "chardev_load");
     l.pin = sock_endpoint_connect(argv[1], "chardev_load");
     l.sin = sock_endpoint_connect(argv[2], "chardev_load");
-    usleep(200000); /* let the target see all three peers */
+    pthread_t notifier;
+    if (notify) {
+        l.notify = sock_endpoint_connect(notify, "chardev_load");
+        l.request_delay = calloc(l.packets, sizeof(double));
+        pthread_create(&notifier, NULL, notify_main, &l);
+    }
+    usleep(200000); /* let the target see all its peers */
     uint32_t *last_seq = calloc(l.flows, sizeof(uint32_t));
     uint8_t *buf = malloc(1 << 22);
     size_t have = 0;
@@ -237,7 +353,11 @@ int main(int argc, char **argv)
     printf("%.0f %.2f %lu %lu %lu", (double)received / dt, received ? cpu / (double)received * 1e6 : 0.0,
            (unsigned long)received, (unsigned long)reordered, (unsigned long)(l.packets - received));
     if (latency)
-        report_latency(latency, measured, argv[9]);
+        report_latency(latency, measured, latency_file);
+    if (notify) {
+        uint64_t timed = l.requests < l.packets ? l.requests : l.packets;
+        printf(" %lu %.1f", (unsigned long)l.requests, median_of(l.request_delay, timed) * 1e6);
+    }
     printf("\n");
     pthread_detach(w);
     return 0;

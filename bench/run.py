@@ -12,6 +12,9 @@ keeps every figure of every run, and reports the median with the min–max sprea
                without --quick)
   connections  socket mode vs QEMU by number of flows (QEMU wipes its table at 16384)
   latency      hold latency added to matching packets at a fixed rate, p50/p99/p99.9 and CDF
+  divergence   throughput and checkpoint requests by divergence rate (none, 1 in 10^5 … 1 in 10^2),
+               the load generator answering each request at once on notify_dev, and the time
+               from a divergent record to the request
 
 Writes bench/results/<date>/results.json, summary.md and PNG plots (gnuplot), and
 replaces the generated part of docs/benchmarks.md (with the plots copied to docs/bench/).
@@ -108,25 +111,32 @@ def free_ports(n):
     return ports
 
 
-def endpoints(transport, tmp):
+def endpoints(transport, tmp, n=3):
     if transport == "unix":
         d = tempfile.mkdtemp(dir=tmp)
-        return [os.path.join(d, n) for n in ("pin", "sin", "out")]
-    return free_ports(3)
+        return [os.path.join(d, name) for name in ("pin", "sin", "out", "nfy")[:n]]
+    return free_ports(n)
 
 
 def start_target(target, eps, transport, tmp):
+    """eps: primary_in, secondary_in, outdev[, notify_dev]."""
     if target == "colo-proxy":
         spec = (lambda e: "unix:%s,server" % e) if transport == "unix" else (lambda e: "tcp:127.0.0.1:%s,server" % e)
         cmd = [os.path.join(BUILD, "colo-proxy"), "compare", "--primary_in", spec(eps[0]),
                "--secondary_in", spec(eps[1]), "--outdev", spec(eps[2])]
+        if len(eps) > 3:
+            cmd += ["--notify_dev", spec(eps[3])]
     elif target == "qemu":
         chardev = (lambda i, e: "socket,id=%s,path=%s,server=on,wait=off" % (i, e)) if transport == "unix" else \
             (lambda i, e: "socket,id=%s,host=127.0.0.1,port=%s,server=on,wait=off" % (i, e))
+        compare = "colo-compare,id=c0,primary_in=pin,secondary_in=sin,outdev=out,iothread=io1"
         cmd = ["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none", "-object", "iothread,id=io1",
                "-chardev", chardev("pin", eps[0]), "-chardev", chardev("sin", eps[1]),
-               "-chardev", chardev("out", eps[2]),
-               "-object", "colo-compare,id=c0,primary_in=pin,secondary_in=sin,outdev=out,iothread=io1"]
+               "-chardev", chardev("out", eps[2])]
+        if len(eps) > 3:
+            cmd += ["-chardev", chardev("nfy", eps[3])]
+            compare += ",notify_dev=nfy"
+        cmd += ["-object", compare]
     else:
         cmd = [os.path.join(BUILD, "bench", "socket_ceiling")] + eps
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -134,12 +144,14 @@ def start_target(target, eps, transport, tmp):
     return proc
 
 
-def drive(target, transport, payload, packets, flows, tmp, rate=0, lat_file=None):
-    eps = endpoints(transport, tmp)
+def drive(target, transport, payload, packets, flows, tmp, rate=0, lat_file=None, diverge_every=0):
+    eps = endpoints(transport, tmp, 4 if diverge_every else 3)
     proc = start_target(target, eps, transport, tmp)
-    args = [LOAD] + eps + [str(payload), str(packets), str(flows), str(proc.pid)]
+    args = [LOAD] + eps[:3] + [str(payload), str(packets), str(flows), str(proc.pid)]
     if rate:
-        args += [str(rate), lat_file]
+        args += ["--rate", str(rate), "--latency-file", lat_file]
+    if diverge_every:
+        args += ["--diverge-every", str(diverge_every), "--notify", eps[3]]
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout.split()
     finally:
@@ -183,6 +195,23 @@ def latency(fig, quick, tmp, out_dir):
         if len(r) >= 8:
             for name, v in zip(("p50", "p99", "p999"), r[5:8]):
                 fig.add("latency/%s/%s_us" % (target, name), v)
+
+
+DIVERGE_EVERY = (0, 100000, 10000, 1000, 100)
+
+
+def divergence(fig, quick, tmp):
+    packets = 200000 if quick else 500000
+    for every in DIVERGE_EVERY:
+        for target in ("colo-proxy", "qemu"):
+            r = drive(target, "tcp", 64, packets, 8, tmp, diverge_every=every or packets * 2)
+            if len(r) >= 7:
+                base = "divergence/%s/%d" % (target, every)
+                fig.add(base + "/pps", r[0])
+                fig.add(base + "/lost", r[4])
+                fig.add(base + "/requests", r[5])
+                if every:
+                    fig.add(base + "/to_request_us", r[6])
 
 
 # ---- output ----
@@ -247,6 +276,20 @@ def summary_md(s, info, runs, seconds):
     for t in ("colo-proxy", "qemu"):
         lines.append("| %s | %s | %s | %s |" % (t, *(spread(s, "latency/%s/%s_us" % (t, q), 1, "%.0f")
                                                    for q in ("p50", "p99", "p999"))))
+    lines += ["", "### Divergence rate (64 bytes over TCP; the load generator completes each checkpoint at once "
+                  "on notify_dev)", "",
+              "| one divergent SVM record in | colo-proxy k packets/s | requests | divergence → request µs | "
+              "QEMU k packets/s | requests | divergence → request µs | QEMU lost |",
+              "|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for every in DIVERGE_EVERY:
+        b = "divergence/%%s/%d/%%s" % every
+        if b % ("colo-proxy", "pps") not in s:
+            continue
+        lines.append("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+            "never" if not every else "{:,}".format(every), spread(s, b % ("colo-proxy", "pps"), 1e-3, "%.0f"),
+            spread(s, b % ("colo-proxy", "requests"), 1, "%.0f"), spread(s, b % ("colo-proxy", "to_request_us"), 1, "%.0f"),
+            spread(s, b % ("qemu", "pps"), 1e-3, "%.0f"), spread(s, b % ("qemu", "requests"), 1, "%.0f"),
+            spread(s, b % ("qemu", "to_request_us"), 1, "%.0f"), spread(s, b % ("qemu", "lost"), 1, "%.0f")))
     return "\n".join(lines) + "\n"
 
 
@@ -342,7 +385,8 @@ def main():
             for name, step in (("engine", lambda: engine(fig)), ("pipeline", lambda: pipeline(fig, mode)),
                                ("socket", lambda: socket_mode(fig, quick, tmp)),
                                ("connections", lambda: connections(fig, quick, tmp)),
-                               ("latency", lambda: latency(fig, quick, tmp, out_dir))):
+                               ("latency", lambda: latency(fig, quick, tmp, out_dir)),
+                               ("divergence", lambda: divergence(fig, quick, tmp))):
                 t = time.time()
                 step()
                 print("bench/run: run %d/%d %s done in %.0f s" % (i + 1, runs, name, time.time() - t), flush=True)
