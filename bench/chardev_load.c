@@ -21,7 +21,7 @@
  * and the load generator plays the Xen COLO frame on --notify: it answers every
  * DO_CHECKPOINT with COLO_CHECKPOINT at once (an instant checkpoint). The line
  * then gains the number of DO_CHECKPOINT words and the median time from writing
- * a divergent record to the request, in microseconds.
+ * a divergent record to the first request after it, in microseconds.
  * Nothing is asserted; bench/run-socket and bench/run compare targets side by side.
  */
 #include <errno.h>
@@ -47,9 +47,9 @@ struct load {
     double rate;            /* 0: as fast as the target takes them */
     double *sent_at;        /* paced: when each packet's pair was written */
     uint32_t diverge_every; /* 0: identical streams */
-    volatile double last_divergence; /* when the latest divergent SVM record was written */
-    uint64_t requests;
-    double *request_delay;  /* divergence written -> DO_CHECKPOINT read, per request */
+    volatile double pending_divergence; /* the first divergent SVM record not yet followed by a request */
+    uint64_t requests, timed;
+    double *request_delay;  /* divergence written -> the first DO_CHECKPOINT after it */
 };
 
 #define RECORD_HEADER 4
@@ -138,8 +138,9 @@ static void *notify_main(void *arg)
             if (have - off - RECORD_HEADER < len)
                 break;
             if (len == 13 && memcmp(buf + off + RECORD_HEADER, "DO_CHECKPOINT", 13) == 0) {
-                if (l->requests < l->packets)
-                    l->request_delay[l->requests] = now_s() - l->last_divergence;
+                if (l->pending_divergence && l->timed < l->packets) /* the first request after a divergence */
+                    l->request_delay[l->timed++] = now_s() - l->pending_divergence;
+                l->pending_divergence = 0;
                 l->requests++;
                 send_word(l->notify, "COLO_CHECKPOINT");
             }
@@ -166,8 +167,8 @@ static void write_paced(const struct load *l)
         write_all(l->pin, buf, n);
         bool diverged = make_divergent(l, i, 1, buf, &start);
         write_all(l->sin, buf, n);
-        if (diverged)
-            ((struct load *)l)->last_divergence = now_s();
+        if (diverged && !l->pending_divergence)
+            ((struct load *)l)->pending_divergence = now_s();
     }
 }
 
@@ -190,8 +191,8 @@ static void *writer(void *arg)
         write_all(l->pin, buf, n);
         bool diverged = make_divergent(l, i, count, buf, starts);
         write_all(l->sin, buf, n);
-        if (diverged)
-            ((struct load *)l)->last_divergence = now_s();
+        if (diverged && !l->pending_divergence)
+            ((struct load *)l)->pending_divergence = now_s();
     }
     free(buf);
     return NULL;
@@ -355,8 +356,7 @@ int main(int argc, char **argv)
     if (latency)
         report_latency(latency, measured, latency_file);
     if (notify) {
-        uint64_t timed = l.requests < l.packets ? l.requests : l.packets;
-        printf(" %lu %.1f", (unsigned long)l.requests, median_of(l.request_delay, timed) * 1e6);
+        printf(" %lu %.1f", (unsigned long)l.requests, median_of(l.request_delay, l.timed) * 1e6);
     }
     printf("\n");
     pthread_detach(w);

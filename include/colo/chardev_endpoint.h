@@ -5,7 +5,7 @@
  * "unix:PATH" to connect (retried every 200 ms until the peer is there, and again
  * after it goes away), with ",server" to listen (a peer that reconnects replaces
  * the old one). Records use QEMU's framing (chardev_codec.h). Input is read up to
- * 1 MiB per system call and handed out record by record; output is an ordered
+ * 128 KiB per system call and handed out record by record; output is an ordered
  * record queue (record_buf.h) written with vectored I/O, kept while no peer is
  * connected, and given to a new peer in whole records only.
  *

@@ -11,7 +11,7 @@
  * header length field when vnet_hdr_support is on.
  *
  * Socket mode runs its own libevent loop on one thread (no DPDK, no rings):
- * sockets are readiness-driven and read up to 1 MiB per system call, and the
+ * sockets are readiness-driven and read up to 128 KiB per system call, and the
  * compare semantics are the engine's, unchanged. Each record is copied once, into
  * a pooled slot (record_buf.h); released frames leave in order from that slot
  * through outdev's queue, written with vectored I/O; when `outdev` falls behind
