@@ -8,7 +8,10 @@
  * the RX rings, and steps the pipeline until the window has come out of the
  * TX rings, counting only what the proxy released (primary) or forwarded
  * (secondary). Round-robin over FLOWS connections. It prints Mpps and Gbit/s of
- * payload; it asserts nothing.
+ * payload; it asserts nothing. A "ceiling" row is a bare DPDK forwarding loop
+ * (rx burst from one ring port, tx burst to another, nothing parsed) over the
+ * same ports with the same generator: what the machine allows, to read the
+ * pipeline's figures against.
  *
  *   bench_pipeline [EAL options]      (bench/run-pipeline picks hugepages or --no-huge)
  *
@@ -230,6 +233,63 @@ static void run_case(enum colo_role role, uint32_t payload, struct result *res)
     rte_mempool_free(pool);
 }
 
+/* The bare loop: every frame of the PVM port to the client port, untouched. */
+static void forward_until(uint16_t in, uint16_t out, struct rte_ring *tx, uint64_t target, uint64_t *done)
+{
+    struct rte_mbuf *m[32];
+    while (*done < target) {
+        uint16_t n = rte_eth_rx_burst(in, 0, m, 32);
+        uint16_t sent = 0;
+        while (sent < n)
+            sent += rte_eth_tx_burst(out, 0, m + sent, (uint16_t)(n - sent));
+        *done += drain(tx);
+    }
+}
+
+static void run_ceiling(uint32_t payload, struct result *res)
+{
+    serial++;
+    struct rings r;
+    memset(&r, 0, sizeof(r));
+    struct rte_mempool *pool = generator_pool(WINDOW + 1024);
+    make_port(&r, PORT_PVM);
+    make_port(&r, PORT_CLIENT);
+    uint16_t in = (uint16_t)atoi(r.id[PORT_PVM]), out = (uint16_t)atoi(r.id[PORT_CLIENT]);
+    struct rte_eth_conf conf;
+    memset(&conf, 0, sizeof(conf));
+    for (uint16_t port = in;; port = out) {
+        rte_eth_dev_configure(port, 1, 1, &conf);
+        rte_eth_rx_queue_setup(port, 0, 1024, (unsigned)rte_socket_id(), NULL, pool);
+        rte_eth_tx_queue_setup(port, 0, 1024, (unsigned)rte_socket_id(), NULL);
+        rte_eth_dev_start(port);
+        if (port == out)
+            break;
+    }
+    struct rte_mbuf *w[WINDOW];
+    build_window(pool, w, payload, false);
+    uint32_t rounds = PACKETS_PER_CASE / WINDOW;
+    uint64_t done = 0;
+    double t0 = now_s();
+    for (uint32_t round = 0; round < rounds; round++) {
+        feed(r.rx[PORT_PVM], w, round, payload);
+        forward_until(in, out, r.tx[PORT_CLIENT], (uint64_t)(round + 1) * WINDOW, &done);
+    }
+    double dt = now_s() - t0;
+    res->mpps = (double)done / dt / 1e6;
+    res->gbps = (double)done * payload * 8 / dt / 1e9;
+    rte_eth_dev_stop(in);
+    rte_eth_dev_stop(out);
+    for (unsigned i = 0; i < WINDOW; i++)
+        rte_pktmbuf_free(w[i]);
+    for (int i = PORT_CLIENT; i <= PORT_PVM; i++) {
+        drain(r.rx[i]);
+        drain(r.tx[i]);
+        rte_ring_free(r.rx[i]);
+        rte_ring_free(r.tx[i]);
+    }
+    rte_mempool_free(pool);
+}
+
 static bool window_back(struct rte_mbuf **w)
 {
     for (unsigned i = 0; i < WINDOW; i++) {
@@ -324,6 +384,12 @@ int main(int argc, char **argv)
                    res.gbps);
             fflush(stdout);
         }
+    }
+    for (unsigned i = 0; i < 2; i++) {
+        struct result res;
+        run_ceiling(payloads[i], &res);
+        printf("%-10s %8u %10.2f %10.2f   (bare rx/tx forwarding, nothing parsed)\n", "ceiling", payloads[i],
+               res.mpps, res.gbps);
     }
     printf("\ntargets (primary): >= 5 Mpps at 64 bytes, >= 20 Gbit/s at 1460 bytes\n");
     rte_eal_cleanup();

@@ -6,7 +6,8 @@ keeps every figure of every run, and reports the median with the min–max sprea
 
   engine       the compare engine alone, packets in memory (bench_engine): packets/s by
                payload and connections, bytes per connection
-  pipeline     the DPDK data plane on in-memory ring ports (bench_pipeline)
+  pipeline     the DPDK data plane on in-memory ring ports (bench_pipeline), beside a bare DPDK
+               forwarding loop over the same ports (the ceiling)
   socket       socket mode vs QEMU's colo-compare vs the socket ceiling (nothing compared),
                same C load generator (chardev_load), by payload, over TCP (and unix sockets
                without --quick)
@@ -97,7 +98,7 @@ def engine(fig):
 def pipeline(fig, mode):
     out = sh([os.path.join(BUILD, "bench", "bench_pipeline")] + mode.split() +
              ["--no-pci", "--no-telemetry", "--log-level=error", "-l", "0", "--file-prefix", "colo-run-%d" % os.getpid()])
-    for role, payload, mpps in re.findall(r"^(primary|secondary)\s+(\d+)\s+([\d.]+)", out, re.M):
+    for role, payload, mpps in re.findall(r"^(primary|secondary|ceiling)\s+(\d+)\s+([\d.]+)", out, re.M):
         fig.add("pipeline/%s/pps/%s" % (role, payload), float(mpps) * 1e6)
 
 
@@ -243,12 +244,16 @@ def summary_md(s, info, runs, seconds):
         lines.append("| %d | %s |" % (p, " | ".join(spread(s, "engine/pps/%d/%d" % (p, c), 1e-6)
                                                      for c in (1, 10000, 1000000))))
     lines += ["", "Bytes per idle connection: %s." % spread(s, "engine/bytes_per_conn", 1, "%.0f"), ""]
-    lines += ["### DPDK in-memory ring ports (Mpps, one core)", "", "| payload | primary | secondary |",
-              "|---:|---:|---:|"]
+    lines += ["### DPDK in-memory ring ports (Mpps, one core)", "",
+              "The ceiling is a bare rx/tx forwarding loop over the same ring ports with the same generator; "
+              "the primary takes two frames in (PVM and SVM) for each it releases.", "",
+              "| payload | primary | secondary | ceiling | primary / ceiling |", "|---:|---:|---:|---:|---:|"]
     for p in (64, 512, 1460):
         if "pipeline/primary/pps/%d" % p in s:
-            lines.append("| %d | %s | %s |" % (p, spread(s, "pipeline/primary/pps/%d" % p, 1e-6),
-                                              spread(s, "pipeline/secondary/pps/%d" % p, 1e-6)))
+            pri, ceil = "pipeline/primary/pps/%d" % p, "pipeline/ceiling/pps/%d" % p
+            lines.append("| %d | %s | %s | %s | %s |" % (
+                p, spread(s, pri, 1e-6), spread(s, "pipeline/secondary/pps/%d" % p, 1e-6), spread(s, ceil, 1e-6),
+                "%.0f%%" % (100 * med(s, pri) / med(s, ceil)) if ceil in s else "–"))
     for transport in ("tcp", "unix"):
         if "socket/%s/colo-proxy/64/pps" % transport not in s:
             continue
@@ -311,7 +316,8 @@ def plot(s, out_dir):
               ("QEMU 7.2 colo-compare (tcp)", series("tp-qemu", [(p, "socket/tcp/qemu/%d/pps" % p) for p in payloads])),
               ("socket ceiling (tcp)", series("tp-ceiling", [(p, "socket/tcp/ceiling/%d/pps" % p) for p in payloads])),
               ("engine alone, 1 conn", series("tp-engine", [(p, "engine/pps/%d/1" % p) for p in payloads])),
-              ("DPDK ring ports (primary)", series("tp-pipeline", [(p, "pipeline/primary/pps/%d" % p) for p in payloads]))]
+              ("DPDK ring ports (primary)", series("tp-pipeline", [(p, "pipeline/primary/pps/%d" % p) for p in payloads])),
+              ("DPDK forwarding ceiling", series("tp-dpdk-ceiling", [(p, "pipeline/ceiling/pps/%d" % p) for p in payloads]))]
     flows = (1, 100, 10000, 20000)
     conn_curves = [("colo-proxy socket", series("conn-proxy", [(f, "connections/colo-proxy/%d/pps" % f) for f in flows])),
                    ("QEMU 7.2 colo-compare", series("conn-qemu", [(f, "connections/qemu/%d/pps" % f) for f in flows]))]
