@@ -11,7 +11,10 @@
  * payload; it asserts nothing. A "ceiling" row is a bare DPDK forwarding loop
  * (rx burst from one ring port, tx burst to another, nothing parsed) over the
  * same ports with the same generator: what the machine allows, to read the
- * pipeline's figures against.
+ * pipeline's figures against. A "hold" row is the latency the primary adds to a
+ * matching packet: a PVM frame and its SVM twin are put on the ports, and the
+ * time until the frame leaves on the client port is taken with the TSC, one
+ * packet at a time (p50, p99, p99.9 in microseconds).
  *
  *   bench_pipeline [EAL options]      (bench/run-pipeline picks hugepages or --no-huge)
  *
@@ -28,6 +31,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <rte_cycles.h>
 #include <rte_eal.h>
 #include <rte_eth_ring.h>
 #include <rte_ethdev.h>
@@ -290,6 +294,75 @@ static void run_ceiling(uint32_t payload, struct result *res)
     rte_mempool_free(pool);
 }
 
+static int by_cycles(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+#define HOLD_SAMPLES 100000u
+
+/* The primary's hold on a matching packet, one at a time; percentiles in microseconds. */
+static void run_hold(uint32_t payload, double pct[3])
+{
+    serial++;
+    struct rings r;
+    memset(&r, 0, sizeof(r));
+    struct rte_mempool *pool = generator_pool(2 * WINDOW + 1024);
+    struct pipeline_config cfg = bench_config(ROLE_PRIMARY);
+    for (int port = PORT_CLIENT; port <= PORT_LINK; port++) {
+        make_port(&r, port);
+        cfg.port_name[port] = r.id[port];
+    }
+    char err[256];
+    struct pipeline *p = pipeline_create(&cfg, err, sizeof(err));
+    if (!p) {
+        fprintf(stderr, "bench_pipeline: %s\n", err);
+        exit(1);
+    }
+    struct rte_mbuf *wa[WINDOW], *wb[WINDOW];
+    build_window(pool, wa, payload, false);
+    build_window(pool, wb, payload, false);
+    uint64_t *cycles = calloc(HOLD_SAMPLES, sizeof(*cycles));
+    for (uint32_t i = 0; i < HOLD_SAMPLES; i++) {
+        unsigned k = i % WINDOW;
+        uint32_t seq = 1000 + (i / FLOWS) * payload;
+        set_seq(wa[k], seq);
+        set_seq(wb[k], seq);
+        rte_mbuf_refcnt_update(wa[k], 1);
+        rte_mbuf_refcnt_update(wb[k], 1);
+        uint64_t t0 = rte_rdtsc();
+        rte_ring_enqueue(r.rx[PORT_PVM], wa[k]);
+        rte_ring_enqueue(r.rx[PORT_LINK], wb[k]);
+        while (!rte_ring_count(r.tx[PORT_CLIENT]))
+            pipeline_poll_once(p);
+        cycles[i] = rte_rdtsc() - t0;
+        drain(r.tx[PORT_CLIENT]);
+        drain(r.tx[PORT_PVM]);
+        drain(r.tx[PORT_LINK]);
+    }
+    qsort(cycles, HOLD_SAMPLES, sizeof(*cycles), by_cycles);
+    double us = 1e6 / (double)rte_get_tsc_hz();
+    pct[0] = (double)cycles[HOLD_SAMPLES / 2] * us;
+    pct[1] = (double)cycles[HOLD_SAMPLES * 99 / 100] * us;
+    pct[2] = (double)cycles[HOLD_SAMPLES * 999 / 1000] * us;
+    free(cycles);
+    pipeline_destroy(p);
+    for (unsigned i = 0; i < WINDOW; i++) {
+        rte_pktmbuf_free(wa[i]);
+        rte_pktmbuf_free(wb[i]);
+    }
+    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
+        if (r.rx[i]) {
+            drain(r.rx[i]);
+            drain(r.tx[i]);
+            rte_ring_free(r.rx[i]);
+            rte_ring_free(r.tx[i]);
+        }
+    }
+    rte_mempool_free(pool);
+}
+
 static bool window_back(struct rte_mbuf **w)
 {
     for (unsigned i = 0; i < WINDOW; i++) {
@@ -391,7 +464,13 @@ int main(int argc, char **argv)
         printf("%-10s %8u %10.2f %10.2f   (bare rx/tx forwarding, nothing parsed)\n", "ceiling", payloads[i],
                res.mpps, res.gbps);
     }
-    printf("\ntargets (primary): >= 5 Mpps at 64 bytes, >= 20 Gbit/s at 1460 bytes\n");
+    printf("\n%-10s %8s %10s %10s %10s\n", "hold", "payload", "p50 us", "p99 us", "p99.9 us");
+    for (unsigned i = 0; i < 2; i++) {
+        double pct[3];
+        run_hold(payloads[i], pct);
+        printf("%-10s %8u %10.2f %10.2f %10.2f\n", "hold", payloads[i], pct[0], pct[1], pct[2]);
+    }
+    printf("\ntargets (primary): >= 5 Mpps at 64 bytes, >= 20 Gbit/s at 1460 bytes; hold <= 10 us at p99\n");
     rte_eal_cleanup();
     return 0;
 }

@@ -100,6 +100,9 @@ def pipeline(fig, mode):
              ["--no-pci", "--no-telemetry", "--log-level=error", "-l", "0", "--file-prefix", "colo-run-%d" % os.getpid()])
     for role, payload, mpps in re.findall(r"^(primary|secondary|ceiling)\s+(\d+)\s+([\d.]+)", out, re.M):
         fig.add("pipeline/%s/pps/%s" % (role, payload), float(mpps) * 1e6)
+    for payload, p50, p99, p999 in re.findall(r"^hold\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M):
+        for name, v in (("p50", p50), ("p99", p99), ("p999", p999)):
+            fig.add("pipeline/hold/%s/%s_us" % (payload, name), v)
 
 
 def free_ports(n):
@@ -155,10 +158,18 @@ def drive(target, transport, payload, packets, flows, tmp, rate=0, lat_file=None
         args += ["--diverge-every", str(diverge_every), "--notify", eps[3]]
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout.split()
+        rss = resident_kib(proc.pid)
     finally:
         proc.kill()
         proc.wait()
-    return [float(x) for x in out]
+    return [float(x) for x in out], rss
+
+
+def resident_kib(pid):
+    try:
+        return int(re.search(r"VmRSS:\s*(\d+)", open("/proc/%d/status" % pid).read()).group(1))
+    except (OSError, AttributeError):
+        return 0
 
 
 TARGETS = ("colo-proxy", "qemu", "ceiling")
@@ -169,7 +180,7 @@ def socket_mode(fig, quick, tmp):
     for transport in ("tcp",) if quick else ("tcp", "unix"):
         for payload in (64, 512, 1460):
             for target in TARGETS:
-                r = drive(target, transport, payload, packets, 8, tmp)
+                r, _ = drive(target, transport, payload, packets, 8, tmp)
                 if len(r) >= 5:
                     base = "socket/%s/%s/%d" % (transport, target, payload)
                     fig.add(base + "/pps", r[0])
@@ -182,17 +193,18 @@ def connections(fig, quick, tmp):
     for flows in (1, 100, 10000, 20000):
         packets = max(100000, flows * 10)
         for target in ("colo-proxy", "qemu"):
-            r = drive(target, "tcp", 64, packets, flows, tmp)
+            r, rss = drive(target, "tcp", 64, packets, flows, tmp)
             if len(r) >= 5:
                 fig.add("connections/%s/%d/pps" % (target, flows), r[0])
                 fig.add("connections/%s/%d/lost" % (target, flows), r[4])
+                fig.add("connections/%s/%d/rss_mib" % (target, flows), rss / 1024)
 
 
 def latency(fig, quick, tmp, out_dir):
     packets = 20000 if quick else 50000
     for target in ("colo-proxy", "qemu"):
         lat_file = os.path.join(out_dir, "latency-%s.dat" % target)
-        r = drive(target, "tcp", 64, packets, 8, tmp, rate=10000, lat_file=lat_file)
+        r, _ = drive(target, "tcp", 64, packets, 8, tmp, rate=10000, lat_file=lat_file)
         if len(r) >= 8:
             for name, v in zip(("p50", "p99", "p999"), r[5:8]):
                 fig.add("latency/%s/%s_us" % (target, name), v)
@@ -205,7 +217,7 @@ def divergence(fig, quick, tmp):
     packets = 200000 if quick else 500000
     for every in DIVERGE_EVERY:
         for target in ("colo-proxy", "qemu"):
-            r = drive(target, "tcp", 64, packets, 8, tmp, diverge_every=every or packets * 2)
+            r, _ = drive(target, "tcp", 64, packets, 8, tmp, diverge_every=every or packets * 2)
             if len(r) >= 7:
                 base = "divergence/%s/%d" % (target, every)
                 fig.add(base + "/pps", r[0])
@@ -254,6 +266,11 @@ def summary_md(s, info, runs, seconds):
             lines.append("| %d | %s | %s | %s | %s |" % (
                 p, spread(s, pri, 1e-6), spread(s, "pipeline/secondary/pps/%d" % p, 1e-6), spread(s, ceil, 1e-6),
                 "%.0f%%" % (100 * med(s, pri) / med(s, ceil)) if ceil in s else "–"))
+    lines += ["", "Hold the primary adds to a matching packet in DPDK mode (µs; target ≤ 10 at p99):", "",
+              "| payload | p50 | p99 | p99.9 |", "|---:|---:|---:|---:|"]
+    for p in (64, 1460):
+        lines.append("| %d | %s |" % (p, " | ".join(spread(s, "pipeline/hold/%d/%s_us" % (p, q))
+                                                     for q in ("p50", "p99", "p999"))))
     for transport in ("tcp", "unix"):
         if "socket/%s/colo-proxy/64/pps" % transport not in s:
             continue
@@ -269,20 +286,22 @@ def summary_md(s, info, runs, seconds):
                 spread(s, b % ("qemu", "reordered"), 1, "%.0f"), spread(s, b % ("ceiling", "pps"), 1e-3, "%.0f"),
                 "%.0f%%" % (100 * med(s, b % ("colo-proxy", "pps")) / med(s, b % ("ceiling", "pps")))
                 if b % ("ceiling", "pps") in s and b % ("colo-proxy", "pps") in s else "–"))
-    lines += ["", "### Connections (64-byte payloads over TCP; k packets/s, frames lost)", "",
-              "| flows | colo-proxy | lost | QEMU | lost |", "|---:|---:|---:|---:|---:|"]
+    lines += ["", "### Connections (64-byte payloads over TCP; k packets/s, frames lost, resident MiB at the end)", "",
+              "| flows | colo-proxy | lost | RSS | QEMU | lost | RSS |", "|---:|---:|---:|---:|---:|---:|---:|"]
     for f in (1, 100, 10000, 20000):
-        lines.append("| %d | %s | %s | %s | %s |" % (
+        lines.append("| %d | %s | %s | %s | %s | %s | %s |" % (
             f, spread(s, "connections/colo-proxy/%d/pps" % f, 1e-3, "%.0f"),
             spread(s, "connections/colo-proxy/%d/lost" % f, 1, "%.0f"),
-            spread(s, "connections/qemu/%d/pps" % f, 1e-3, "%.0f"), spread(s, "connections/qemu/%d/lost" % f, 1, "%.0f")))
+            spread(s, "connections/colo-proxy/%d/rss_mib" % f, 1, "%.0f"),
+            spread(s, "connections/qemu/%d/pps" % f, 1e-3, "%.0f"), spread(s, "connections/qemu/%d/lost" % f, 1, "%.0f"),
+            spread(s, "connections/qemu/%d/rss_mib" % f, 1, "%.0f")))
     lines += ["", "### Hold latency added to matching packets (10k packets/s, 64 bytes, TCP; µs)", "",
               "| target | p50 | p99 | p99.9 |", "|---|---:|---:|---:|"]
     for t in ("colo-proxy", "qemu"):
         lines.append("| %s | %s | %s | %s |" % (t, *(spread(s, "latency/%s/%s_us" % (t, q), 1, "%.0f")
                                                    for q in ("p50", "p99", "p999"))))
-    lines += ["", "### Divergence rate (64 bytes over TCP; the load generator completes each checkpoint at once "
-                  "on notify_dev)", "",
+    lines += ["", "### Divergence rate (64 bytes over TCP, at full load; the load generator completes each "
+                  "checkpoint at once on notify_dev; divergence → request includes the queue ahead of the record)", "",
               "| one divergent SVM record in | colo-proxy k packets/s | requests | divergence → request µs | "
               "QEMU k packets/s | requests | divergence → request µs | QEMU lost |",
               "|---:|---:|---:|---:|---:|---:|---:|---:|"]
