@@ -7,7 +7,8 @@ keeps every figure of every run, and reports the median with the min–max sprea
   engine       the compare engine alone, packets in memory (bench_engine): packets/s by
                payload and connections, bytes per connection
   pipeline     the DPDK data plane on in-memory ring ports (bench_pipeline), beside a bare DPDK
-               forwarding loop over the same ports (the ceiling)
+               forwarding loop over the same ports (the ceiling), and the hold it adds
+  memif        two processes, primary and secondary, joined by net_memif (bench_pipeline memif-*)
   socket       socket mode vs QEMU's colo-compare vs the socket ceiling (nothing compared),
                same C load generator (chardev_load), by payload, over TCP (and unix sockets
                without --quick)
@@ -60,10 +61,10 @@ def machine(mode):
 def dpdk_memory():
     """Hugepages when they can be had (--in-memory), --no-huge otherwise."""
     try:
-        if int(open("/proc/sys/vm/nr_hugepages").read()) < 512:
-            open("/proc/sys/vm/nr_hugepages", "w").write("512")
+        if int(open("/proc/sys/vm/nr_hugepages").read()) < 1024:  # 2 MiB pages: two 512 MiB processes (memif)
+            open("/proc/sys/vm/nr_hugepages", "w").write("1024")
         free = int(re.search(r"HugePages_Free:\s*(\d+)", open("/proc/meminfo").read()).group(1))
-        if free >= 256:
+        if free >= 512:
             return "--in-memory -m 512"
     except OSError:
         pass
@@ -103,6 +104,31 @@ def pipeline(fig, mode):
     for payload, p50, p99, p999 in re.findall(r"^hold\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M):
         for name, v in (("p50", p50), ("p99", p99), ("p999", p999)):
             fig.add("pipeline/hold/%s/%s_us" % (payload, name), v)
+
+
+def memif(fig, mode):
+    """Primary and secondary as two processes on two lcores, their link a net_memif."""
+    bench = os.path.join(BUILD, "bench", "bench_pipeline")
+    eal = mode.split() + ["--no-pci", "--no-telemetry", "--log-level=error"]
+    for payload in (64, 1460):
+        sock = "/tmp/colo-run-memif-%d.sock" % os.getpid()
+        primary = subprocess.Popen([bench] + eal + ["-l", "0", "--file-prefix", "colo-run-mp%d" % os.getpid(),
+                                   "--vdev=net_memif0,role=server,socket=%s" % sock, "--", "memif-primary",
+                                   str(payload)], stdout=subprocess.PIPE, text=True)
+        time.sleep(1)
+        secondary = subprocess.Popen([bench] + eal + ["-l", "1", "--file-prefix", "colo-run-ms%d" % os.getpid(),
+                                     "--vdev=net_memif0,role=client,socket=%s" % sock, "--", "memif-secondary",
+                                     str(payload)], stdout=subprocess.DEVNULL)
+        try:
+            out = primary.communicate(timeout=300)[0]
+        finally:
+            secondary.kill()
+            secondary.wait()
+        m = re.search(r"^memif\s+\d+\s+([\d.]+)", out, re.M)
+        if m:
+            fig.add("memif/pps/%d" % payload, float(m.group(1)) * 1e6)
+        if os.path.exists(sock):
+            os.unlink(sock)
 
 
 def free_ports(n):
@@ -266,6 +292,8 @@ def summary_md(s, info, runs, seconds):
             lines.append("| %d | %s | %s | %s | %s |" % (
                 p, spread(s, pri, 1e-6), spread(s, "pipeline/secondary/pps/%d" % p, 1e-6), spread(s, ceil, 1e-6),
                 "%.0f%%" % (100 * med(s, pri) / med(s, ceil)) if ceil in s else "–"))
+    lines += ["", "Two processes joined by net_memif (primary releases, Mpps): %s at 64 bytes, %s at 1460 bytes." % (
+        spread(s, "memif/pps/64", 1e-6), spread(s, "memif/pps/1460", 1e-6))]
     lines += ["", "Hold the primary adds to a matching packet in DPDK mode (µs; target ≤ 10 at p99):", "",
               "| payload | p50 | p99 | p99.9 |", "|---:|---:|---:|---:|"]
     for p in (64, 1460):
@@ -408,6 +436,7 @@ def main():
     with tempfile.TemporaryDirectory() as tmp:
         for i in range(runs):
             for name, step in (("engine", lambda: engine(fig)), ("pipeline", lambda: pipeline(fig, mode)),
+                               ("memif", lambda: memif(fig, mode)),
                                ("socket", lambda: socket_mode(fig, quick, tmp)),
                                ("connections", lambda: connections(fig, quick, tmp)),
                                ("latency", lambda: latency(fig, quick, tmp, out_dir)),
