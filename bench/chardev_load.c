@@ -3,6 +3,7 @@
  *
  *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [--rate R --latency-file F]
  *                [--diverge-every N --notify NOTIFY_DEV]
+ *                [--pcap-pvm F --pcap-svm F --loops L --notify NOTIFY_DEV]
  *
  * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
  * socket path. Connects to the three sockets (the target listens on all three:
@@ -22,6 +23,9 @@
  * DO_CHECKPOINT with COLO_CHECKPOINT at once (an instant checkpoint). The line
  * then gains the number of DO_CHECKPOINT words and the median time from writing
  * a divergent record to the first request after it, in microseconds.
+ * With --pcap-pvm/--pcap-svm, the records are a recorded pair instead (pcap_trace.h),
+ * L passes of it as new connections, PACKETS and FLOWS unused; real traces carry
+ * real divergences, so --notify is needed to complete the checkpoints.
  * Nothing is asserted; bench/run-socket and bench/run compare targets side by side.
  */
 #include <errno.h>
@@ -36,6 +40,7 @@
 
 #include "colo/pkt.h"
 #include "frame_builder.h"
+#include "pcap_trace.h"
 #include "sock_endpoint.h"
 
 #define BATCH 64
@@ -50,6 +55,7 @@ struct load {
     volatile double pending_divergence; /* the first divergent SVM record not yet followed by a request */
     uint64_t requests, timed;
     double *request_delay;  /* divergence written -> the first DO_CHECKPOINT after it */
+    struct trace trace;     /* records from a recorded pair, when given */
 };
 
 #define RECORD_HEADER 4
@@ -172,9 +178,35 @@ static void write_paced(const struct load *l)
     }
 }
 
+/* The recorded pair: runs of one side's records, each run written at once. */
+static void write_trace(const struct load *l)
+{
+    enum { RUN_BYTES = 64 << 10 };
+    uint8_t *buf = malloc(RUN_BYTES + 70000);
+    size_t n = 0;
+    int side = -1;
+    for (size_t i = 0; i < l->trace.count; i++) {
+        const struct trace_record *r = &l->trace.records[i];
+        if ((r->side != side || n >= RUN_BYTES) && n) {
+            write_all(side == 0 ? l->pin : l->sin, buf, n);
+            n = 0;
+        }
+        side = r->side;
+        memcpy(buf + n, r->bytes, r->len);
+        n += r->len;
+    }
+    if (n)
+        write_all(side == 0 ? l->pin : l->sin, buf, n);
+    free(buf);
+}
+
 static void *writer(void *arg)
 {
     const struct load *l = arg;
+    if (l->trace.count) {
+        write_trace(l);
+        return NULL;
+    }
     if (l->rate > 0) {
         write_paced(l);
         return NULL;
@@ -259,6 +291,7 @@ static void usage(void)
 {
     fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID\n"
                     "         [--rate R --latency-file F] [--diverge-every N --notify NOTIFY_DEV]\n"
+                    "         [--pcap-pvm F --pcap-svm F --loops L --notify NOTIFY_DEV]\n"
                     "  (each socket a TCP port on 127.0.0.1, or a unix socket path)\n");
     exit(2);
 }
@@ -279,7 +312,8 @@ int main(int argc, char **argv)
         .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
         .notify = -1,
     };
-    const char *latency_file = NULL, *notify = NULL;
+    const char *latency_file = NULL, *notify = NULL, *pcap_pvm = NULL, *pcap_svm = NULL;
+    unsigned loops = 1;
     for (int a = 8; a < argc; a += 2) {
         if (strcmp(argv[a], "--rate") == 0)
             l.rate = atof(argv[a + 1]);
@@ -289,11 +323,25 @@ int main(int argc, char **argv)
             l.diverge_every = (uint32_t)atoi(argv[a + 1]);
         else if (strcmp(argv[a], "--notify") == 0)
             notify = argv[a + 1];
+        else if (strcmp(argv[a], "--pcap-pvm") == 0)
+            pcap_pvm = argv[a + 1];
+        else if (strcmp(argv[a], "--pcap-svm") == 0)
+            pcap_svm = argv[a + 1];
+        else if (strcmp(argv[a], "--loops") == 0)
+            loops = (unsigned)atoi(argv[a + 1]);
         else
             usage();
     }
-    if ((l.rate > 0) != (latency_file != NULL) || (l.diverge_every > 0) != (notify != NULL))
+    bool traced = pcap_pvm && pcap_svm;
+    if ((l.rate > 0) != (latency_file != NULL) || (l.diverge_every > 0 || traced) != (notify != NULL) ||
+        (traced && (l.rate > 0 || l.diverge_every)) || !loops)
         usage();
+    if (traced) {
+        if (trace_load(&l.trace, pcap_pvm, pcap_svm, loops) != 0)
+            return 2;
+        l.packets = (uint32_t)l.trace.pvm_count;
+        l.flows = 0; /* no per-flow order check: the trace's own flows */
+    }
     double *latency = NULL;
     uint64_t measured = 0;
     if (l.rate > 0) {

@@ -14,6 +14,8 @@ keeps every figure of every run, and reports the median with the min–max sprea
                without --quick)
   connections  socket mode vs QEMU by number of flows (QEMU wipes its table at 16384)
   latency      hold latency added to matching packets at a fixed rate, p50/p99/p99.9 and CDF
+  traces       recorded PVM/SVM pairs (pcap_fixtures/, or --pcap PVM.pcap SVM.pcap), many passes
+               as new connections, socket mode vs QEMU, checkpoints completed at once on notify_dev
   divergence   throughput and checkpoint requests by divergence rate (none, 1 in 10^5 … 1 in 10^2),
                the load generator answering each request at once on notify_dev, and the time
                from a divergent record to the request
@@ -114,11 +116,11 @@ def memif(fig, mode):
         sock = "/tmp/colo-run-memif-%d.sock" % os.getpid()
         primary = subprocess.Popen([bench] + eal + ["-l", "0", "--file-prefix", "colo-run-mp%d" % os.getpid(),
                                    "--vdev=net_memif0,role=server,socket=%s" % sock, "--", "memif-primary",
-                                   str(payload)], stdout=subprocess.PIPE, text=True)
+                                   str(payload)], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
         time.sleep(1)
         secondary = subprocess.Popen([bench] + eal + ["-l", "1", "--file-prefix", "colo-run-ms%d" % os.getpid(),
                                      "--vdev=net_memif0,role=client,socket=%s" % sock, "--", "memif-secondary",
-                                     str(payload)], stdout=subprocess.DEVNULL)
+                                     str(payload)], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         try:
             out = primary.communicate(timeout=300)[0]
         finally:
@@ -236,6 +238,37 @@ def latency(fig, quick, tmp, out_dir):
                 fig.add("latency/%s/%s_us" % (target, name), v)
 
 
+FIXTURE_PAIRS = ("http-identical", "http-resegmented", "many-connections", "udp-burst", "http-payload-differs")
+
+
+def trace_pairs():
+    if "--pcap" in sys.argv:
+        i = sys.argv.index("--pcap")
+        return [(os.path.basename(sys.argv[i + 1]), sys.argv[i + 1], sys.argv[i + 2])]
+    d = os.path.join(TOP, "pcap_fixtures")
+    return [(n, os.path.join(d, n + "-pvm.pcap"), os.path.join(d, n + "-svm.pcap")) for n in FIXTURE_PAIRS]
+
+
+def traces(fig, quick, tmp):
+    loops = 40 if quick else 200
+    for name, pvm, svm in trace_pairs():
+        for target in ("colo-proxy", "qemu"):
+            eps = endpoints("tcp", tmp, 4)
+            proc = start_target(target, eps, "tcp", tmp)
+            args = [LOAD] + eps[:3] + ["0", "0", "0", str(proc.pid), "--pcap-pvm", pvm, "--pcap-svm", svm,
+                                       "--loops", str(loops), "--notify", eps[3]]
+            try:
+                out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout.split()
+            finally:
+                proc.kill()
+                proc.wait()
+            if len(out) >= 6:
+                base = "traces/%s/%s" % (target, name)
+                fig.add(base + "/pps", out[0])
+                fig.add(base + "/lost", out[4])
+                fig.add(base + "/requests", out[5])
+
+
 DIVERGE_EVERY = (0, 100000, 10000, 1000, 100)
 
 
@@ -328,6 +361,18 @@ def summary_md(s, info, runs, seconds):
     for t in ("colo-proxy", "qemu"):
         lines.append("| %s | %s | %s | %s |" % (t, *(spread(s, "latency/%s/%s_us" % (t, q), 1, "%.0f")
                                                    for q in ("p50", "p99", "p999"))))
+    names = sorted({k.split("/")[2] for k in s if k.startswith("traces/")})
+    if names:
+        lines += ["", "### Recorded traces (socket mode over TCP, many passes as new connections; PVM frames "
+                      "released per second, checkpoint requests, frames lost)", "",
+                  "| trace | colo-proxy k frames/s | requests | lost | QEMU k frames/s | requests | lost |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        for n in names:
+            b = "traces/%%s/%s/%%s" % n
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                n, spread(s, b % ("colo-proxy", "pps"), 1e-3, "%.0f"), spread(s, b % ("colo-proxy", "requests"), 1, "%.0f"),
+                spread(s, b % ("colo-proxy", "lost"), 1, "%.0f"), spread(s, b % ("qemu", "pps"), 1e-3, "%.0f"),
+                spread(s, b % ("qemu", "requests"), 1, "%.0f"), spread(s, b % ("qemu", "lost"), 1, "%.0f")))
     lines += ["", "### Divergence rate (64 bytes over TCP, at full load; the load generator completes each "
                   "checkpoint at once on notify_dev; divergence → request includes the queue ahead of the record)", "",
               "| one divergent SVM record in | colo-proxy k packets/s | requests | divergence → request µs | "
@@ -440,6 +485,7 @@ def main():
                                ("socket", lambda: socket_mode(fig, quick, tmp)),
                                ("connections", lambda: connections(fig, quick, tmp)),
                                ("latency", lambda: latency(fig, quick, tmp, out_dir)),
+                               ("traces", lambda: traces(fig, quick, tmp)),
                                ("divergence", lambda: divergence(fig, quick, tmp))):
                 t = time.time()
                 step()
