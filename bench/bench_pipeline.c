@@ -156,6 +156,25 @@ static struct rte_mempool *generator_pool(unsigned n)
     return rte_pktmbuf_pool_create(name, n, 0, priv, RTE_MBUF_DEFAULT_BUF_SIZE, 0);
 }
 
+/* Gives back the windows, the rings and the pool of a case. */
+static void tear_down(struct rings *r, struct rte_mbuf **wa, struct rte_mbuf **wb, struct rte_mempool *pool)
+{
+    for (unsigned i = 0; i < WINDOW; i++) {
+        rte_pktmbuf_free(wa[i]);
+        if (wb)
+            rte_pktmbuf_free(wb[i]);
+    }
+    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
+        if (r->rx[i]) {
+            drain(r->rx[i]);
+            drain(r->tx[i]);
+            rte_ring_free(r->rx[i]);
+            rte_ring_free(r->tx[i]);
+        }
+    }
+    rte_mempool_free(pool);
+}
+
 static struct pipeline_config bench_config(enum colo_role role)
 {
     struct pipeline_config cfg;
@@ -222,19 +241,7 @@ static void run_case(enum colo_role role, uint32_t payload, struct result *res)
     res->mpps = (double)want / dt / 1e6;
     res->gbps = (double)want * payload * 8 / dt / 1e9;
     pipeline_destroy(p);
-    for (unsigned i = 0; i < WINDOW; i++) {
-        rte_pktmbuf_free(wa[i]);
-        rte_pktmbuf_free(wb[i]);
-    }
-    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
-        if (r.rx[i]) {
-            drain(r.rx[i]);
-            drain(r.tx[i]);
-            rte_ring_free(r.rx[i]);
-            rte_ring_free(r.tx[i]);
-        }
-    }
-    rte_mempool_free(pool);
+    tear_down(&r, wa, wb, pool);
 }
 
 /* The bare loop: every frame of the PVM port to the client port, untouched. */
@@ -283,15 +290,7 @@ static void run_ceiling(uint32_t payload, struct result *res)
     res->gbps = (double)done * payload * 8 / dt / 1e9;
     rte_eth_dev_stop(in);
     rte_eth_dev_stop(out);
-    for (unsigned i = 0; i < WINDOW; i++)
-        rte_pktmbuf_free(w[i]);
-    for (int i = PORT_CLIENT; i <= PORT_PVM; i++) {
-        drain(r.rx[i]);
-        drain(r.tx[i]);
-        rte_ring_free(r.rx[i]);
-        rte_ring_free(r.tx[i]);
-    }
-    rte_mempool_free(pool);
+    tear_down(&r, w, NULL, pool);
 }
 
 static int by_cycles(const void *a, const void *b)
@@ -348,19 +347,7 @@ static void run_hold(uint32_t payload, double pct[3])
     pct[2] = (double)cycles[HOLD_SAMPLES * 999 / 1000] * us;
     free(cycles);
     pipeline_destroy(p);
-    for (unsigned i = 0; i < WINDOW; i++) {
-        rte_pktmbuf_free(wa[i]);
-        rte_pktmbuf_free(wb[i]);
-    }
-    for (int i = 0; i < PORT_ROLE_COUNT; i++) {
-        if (r.rx[i]) {
-            drain(r.rx[i]);
-            drain(r.tx[i]);
-            rte_ring_free(r.rx[i]);
-            rte_ring_free(r.tx[i]);
-        }
-    }
-    rte_mempool_free(pool);
+    tear_down(&r, wa, wb, pool);
 }
 
 static bool window_back(struct rte_mbuf **w)
