@@ -373,6 +373,10 @@ def summary_md(s, info, runs, seconds):
                 n, spread(s, b % ("colo-proxy", "pps"), 1e-3, "%.0f"), spread(s, b % ("colo-proxy", "requests"), 1, "%.0f"),
                 spread(s, b % ("colo-proxy", "lost"), 1, "%.0f"), spread(s, b % ("qemu", "pps"), 1e-3, "%.0f"),
                 spread(s, b % ("qemu", "requests"), 1, "%.0f"), spread(s, b % ("qemu", "lost"), 1, "%.0f")))
+        lines += ["", "A replayed SVM does not restart from a checkpoint as a real one does: its records past the "
+                      "checkpoint that came before the checkpoint finished go with it and are never sent again, so "
+                      "the PVM's matching records may wait for compare_timeout (3 s): the low outliers on traces "
+                      "with divergences."]
     lines += ["", "### Divergence rate (64 bytes over TCP, at full load; the load generator completes each "
                   "checkpoint at once on notify_dev; divergence → request includes the queue ahead of the record)", "",
               "| one divergent SVM record in | colo-proxy k packets/s | requests | divergence → request µs | "
