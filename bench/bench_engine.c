@@ -9,6 +9,12 @@
  * round-robin over the connections, each PVM packet compared and released.
  * It prints packets/s and Gbit/s of compared payload, the 1M/1 ratio, and the
  * table's bytes per idle connection, allocated and resident. It asserts nothing.
+ *
+ *   bench_engine --pcap PVM.pcap SVM.pcap
+ * runs a recorded pair through the engine instead (pcap_trace.h: enough passes as
+ * new connections for about a million PVM packets, at most 250), in the trace's
+ * order, each run of one side's frames in bursts of 32, every checkpoint it asks
+ * for completed at once; it prints PVM packets/s, released and requests.
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -20,6 +26,7 @@
 #include "colo/compare.h"
 #include "colo/pkt_parse.h"
 #include "frame_builder.h"
+#include "pcap_trace.h"
 
 #define BURST 32
 #define TIMED_PVM_PACKETS (4u << 20)
@@ -233,8 +240,73 @@ static void report_memory(void)
     colo_compare_destroy(e);
 }
 
-int main(void)
+/* Feeds the burst of one side; a requested checkpoint completes at once after it. */
+static void feed_side(struct colo_compare *e, struct counters *cnt, enum colo_side side, struct colo_pkt **burst,
+                      unsigned n, uint64_t *clock, uint64_t *done)
 {
+    *clock += 1000;
+    colo_compare_input_burst(e, side, burst, n, *clock);
+    if (cnt->requests > *done) {
+        *done = cnt->requests;
+        colo_compare_checkpoint_done(e, *clock);
+    }
+}
+
+static int run_trace(const char *pvm_pcap, const char *svm_pcap)
+{
+    struct trace probe;
+    if (trace_load(&probe, pvm_pcap, svm_pcap, 1) != 0)
+        return 1;
+    size_t once = probe.pvm_count ? probe.pvm_count : 1;
+    trace_free(&probe);
+    unsigned passes = (unsigned)(1000000 / once) + 1;
+    passes = passes > 250 ? 250 : passes;
+    struct trace t;
+    if (trace_load(&t, pvm_pcap, svm_pcap, passes) != 0)
+        return 1;
+    struct colo_pkt *pkts = calloc(t.count ? t.count : 1, sizeof(*pkts));
+    for (size_t i = 0; i < t.count; i++) { /* parsed outside the timed part */
+        pkts[i].frame = t.records[i].bytes + 4;
+        pkts[i].frame_len = t.records[i].len - 4;
+        pkt_parse(pkts[i].frame, pkts[i].frame_len, &pkts[i].view);
+    }
+    struct colo_compare_config cfg;
+    colo_compare_config_default(&cfg);
+    cfg.max_conns = t.conns + 1024;
+    struct counters cnt = { 0 };
+    struct colo_compare_ops ops = { .release = on_release, .discard = on_discard, .request_checkpoint = on_request };
+    struct colo_compare *e = colo_compare_create(&cfg, &ops, &cnt);
+    uint64_t clock = 1000000000ull, done = 0;
+    struct colo_pkt *burst[BURST];
+    double t0 = now_s();
+    for (size_t i = 0; i < t.count;) {
+        enum colo_side side = t.records[i].side == 0 ? SIDE_PVM : SIDE_SVM;
+        unsigned n = 0;
+        for (; i < t.count && n < BURST && (t.records[i].side == 0) == (side == SIDE_PVM); i++)
+            burst[n++] = &pkts[i];
+        feed_side(e, &cnt, side, burst, n, &clock, &done);
+    }
+    double dt = now_s() - t0;
+    uint64_t released_in_time = cnt.released;
+    colo_compare_release_all(e);
+    printf("trace %s + %s: %zu PVM packets (%u passes), %.3f Mpps compared and released, "
+           "%" PRIu64 " released in the run, %" PRIu64 " at the end, %" PRIu64 " checkpoint requests\n",
+           pvm_pcap, svm_pcap, t.pvm_count, passes,
+           (double)released_in_time / dt / 1e6, released_in_time, cnt.released - released_in_time, cnt.requests);
+    colo_compare_destroy(e);
+    free(pkts);
+    trace_free(&t);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 4 && strcmp(argv[1], "--pcap") == 0)
+        return run_trace(argv[2], argv[3]);
+    if (argc != 1) {
+        fprintf(stderr, "usage: bench_engine [--pcap PVM.pcap SVM.pcap]\n");
+        return 2;
+    }
     static const uint32_t payloads[] = { 64, 512, 1460 };
     static const uint32_t conns[] = { 1, 10000, 1000000 };
     printf("colo-proxy compare engine, one core, packets preloaded (%u timed PVM packets per case,\n"

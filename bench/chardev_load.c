@@ -1,32 +1,33 @@
 /*
  * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
  *
- *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID [--rate R --latency-file F]
- *                [--diverge-every N --notify NOTIFY_DEV]
- *                [--pcap-pvm F --pcap-svm F --loops L --notify NOTIFY_DEV]
+ *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L]
+ *                [--rate R --latency-file F] [--notify NOTIFY_DEV]
  *
  * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
  * socket path. Connects to the three sockets (the target listens on all three:
  * colo-proxy compare with ",server" endpoints, or QEMU's colo-compare with
- * server=on chardevs), writes PACKETS identical TCP segments as PVM and as SVM
- * records (FLOWS connections round-robin, PAYLOAD bytes each) from one thread,
- * and reads the released records from outdev in another. It prints one line:
- *   packets/s, CPU microseconds of PID per packet (from /proc), received,
- *   reordered within a flow, lost
- * With --rate (records per second and side), each PVM record is written with its
- * SVM twin right after it, paced, and the time from that write to the release
- * is measured for every packet: the line gains p50, p99 and p99.9 in
- * microseconds, and the --latency-file gets the distribution (microseconds,
- * fraction of packets at or below) for a CDF plot.
- * With --diverge-every N, every Nth SVM record differs in its first payload byte,
- * and the load generator plays the Xen COLO frame on --notify: it answers every
+ * server=on chardevs) and replays a PVM/SVM pcap pair (pcap_trace.h; L passes of
+ * it as new connections) as PVM and SVM records, from one thread: each run of
+ * one side's records in the trace's time order is written at once. Another
+ * thread reads the released records from outdev and finds each among the PVM
+ * records sent. It prints one line:
+ *   PVM packets/s, CPU microseconds of PID per PVM packet (from /proc), released,
+ *   reordered within a connection, lost (PVM records never released)
+ * then, when some released frame is none of the PVM records sent (changed or
+ * made up by the target), a second line "foreign N" on stderr.
+ * With --rate (PVM records per second), each PVM record is written at its time
+ * and the SVM records after it at once, and the time from writing a PVM record
+ * to its release is measured: the line gains p50, p99 and p99.9 in microseconds,
+ * and the --latency-file gets the distribution (microseconds, fraction of
+ * packets at or below) for a CDF plot.
+ * With --notify, it plays the Xen COLO frame on notify_dev: it answers every
  * DO_CHECKPOINT with COLO_CHECKPOINT at once (an instant checkpoint). The line
  * then gains the number of DO_CHECKPOINT words and the median time from writing
- * a divergent record to the first request after it, in microseconds.
- * With --pcap-pvm/--pcap-svm, the records are a recorded pair instead (pcap_trace.h),
- * L passes of it as new connections, PACKETS and FLOWS unused; real traces carry
- * real divergences, so --notify is needed to complete the checkpoints.
- * Nothing is asserted; bench/run-socket and bench/run compare targets side by side.
+ * an SVM record that differs from its PVM twin to the first request after it, in
+ * microseconds. A trace with divergences needs --notify to complete its checkpoints.
+ * bench/make_trace writes the synthetic scenarios' pairs. Nothing is asserted;
+ * bench/run-socket and bench/run compare targets side by side.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -34,32 +35,33 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
-#include "colo/pkt.h"
-#include "frame_builder.h"
 #include "pcap_trace.h"
 #include "sock_endpoint.h"
 
-#define BATCH 64
 #define STALL_S 5.0
+#define RECORD_HEADER 4
 
 struct load {
     int pin, sin, out, notify;
-    uint32_t payload, packets, flows;
     double rate;            /* 0: as fast as the target takes them */
-    double *sent_at;        /* paced: when each packet's pair was written */
-    uint32_t diverge_every; /* 0: identical streams */
+    double *sent_at;        /* paced: when each PVM record was written */
     volatile double pending_divergence; /* the first divergent SVM record not yet followed by a request */
     uint64_t requests, timed;
     double *request_delay;  /* divergence written -> the first DO_CHECKPOINT after it */
-    struct trace trace;     /* records from a recorded pair, when given */
+    struct trace trace;
+    /* A checkpoint stops both VMs: the writer, between two writes. */
+    pthread_mutex_t lock;
+    pthread_cond_t changed;
+    bool stop_wanted, stopped, writer_done;
+    uint32_t pvm_written;   /* PVM records written so far */
+    uint32_t svm_floor;     /* the SVM restarted here: its records for earlier PVM records are never sent */
 };
-
-#define RECORD_HEADER 4
-#define FIRST_PAYLOAD_BYTE (RECORD_HEADER + 54) /* Ethernet, IPv4, TCP without options */
 
 static double now_s(void)
 {
@@ -83,34 +85,6 @@ static void write_all(int fd, const uint8_t *p, size_t n)
     }
 }
 
-/* Appends record i (flow i % flows, its (i / flows)-th segment) to buf. */
-static size_t put_record(const struct load *l, uint32_t i, uint8_t *buf)
-{
-    static uint8_t data[1500];
-    struct frame_spec s = frame_guest_tcp(1000 + (i / l->flows) * l->payload, 1, TCPF_ACK | TCPF_PSH,
-                                          data, l->payload);
-    s.dport = (uint16_t)(10000 + i % l->flows);
-    size_t n = frame_build(&s, buf + 4, 2048);
-    buf[0] = (uint8_t)(n >> 24);
-    buf[1] = (uint8_t)(n >> 16);
-    buf[2] = (uint8_t)(n >> 8);
-    buf[3] = (uint8_t)n;
-    return n + 4;
-}
-
-/* Flips the first payload byte of the batch's divergent SVM records; true when there was one. */
-static bool make_divergent(const struct load *l, uint32_t first, uint32_t count, uint8_t *buf, const size_t *starts)
-{
-    bool any = false;
-    for (uint32_t k = 0; l->diverge_every && k < count; k++) {
-        if ((first + k) % l->diverge_every == l->diverge_every - 1 && l->payload) {
-            buf[starts[k] + FIRST_PAYLOAD_BYTE] ^= 0xff;
-            any = true;
-        }
-    }
-    return any;
-}
-
 static void send_word(int fd, const char *word)
 {
     uint8_t rec[64];
@@ -121,6 +95,40 @@ static void send_word(int fd, const char *word)
     rec[3] = (uint8_t)len;
     memcpy(rec + RECORD_HEADER, word, len);
     write_all(fd, rec, RECORD_HEADER + len);
+}
+
+/* Waits (up to a second) until the peer has read everything written on fd. */
+static void wait_read_by_peer(int fd)
+{
+    for (int i = 0; i < 20000; i++) {
+        int queued = 0;
+        if (ioctl(fd, SIOCOUTQ, &queued) != 0 || queued == 0)
+            return;
+        usleep(50);
+    }
+}
+
+/*
+ * A checkpoint as COLO takes one: both VMs stop (the writer, between two writes),
+ * what they sent reaches the proxy, the checkpoint is done, and the SVM carries on
+ * from the PVM's state: from the PVM's next record, whatever it had sent before.
+ */
+static void checkpoint(struct load *l)
+{
+    pthread_mutex_lock(&l->lock);
+    l->stop_wanted = true;
+    while (!l->stopped && !l->writer_done)
+        pthread_cond_wait(&l->changed, &l->lock);
+    pthread_mutex_unlock(&l->lock);
+    wait_read_by_peer(l->pin);
+    wait_read_by_peer(l->sin);
+    send_word(l->notify, "COLO_CHECKPOINT");
+    wait_read_by_peer(l->notify);
+    pthread_mutex_lock(&l->lock);
+    l->svm_floor = l->pvm_written;
+    l->stop_wanted = false;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
 }
 
 /* The Xen COLO frame's side of notify_dev: every DO_CHECKPOINT is a checkpoint done at once. */
@@ -144,11 +152,11 @@ static void *notify_main(void *arg)
             if (have - off - RECORD_HEADER < len)
                 break;
             if (len == 13 && memcmp(buf + off + RECORD_HEADER, "DO_CHECKPOINT", 13) == 0) {
-                if (l->pending_divergence && l->timed < l->packets) /* the first request after a divergence */
+                if (l->pending_divergence && l->timed < l->trace.pvm_count) /* the first request after a divergence */
                     l->request_delay[l->timed++] = now_s() - l->pending_divergence;
                 l->pending_divergence = 0;
                 l->requests++;
-                send_word(l->notify, "COLO_CHECKPOINT");
+                checkpoint(l);
             }
             off += RECORD_HEADER + len;
         }
@@ -157,76 +165,116 @@ static void *notify_main(void *arg)
     }
 }
 
-/* One PVM record and its SVM twin at a time, at the rate: for latency, not throughput. */
-static void write_paced(const struct load *l)
+static void note_divergence(const struct load *l, bool divergent)
 {
-    uint8_t buf[2100];
-    double t0 = now_s();
-    for (uint32_t i = 0; i < l->packets; i++) {
-        double due = t0 + i / l->rate, wait = due - now_s();
-        if (wait > 0) { /* sleep, not spin: the target and the reader need the cores */
-            struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
-            nanosleep(&ts, NULL);
-        }
-        size_t n = put_record(l, i, buf), start = 0;
-        l->sent_at[i] = now_s();
-        write_all(l->pin, buf, n);
-        bool diverged = make_divergent(l, i, 1, buf, &start);
-        write_all(l->sin, buf, n);
-        if (diverged && !l->pending_divergence)
-            ((struct load *)l)->pending_divergence = now_s();
+    if (divergent && !l->pending_divergence)
+        ((struct load *)l)->pending_divergence = now_s();
+}
+
+static void sleep_until(double due)
+{
+    double wait = due - now_s();
+    if (wait > 0) { /* sleep, not spin: the target and the reader need the cores */
+        struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+        nanosleep(&ts, NULL);
     }
 }
 
-/* The recorded pair: runs of one side's records, each run written at once. */
-static void write_trace(const struct load *l)
+/* An SVM record for a PVM record before the SVM's restart point: the restarted SVM never sends it. */
+static bool svm_skips(const struct load *l, const struct trace_record *r)
+{
+    return r->side == 1 && r->twin_ord != TRACE_NO_TWIN && r->twin_ord < l->svm_floor;
+}
+
+/* Writes records [from, to) of the trace, the SVM's only from its restart point on. */
+static void write_records(struct load *l, size_t from, size_t to)
+{
+    for (size_t i = from; i < to; i++) {
+        const struct trace_record *r = &l->trace.records[i];
+        if (!svm_skips(l, r))
+            write_all(r->side == 0 ? l->pin : l->sin, r->bytes, r->len);
+    }
+}
+
+/* After a checkpoint the SVM sends again what it had sent past the PVM's point (the run before `next`). */
+static void resend_svm_ahead(struct load *l, size_t next)
+{
+    size_t from = next;
+    while (from > 0 && l->trace.records[from - 1].side == 1)
+        from--;
+    write_records(l, from, next);
+}
+
+/* Between two writes: stops here while a checkpoint is taken. */
+static void stop_point(struct load *l, size_t next)
+{
+    if (!__atomic_load_n(&l->stop_wanted, __ATOMIC_ACQUIRE))
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->stopped = true;
+    pthread_cond_broadcast(&l->changed);
+    while (l->stop_wanted)
+        pthread_cond_wait(&l->changed, &l->lock);
+    l->stopped = false;
+    pthread_mutex_unlock(&l->lock);
+    resend_svm_ahead(l, next);
+}
+
+/* Each PVM record at its time, the SVM records after it at once: for latency, not throughput. */
+static void write_paced(struct load *l)
+{
+    double t0 = now_s();
+    for (size_t i = 0; i < l->trace.count; i++) {
+        const struct trace_record *r = &l->trace.records[i];
+        stop_point(l, i);
+        if (r->side == 0) {
+            sleep_until(t0 + r->pvm_ord / l->rate);
+            l->sent_at[r->pvm_ord] = now_s();
+        }
+        write_records(l, i, i + 1);
+        l->pvm_written += r->side == 0;
+        note_divergence(l, r->divergent);
+    }
+}
+
+/* Runs of one side's records (up to RUN_BYTES), each run written at once. */
+static void write_runs(struct load *l)
 {
     enum { RUN_BYTES = 64 << 10 };
     uint8_t *buf = malloc(RUN_BYTES + 70000);
-    size_t n = 0;
-    int side = -1;
-    for (size_t i = 0; i < l->trace.count; i++) {
-        const struct trace_record *r = &l->trace.records[i];
-        if ((r->side != side || n >= RUN_BYTES) && n) {
-            write_all(side == 0 ? l->pin : l->sin, buf, n);
-            n = 0;
+    size_t i = 0;
+    while (i < l->trace.count) {
+        stop_point(l, i);
+        int side = l->trace.records[i].side;
+        size_t n = 0, pvm = 0;
+        bool divergent = false;
+        for (; i < l->trace.count && l->trace.records[i].side == side && n < RUN_BYTES; i++) {
+            const struct trace_record *r = &l->trace.records[i];
+            if (svm_skips(l, r))
+                continue;
+            memcpy(buf + n, r->bytes, r->len);
+            n += r->len;
+            pvm += side == 0;
+            divergent |= r->divergent;
         }
-        side = r->side;
-        memcpy(buf + n, r->bytes, r->len);
-        n += r->len;
-    }
-    if (n)
         write_all(side == 0 ? l->pin : l->sin, buf, n);
+        l->pvm_written += (uint32_t)pvm;
+        note_divergence(l, divergent);
+    }
     free(buf);
 }
 
 static void *writer(void *arg)
 {
-    const struct load *l = arg;
-    if (l->trace.count) {
-        write_trace(l);
-        return NULL;
-    }
-    if (l->rate > 0) {
+    struct load *l = arg;
+    if (l->rate > 0)
         write_paced(l);
-        return NULL;
-    }
-    uint8_t *buf = malloc((size_t)BATCH * 2100);
-    for (uint32_t i = 0; i < l->packets; i += BATCH) {
-        size_t n = 0;
-        size_t starts[BATCH];
-        uint32_t count = 0;
-        for (uint32_t k = i; k < i + BATCH && k < l->packets; k++, count++) {
-            starts[count] = n;
-            n += put_record(l, k, buf + n);
-        }
-        write_all(l->pin, buf, n);
-        bool diverged = make_divergent(l, i, count, buf, starts);
-        write_all(l->sin, buf, n);
-        if (diverged && !l->pending_divergence)
-            ((struct load *)l)->pending_divergence = now_s();
-    }
-    free(buf);
+    else
+        write_runs(l);
+    pthread_mutex_lock(&l->lock);
+    l->writer_done = true;
+    pthread_cond_broadcast(&l->changed);
+    pthread_mutex_unlock(&l->lock);
     return NULL;
 }
 
@@ -274,24 +322,10 @@ static void report_latency(double *lat, uint64_t n, const char *path)
     fclose(f);
 }
 
-/* The packet index a released frame stands for (see put_record), or -1. */
-static int64_t packet_index(const struct load *l, const uint8_t *f, uint32_t len)
-{
-    if (len < 54)
-        return -1;
-    uint32_t flow = (uint32_t)(f[36] << 8 | f[37]) - 10000;
-    uint32_t seq = (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
-    if (flow >= l->flows || seq < 1000 || !l->payload)
-        return -1;
-    uint64_t i = (uint64_t)(seq - 1000) / l->payload * l->flows + flow;
-    return i < l->packets ? (int64_t)i : -1;
-}
-
 static void usage(void)
 {
-    fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PAYLOAD PACKETS FLOWS PID\n"
-                    "         [--rate R --latency-file F] [--diverge-every N --notify NOTIFY_DEV]\n"
-                    "         [--pcap-pvm F --pcap-svm F --loops L --notify NOTIFY_DEV]\n"
+    fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L]\n"
+                    "         [--rate R --latency-file F] [--notify NOTIFY_DEV]\n"
                     "  (each socket a TCP port on 127.0.0.1, or a unix socket path)\n");
     exit(2);
 }
@@ -304,23 +338,77 @@ static double median_of(double *v, uint64_t n)
     return v[n / 2];
 }
 
+struct outcome {
+    uint64_t released, reordered, foreign, measured;
+    double *latency;  /* paced: per released PVM record */
+    double last_progress;
+};
+
+/* One released record: which PVM record it is, whether its connection's order held, its latency. */
+static void take_released(struct load *l, struct outcome *o, uint32_t *last_in_conn, const uint8_t *f, uint32_t len)
+{
+    int64_t ord = trace_match(&l->trace, f, len);
+    if (ord < 0) {
+        o->foreign++;
+        return;
+    }
+    o->released++;
+    uint32_t conn = trace_pvm(&l->trace, (uint32_t)ord)->conn;
+    o->reordered += last_in_conn[conn] > ord + 1;
+    last_in_conn[conn] = (uint32_t)ord + 1;
+    if (o->latency && l->sent_at[ord] > 0)
+        o->latency[o->measured++] = now_s() - l->sent_at[ord];
+}
+
+/* Reads outdev until every PVM record came back or nothing came for STALL_S. */
+static void read_outdev(struct load *l, struct outcome *o)
+{
+    enum { BUF = 1 << 22 };
+    uint8_t *buf = malloc(BUF);
+    uint32_t *last_in_conn = calloc(l->trace.conns + 1, sizeof(uint32_t));
+    size_t have = 0;
+    struct timeval tv = { 0, 200000 };
+    setsockopt(l->out, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    o->last_progress = now_s();
+    while (o->released < l->trace.pvm_count && now_s() - o->last_progress < STALL_S) {
+        ssize_t n = read(l->out, buf + have, BUF - have);
+        if (n <= 0)
+            continue;
+        have += (size_t)n;
+        o->last_progress = now_s();
+        size_t off = 0;
+        while (have - off >= RECORD_HEADER) {
+            const uint8_t *h = buf + off;
+            uint32_t len = (uint32_t)h[0] << 24 | (uint32_t)h[1] << 16 | (uint32_t)h[2] << 8 | h[3];
+            if (len > BUF - RECORD_HEADER) {
+                fprintf(stderr, "chardev_load: outdev sent a record of %u bytes; giving up\n", len);
+                goto out;
+            }
+            if (have - off < RECORD_HEADER + (size_t)len)
+                break;
+            take_released(l, o, last_in_conn, h + RECORD_HEADER, len);
+            off += RECORD_HEADER + len;
+        }
+        memmove(buf, buf + off, have - off);
+        have -= off;
+    }
+out:
+    free(buf);
+    free(last_in_conn);
+}
+
 int main(int argc, char **argv)
 {
-    if (argc < 8 || (argc - 8) % 2)
+    if (argc < 5 || (argc - 5) % 2)
         usage();
-    struct load l = {
-        .payload = (uint32_t)atoi(argv[4]), .packets = (uint32_t)atoi(argv[5]), .flows = (uint32_t)atoi(argv[6]),
-        .notify = -1,
-    };
+    struct load l = { .notify = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
     const char *latency_file = NULL, *notify = NULL, *pcap_pvm = NULL, *pcap_svm = NULL;
     unsigned loops = 1;
-    for (int a = 8; a < argc; a += 2) {
+    for (int a = 5; a < argc; a += 2) {
         if (strcmp(argv[a], "--rate") == 0)
             l.rate = atof(argv[a + 1]);
         else if (strcmp(argv[a], "--latency-file") == 0)
             latency_file = argv[a + 1];
-        else if (strcmp(argv[a], "--diverge-every") == 0)
-            l.diverge_every = (uint32_t)atoi(argv[a + 1]);
         else if (strcmp(argv[a], "--notify") == 0)
             notify = argv[a + 1];
         else if (strcmp(argv[a], "--pcap-pvm") == 0)
@@ -332,81 +420,42 @@ int main(int argc, char **argv)
         else
             usage();
     }
-    bool traced = pcap_pvm && pcap_svm;
-    if ((l.rate > 0) != (latency_file != NULL) || (l.diverge_every > 0 || traced) != (notify != NULL) ||
-        (traced && (l.rate > 0 || l.diverge_every)) || !loops)
+    if (!pcap_pvm || !pcap_svm || (l.rate > 0) != (latency_file != NULL) || !loops)
         usage();
-    if (traced) {
-        if (trace_load(&l.trace, pcap_pvm, pcap_svm, loops) != 0)
-            return 2;
-        l.packets = (uint32_t)l.trace.pvm_count;
-        l.flows = 0; /* no per-flow order check: the trace's own flows */
-    }
-    double *latency = NULL;
-    uint64_t measured = 0;
+    if (trace_load(&l.trace, pcap_pvm, pcap_svm, loops) != 0)
+        return 2;
+    size_t packets = l.trace.pvm_count ? l.trace.pvm_count : 1;
+    struct outcome o = { 0 };
     if (l.rate > 0) {
-        l.sent_at = calloc(l.packets, sizeof(double));
-        latency = calloc(l.packets, sizeof(double));
+        l.sent_at = calloc(packets, sizeof(double));
+        o.latency = calloc(packets, sizeof(double));
     }
-    int pid = atoi(argv[7]);
+    int pid = atoi(argv[4]);
     l.out = sock_endpoint_connect(argv[3], "chardev_load");
     l.pin = sock_endpoint_connect(argv[1], "chardev_load");
     l.sin = sock_endpoint_connect(argv[2], "chardev_load");
     pthread_t notifier;
     if (notify) {
         l.notify = sock_endpoint_connect(notify, "chardev_load");
-        l.request_delay = calloc(l.packets, sizeof(double));
+        l.request_delay = calloc(packets, sizeof(double));
         pthread_create(&notifier, NULL, notify_main, &l);
     }
     usleep(200000); /* let the target see all its peers */
-    uint32_t *last_seq = calloc(l.flows, sizeof(uint32_t));
-    uint8_t *buf = malloc(1 << 22);
-    size_t have = 0;
-    uint64_t received = 0, reordered = 0;
-    double cpu0 = cpu_seconds(pid), t0 = now_s(), progress = t0;
+    double cpu0 = cpu_seconds(pid), t0 = now_s();
     pthread_t w;
     pthread_create(&w, NULL, writer, &l);
-    while (received < l.packets && now_s() - progress < STALL_S) {
-        struct timeval tv = { 0, 200000 };
-        setsockopt(l.out, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-        ssize_t n = read(l.out, buf + have, (1 << 22) - have);
-        if (n <= 0)
-            continue;
-        have += (size_t)n;
-        progress = now_s();
-        size_t off = 0;
-        while (have - off >= 4) {
-            uint32_t len = (uint32_t)buf[off] << 24 | (uint32_t)buf[off + 1] << 16 | (uint32_t)buf[off + 2] << 8 | buf[off + 3];
-            if (have - off < 4 + (size_t)len)
-                break;
-            const uint8_t *f = buf + off + 4;
-            int64_t idx = latency ? packet_index(&l, f, len) : -1;
-            if (idx >= 0 && l.sent_at[idx] > 0)
-                latency[measured++] = now_s() - l.sent_at[idx];
-            if (len >= 54) {
-                uint32_t flow = (uint32_t)(f[36] << 8 | f[37]) - 10000;
-                uint32_t seq = (uint32_t)f[38] << 24 | (uint32_t)f[39] << 16 | (uint32_t)f[40] << 8 | f[41];
-                if (flow < l.flows) {
-                    reordered += last_seq[flow] && seq < last_seq[flow];
-                    last_seq[flow] = seq;
-                }
-            }
-            received++;
-            off += 4 + len;
-        }
-        memmove(buf, buf + off, have - off);
-        have -= off;
-    }
-    double dt = (received == l.packets ? progress : now_s() - STALL_S) - t0;
+    read_outdev(&l, &o);
+    double dt = (o.released == l.trace.pvm_count ? o.last_progress : now_s() - STALL_S) - t0;
     double cpu = cpu_seconds(pid) - cpu0;
-    printf("%.0f %.2f %lu %lu %lu", (double)received / dt, received ? cpu / (double)received * 1e6 : 0.0,
-           (unsigned long)received, (unsigned long)reordered, (unsigned long)(l.packets - received));
-    if (latency)
-        report_latency(latency, measured, latency_file);
-    if (notify) {
+    printf("%.0f %.2f %lu %lu %lu", (double)o.released / dt, o.released ? cpu / (double)o.released * 1e6 : 0.0,
+           (unsigned long)o.released, (unsigned long)o.reordered, (unsigned long)(l.trace.pvm_count - o.released));
+    if (o.latency)
+        report_latency(o.latency, o.measured, latency_file);
+    if (notify)
         printf(" %lu %.1f", (unsigned long)l.requests, median_of(l.request_delay, l.timed) * 1e6);
-    }
     printf("\n");
+    if (o.foreign)
+        fprintf(stderr, "foreign %lu\n", (unsigned long)o.foreign);
     pthread_detach(w);
     return 0;
 }
