@@ -3,16 +3,19 @@
  */
 #include "colo/cli.h"
 
+#include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
+#include <stdbool.h>
 #include <stdlib.h>
+#include <string.h>
 
 int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
 {
     char *end;
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
-    if (errno || *s == '\0' || *s == '-' || *end != '\0' || v < min || v > UINT32_MAX - 1) {
+    if (errno || !isdigit((unsigned char)*s) || *end != '\0' || v < min || v > UINT32_MAX - 1) {
         fprintf(stderr, "colo-proxy: --%s '%s' is not a whole number >= %u\n", name, s, min);
         return -1;
     }
@@ -23,8 +26,10 @@ int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
 int cli_parse_mac(const char *name, const char *s, uint8_t mac[6])
 {
     unsigned b[6];
-    char extra;
-    if (sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x%c", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5], &extra) != 6) {
+    bool ok = strlen(s) == 17;
+    for (int i = 0; ok && i < 17; i++)
+        ok = i % 3 == 2 ? s[i] == ':' : isxdigit((unsigned char)s[i]);
+    if (!ok || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
         fprintf(stderr, "colo-proxy: --%s '%s' is not a MAC address like 52:54:00:12:34:56\n", name, s);
         return -1;
     }
@@ -44,6 +49,8 @@ int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg
         return cli_parse_u32("max_queue_size", arg, 1, &cfg->max_queue_size);
     case CLI_OPT_MAX_CONNS:
         return cli_parse_u32("max-conns", arg, 1, &cfg->max_conns);
+    case CLI_OPT_MIN_INTERVAL:
+        return cli_parse_u32("checkpoint-min-interval", arg, 0, &cfg->checkpoint_min_interval_ms);
     default:
         return 1;
     }

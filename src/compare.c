@@ -32,6 +32,9 @@ struct colo_compare {
     uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
     uint32_t dirty_len, dirty_cap;
     bool checkpoint_pending;
+    bool request_deferred;                      /* wanted, but too soon after the last request */
+    enum checkpoint_reason deferred_why;
+    uint64_t last_request_ns, min_interval_ns;
     uint64_t timeout_ns;
     uint64_t next_scan_ns;
     struct colo_compare_stats stats;
@@ -43,6 +46,7 @@ void colo_compare_config_default(struct colo_compare_config *cfg)
     cfg->expired_scan_cycle_ms = 1000;
     cfg->max_queue_size = 1024;
     cfg->max_conns = 1u << 20;
+    cfg->checkpoint_min_interval_ms = 0;
     conn_timeouts_default(&cfg->timeouts);
 }
 
@@ -76,6 +80,7 @@ struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
     c->ops = *ops;
     c->ctx = ctx;
     c->timeout_ns = (uint64_t)cfg->compare_timeout_ms * NS_PER_MS;
+    c->min_interval_ns = (uint64_t)cfg->checkpoint_min_interval_ms * NS_PER_MS;
     c->dirty_cap = cfg->max_conns * 2;
     c->dirty = malloc(sizeof(uint32_t) * c->dirty_cap);
     c->table = conn_table_create(cfg->max_conns, &cfg->timeouts, conn_holds_pvm_packets,
@@ -105,10 +110,26 @@ static const struct compare_proto *proto_for(const struct flow_key *k)
     return &compare_proto_datagram;
 }
 
+static bool too_soon(const struct colo_compare *c, uint64_t now)
+{
+    return c->min_interval_ns && c->stats.checkpoint_requests_total && now - c->last_request_ns < c->min_interval_ns;
+}
+
+/* Once per episode, and never sooner than checkpoint_min_interval after the last: then it waits (counted). */
 static void request_checkpoint(struct colo_compare *c, enum checkpoint_reason why, uint64_t now)
 {
     if (c->checkpoint_pending)
         return;
+    if (too_soon(c, now)) {
+        if (!c->request_deferred)
+            c->stats.checkpoint_requests_deferred++;
+        c->request_deferred = true;
+        c->deferred_why = why;
+        return;
+    }
+    c->request_deferred = false;
+    c->last_request_ns = now;
+    c->stats.checkpoint_requests_total++;
     c->checkpoint_pending = true;
     c->stats.checkpoint_requests[why]++;
     c->ops.request_checkpoint(c->ctx, why, now);
@@ -237,20 +258,32 @@ static void release_ready(struct colo_compare *c, struct conn *conn,
         release(c, pvm_pop_head(conn), why);
 }
 
+/*
+ * Entries of evicted connections are stale, and when an evicted connection's slot
+ * was reused, several entries name the same live connection: keep each dirty
+ * connection once (CMPF_LISTED marks it during the pass). At most max_conns remain.
+ */
+static void compact_dirty(struct colo_compare *c)
+{
+    uint32_t kept = 0;
+    for (uint32_t i = 0; i < c->dirty_len; i++) {
+        struct conn *d = conn_by_id(c->table, c->dirty[i]);
+        if (d && (d->stream.flags & CMPF_DIRTY) && !(d->stream.flags & CMPF_LISTED)) {
+            d->stream.flags |= CMPF_LISTED;
+            c->dirty[kept++] = c->dirty[i];
+        }
+    }
+    for (uint32_t i = 0; i < kept; i++)
+        conn_by_id(c->table, c->dirty[i])->stream.flags &= (uint16_t)~CMPF_LISTED;
+    c->dirty_len = kept;
+}
+
 static void mark_dirty(struct colo_compare *c, struct conn *conn)
 {
     if (conn->stream.flags & CMPF_DIRTY)
         return;
-    if (c->dirty_len == c->dirty_cap) {
-        /* Entries of evicted connections are stale; at most max_conns are live. */
-        uint32_t kept = 0;
-        for (uint32_t i = 0; i < c->dirty_len; i++) {
-            struct conn *d = conn_by_id(c->table, c->dirty[i]);
-            if (d && (d->stream.flags & CMPF_DIRTY))
-                c->dirty[kept++] = c->dirty[i];
-        }
-        c->dirty_len = kept;
-    }
+    if (c->dirty_len == c->dirty_cap)
+        compact_dirty(c);
     conn->stream.flags |= CMPF_DIRTY;
     c->dirty[c->dirty_len++] = conn_id(c->table, conn);
 }
@@ -330,12 +363,24 @@ static void input_with_conn(struct colo_compare *c, enum colo_side side, struct 
     }
 }
 
+/*
+ * While PVM packets wait as orphans (the table was full), no connection is
+ * created: a packet of an orphaned connection must not overtake the orphans of
+ * its own connection by finding an entry freed meanwhile. The checkpoint that
+ * releases the orphans lets connections be created again.
+ */
+static struct conn *find_conn(struct colo_compare *c, const struct pkt_view *v, uint32_t hash, uint64_t now)
+{
+    if (c->orphan_head)
+        return conn_lookup(c->table, &v->key, hash);
+    return conn_lookup_or_create(c->table, &v->key, hash, (uint32_t)(now / NS_PER_S));
+}
+
 void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                         uint64_t now)
 {
     prepare(c, side, p, now);
-    uint32_t h = flow_key_hash(&p->view.key);
-    struct conn *conn = conn_lookup_or_create(c->table, &p->view.key, h, (uint32_t)(now / NS_PER_S));
+    struct conn *conn = find_conn(c, &p->view, flow_key_hash(&p->view.key), now);
     input_with_conn(c, side, p, conn, now);
 }
 
@@ -355,9 +400,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
             conn_prefetch_entry(c->table, hashes[i]);
         for (unsigned i = 0; i < chunk; i++) {
             prepare(c, side, pkts[i], now);
-            struct conn *conn = conn_lookup_or_create(c->table, &pkts[i]->view.key, hashes[i],
-                                                      (uint32_t)(now / NS_PER_S));
-            input_with_conn(c, side, pkts[i], conn, now);
+            input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), now);
         }
         pkts += chunk;
         n -= chunk;
@@ -368,6 +411,8 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
 
 void colo_compare_tick(struct colo_compare *c, uint64_t now)
 {
+    if (c->request_deferred && !too_soon(c, now))
+        request_checkpoint(c, c->deferred_why, now);
     if (!c->checkpoint_pending && c->age_head && now - c->age_head->arrival_ns >= c->timeout_ns)
         request_checkpoint(c, CKPT_TIMEOUT, now);
     if (c->next_scan_ns && now >= c->next_scan_ns) {
@@ -379,6 +424,8 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now)
 uint64_t colo_compare_next_deadline(const struct colo_compare *c)
 {
     uint64_t next = c->next_scan_ns ? c->next_scan_ns : UINT64_MAX;
+    if (c->request_deferred && c->last_request_ns + c->min_interval_ns < next)
+        next = c->last_request_ns + c->min_interval_ns;
     if (!c->checkpoint_pending && c->age_head) {
         uint64_t t = c->age_head->arrival_ns + c->timeout_ns;
         if (t < next)
@@ -414,6 +461,7 @@ static void flush_everything(struct colo_compare *c, enum release_reason why)
     }
     c->orphan_tail = NULL;
     c->checkpoint_pending = false;
+    c->request_deferred = false; /* whatever it was for has just been flushed */
 }
 
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)

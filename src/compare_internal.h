@@ -24,6 +24,7 @@ enum {
     CMPF_PVM_ACK = 0x80,   /* TCP: pvm_max_ack holds a real value */
     CMPF_SYN_SYNCED = 0x100, /* TCP: a checkpoint made the SVM's handshake the PVM's */
     CMPF_SVM_AHEAD = 0x200,  /* TCP: the SVM began a new incarnation (port reuse) first */
+    CMPF_LISTED = 0x400,     /* transient: kept once while the dirty list is compacted */
 };
 
 /* colo_pkt.cmp_flags */

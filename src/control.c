@@ -99,9 +99,11 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
         const struct colo_compare_stats *c = &s->compare;
         evbuffer_add_printf(out, ",\"mirrored\":%" PRIu64 ",\"mirror_failed\":%" PRIu64
                                  ",\"not_for_vm\":%" PRIu64 ",\"pvm_in\":%" PRIu64 ",\"svm_in\":%" PRIu64
-                                 ",\"held\":%" PRIu64 ",\"svm_held\":%" PRIu64 ",\"checkpoints_done\":%" PRIu64,
+                                 ",\"held\":%" PRIu64 ",\"svm_held\":%" PRIu64 ",\"checkpoints_done\":%" PRIu64
+                                 ",\"checkpoint_requests_deferred\":%" PRIu64,
                             s->mirror.mirrored, s->mirror.clone_failed, s->mirror.not_for_vm, c->pvm_in,
-                            c->svm_in, c->pvm_held, c->svm_held, c->checkpoints_done);
+                            c->svm_in, c->pvm_held, c->svm_held, c->checkpoints_done,
+                            c->checkpoint_requests_deferred);
         json_u64_array(out, "released", c->released, RELEASE_REASON_COUNT, release_label);
         json_u64_array(out, "divergences", c->divergences, DIV_KIND_COUNT, div_label);
         json_u64_array(out, "checkpoint_requests", c->checkpoint_requests, CKPT_REASON_COUNT, ckpt_label);

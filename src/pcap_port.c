@@ -30,7 +30,7 @@ static int grow(struct pcap_trace *t, size_t *cap_recs, size_t *blob_len, size_t
         t->records = r;
         *cap_recs = n;
     }
-    if (*blob_len + need > *blob_cap) {
+    if (*blob_len + need > *blob_cap || !t->blob) { /* a blob even for empty records: offsets need a base */
         size_t n = *blob_cap ? *blob_cap * 2 : 1 << 20;
         while (n < *blob_len + need)
             n *= 2;

@@ -20,6 +20,7 @@
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
+#include "colo/notify_words.h"
 #include "colo/pkt_parse.h"
 #include "colo/record_buf.h"
 
@@ -39,15 +40,11 @@ struct socket_mode {
     struct checkpoint_ctl *qmp;
     bool inputs_paused;
     struct socket_mode_stats stats;
+    struct notify_peer notify_peer;
 };
 
 static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev",
                                                           "notify_dev" };
-
-static const char WORD_INIT[] = "COLO_USERSPACE_PROXY_INIT";
-static const char WORD_INIT_REPLY[] = "COLO_COMPARE_GET_XEN_INIT";
-static const char WORD_DO_CHECKPOINT[] = "DO_CHECKPOINT";
-static const char WORD_CHECKPOINT_DONE[] = "COLO_CHECKPOINT";
 
 void socket_mode_config_default(struct socket_mode_config *cfg)
 {
@@ -132,7 +129,7 @@ static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
     if (sm->qmp)
         checkpoint_ctl_request(sm->qmp);
     if (notify)
-        send_word(sm, WORD_DO_CHECKPOINT);
+        send_word(sm, NOTIFY_WORD_DO_CHECKPOINT);
 }
 
 /* One line per divergence: which connection, where in its stream, what kind. */
@@ -168,22 +165,25 @@ static void print_summary(const struct socket_mode *sm)
     for (int i = 0; i < CKPT_REASON_COUNT; i++)
         fprintf(stderr, " %s %" PRIu64, checkpoint_reason_name((enum checkpoint_reason)i),
                 s->checkpoint_requests[i]);
-    fprintf(stderr, "; checkpoints done %" PRIu64 "\n", s->checkpoints_done);
-}
-
-static bool is_word(const uint8_t *bytes, uint32_t len, const char *word)
-{
-    return len == strlen(word) && memcmp(bytes, word, len) == 0;
+    fprintf(stderr, "; deferred by checkpoint-min-interval %" PRIu64 "; checkpoints done %" PRIu64 "\n",
+            s->checkpoint_requests_deferred, s->checkpoints_done);
 }
 
 static void on_notify_word(struct socket_mode *sm, const uint8_t *bytes, uint32_t len)
 {
-    if (is_word(bytes, len, WORD_INIT)) {
-        send_word(sm, WORD_INIT_REPLY);
-    } else if (is_word(bytes, len, WORD_CHECKPOINT_DONE)) {
+    bool log_it;
+    switch (notify_peer_word(&sm->notify_peer, bytes, len, &log_it)) {
+    case NOTIFY_REPLY_INIT:
+        send_word(sm, NOTIFY_WORD_INIT_REPLY);
+        break;
+    case NOTIFY_FLUSH:
         colo_compare_checkpoint_done(sm->engine, now_ns());
-    } else {
-        fprintf(stderr, "colo-proxy: notify_dev sent an unknown word of %u bytes; ignored\n", len);
+        break;
+    case NOTIFY_IGNORE:
+        if (log_it)
+            fprintf(stderr, "colo-proxy: notify_dev sent an unknown word of %u bytes; ignored (%" PRIu64
+                            " so far; logged once per 1024)\n", len, sm->notify_peer.unknown_words);
+        break;
     }
 }
 

@@ -16,6 +16,7 @@ enum {
     CLI_OPT_SCAN_CYCLE,
     CLI_OPT_MAX_QUEUE,
     CLI_OPT_MAX_CONNS,
+    CLI_OPT_MIN_INTERVAL,
 };
 
 #define CLI_COMPARE_LONGOPTS                                                       \
@@ -25,13 +26,15 @@ enum {
     { "expired-scan-cycle", required_argument, NULL, CLI_OPT_SCAN_CYCLE },         \
     { "max_queue_size", required_argument, NULL, CLI_OPT_MAX_QUEUE },              \
     { "max-queue-size", required_argument, NULL, CLI_OPT_MAX_QUEUE },              \
-    { "max-conns", required_argument, NULL, CLI_OPT_MAX_CONNS }
+    { "max-conns", required_argument, NULL, CLI_OPT_MAX_CONNS },                   \
+    { "checkpoint-min-interval", required_argument, NULL, CLI_OPT_MIN_INTERVAL }
 
 #define CLI_COMPARE_HELP                                                                   \
     "  --compare_timeout MS        hold limit before a checkpoint (default 3000)\n"       \
     "  --expired_scan_cycle MS     connection expiry interval (default 1000)\n"          \
     "  --max_queue_size N          per-connection queue bound (default 1024)\n"         \
-    "  --max-conns N               connection table size (default 65536)\n"
+    "  --max-conns N               connection table size (default 65536)\n"             \
+    "  --checkpoint-min-interval MS  ask for checkpoints at most this often (default 0: no limit)\n"
 
 /* Applies a compare knob: 0 applied, -1 bad value (reported), 1 not a compare knob. */
 int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg);

@@ -12,7 +12,9 @@
  * A checkpoint is requested (through `request_checkpoint`) on a divergence, a
  * PVM packet held longer than compare_timeout, a full queue, or a full table —
  * once per episode: no further request is made until `colo_compare_checkpoint_done`
- * is called. That call releases every held PVM packet, discards every held SVM
+ * is called — and, with checkpoint_min_interval_ms, never sooner than that after the
+ * previous request: a request due earlier waits for the interval (on a tick) and is
+ * counted as deferred. That call releases every held PVM packet, discards every held SVM
  * packet and resynchronises each connection so stale SVM data causes no false
  * divergence. The rules themselves are in docs/compare-rules.md and
  * ../shared/colo-semantics.md.
@@ -30,6 +32,7 @@ struct colo_compare_config {
     uint32_t expired_scan_cycle_ms; /* QEMU's name; here: how often idle connections expire */
     uint32_t max_queue_size;        /* QEMU's name; per connection and side, default 1024 */
     uint32_t max_conns;             /* connection table size, default 1048576 */
+    uint32_t checkpoint_min_interval_ms; /* requests at most this often; 0 (default): no limit */
     struct conn_timeouts timeouts;
 };
 
@@ -84,6 +87,8 @@ struct colo_compare_stats {
     uint64_t svm_matched, svm_stale, svm_uncompared, svm_flushed, svm_untracked;
     uint64_t divergences[DIV_KIND_COUNT];
     uint64_t checkpoint_requests[CKPT_REASON_COUNT];
+    uint64_t checkpoint_requests_total;
+    uint64_t checkpoint_requests_deferred; /* episodes that waited for checkpoint_min_interval */
     uint64_t checkpoints_done;
     uint64_t malformed[PARSE_STATUS_COUNT];
     uint64_t pvm_held, svm_held;  /* now */

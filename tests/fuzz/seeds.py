@@ -1,0 +1,87 @@
+#!/usr/bin/env python3
+"""tests/fuzz/seeds.py OUT_DIR — seed corpora for the libFuzzer targets.
+
+Frames come from pcap_fixtures/ (the recorded PVM/SVM pairs); protocol seeds are
+the messages QEMU and the Xen COLO frame really send. Written afresh each time.
+"""
+import glob
+import os
+import shutil
+import struct
+import sys
+
+TOP = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+MAX_FRAMES = 40
+
+
+def frames(path):
+    """Frames of a classic pcap (either byte order), at most MAX_FRAMES."""
+    data = open(path, "rb").read()
+    if len(data) < 24:
+        return []
+    endian = "<" if data[:4] in (b"\xd4\xc3\xb2\xa1", b"\x4d\x3c\xb2\xa1") else ">"
+    out, off = [], 24
+    while off + 16 <= len(data) and len(out) < MAX_FRAMES:
+        incl = struct.unpack(endian + "I", data[off + 8:off + 12])[0]
+        out.append(data[off + 16:off + 16 + incl])
+        off += 16 + incl
+    return out
+
+
+def pairs():
+    for pvm in sorted(glob.glob(os.path.join(TOP, "pcap_fixtures", "*-pvm.pcap"))):
+        svm = pvm[:-len("-pvm.pcap")] + "-svm.pcap"
+        if os.path.exists(svm):
+            yield os.path.basename(pvm)[:-len("-pvm.pcap")], frames(pvm), frames(svm)
+
+
+def record(body, vnet=None):
+    head = struct.pack(">I", len(body))
+    return head + (struct.pack(">I", vnet) if vnet is not None else b"") + body
+
+
+def write(out, target, name, data):
+    d = os.path.join(out, target)
+    os.makedirs(d, exist_ok=True)
+    open(os.path.join(d, name), "wb").write(data)
+
+
+def main():
+    out = sys.argv[1]
+    shutil.rmtree(out, ignore_errors=True)
+    for name, pvm, svm in pairs():
+        for i, f in enumerate(pvm[:8]):
+            write(out, "parse", "%s-%d" % (name, i), f)
+        # compare: raw-frame steps (op 6 = PVM, 7 = SVM), the two sides interleaved
+        prog = b"".join(bytes([6 + side, min(len(f), 255)]) + f[:255]
+                        for a, b in zip(pvm, svm) for side, f in ((0, a), (1, b)))
+        write(out, "compare", name, prog + bytes([8]))  # and a checkpoint
+        # rewrite: raw steps from the SVM (op 4) and from the link (op 12)
+        write(out, "rewrite", name, b"".join(bytes([4 + 8 * (i % 2), min(len(f), 255)]) + f[:255]
+                                             for i, f in enumerate(pvm)))
+        write(out, "chardev", name, bytes([7]) + b"".join(record(f) for f in pvm))
+        write(out, "chardev", name + "-vnet", bytes([8]) + b"".join(record(b"\0" * 10 + f, 10) for f in svm))
+    qmp = [b'{"QMP": {"version": {"qemu": {"micro": 0, "minor": 2, "major": 7}, "package": "Debian 1:7.2"}, '
+           b'"capabilities": ["oob"]}}\r\n',
+           b'{"return": {}, "id": 1}\r\n',
+           b'{"return": {"status": "active", "mode": "primary", "last-mode": "none", "reason": "none"}, "id": 7}\r\n',
+           b'{"timestamp": {"seconds": 1700000000, "microseconds": 1}, "event": "STOP"}\r\n'
+           b'{"timestamp": {"seconds": 1700000000, "microseconds": 9}, "event": "RESUME"}\r\n',
+           b'{"event": "COLO_EXIT", "data": {"mode": "primary", "reason": "error"}, "timestamp": {}}\r\n',
+           b'{"error": {"class": "GenericError", "desc": "caf\\u00e9 \\ud83d\\ude00 \\"quoted\\""}, "id": 3}\r\n']
+    for i, m in enumerate(qmp):
+        write(out, "qmp", "msg-%d" % i, bytes([i]) + m)
+    words = [b"COLO_USERSPACE_PROXY_INIT", b"COLO_CHECKPOINT", b"DO_CHECKPOINT", b"COLO_CHECKPOINT!"]
+    write(out, "notify", "words", b"".join(record(w) for w in words))
+    for path in sorted(glob.glob(os.path.join(TOP, "pcap_fixtures", "*-pvm.pcap"))):
+        data = open(path, "rb").read()
+        write(out, "pcap", "head-" + os.path.basename(path), data[:4096])  # cut mid-record
+        whole = 24
+        for _ in range(4):  # the first records, whole
+            whole += 16 + struct.unpack("<I", data[whole + 8:whole + 12])[0]
+        write(out, "pcap", "first-" + os.path.basename(path), data[:whole])
+    write(out, "config", "knobs", b"\x003000\x001000\x011024\x02\x0365536\x0420\x0552:54:00:12:34:56\x00")
+
+
+if __name__ == "__main__":
+    main()
