@@ -534,6 +534,71 @@ static void test_table_full_holds_packets_until_checkpoint(void **state)
     teardown(&s);
 }
 
+static void test_orphaned_connection_keeps_its_order_when_room_appears(void **state)
+{
+    (void)state;
+    struct harness *h = harness_bounded(2, 1024);
+    struct frame_spec rst = frame_guest_tcp(1000, 500, TCPF_RST, NULL, 0);
+    send_spec(h, SIDE_SVM, &rst);
+    send_spec(h, SIDE_PVM, &rst); /* connection 1: closed, evictable */
+    struct frame_spec s = frame_guest_tcp(1000, 500, PA, "a", 1);
+    s.dport = 2;
+    send_spec(h, SIDE_PVM, &s); /* connection 2 holds a packet */
+    s.dport = 3;
+    send_spec(h, SIDE_PVM, &s); /* connection 3 evicts connection 1 */
+    s.dport = 4;
+    int first = send_spec(h, SIDE_PVM, &s); /* connection 4: no room, an orphan */
+    assert_int_equal(h->last_reason, CKPT_TABLE_FULL);
+    struct frame_spec svm = frame_guest_tcp(1000, 500, PA, "a", 1);
+    svm.dport = 3;
+    send_spec(h, SIDE_SVM, &svm); /* connection 3 matches and could make room */
+    s = frame_guest_tcp(1001, 500, PA, "b", 1);
+    s.dport = 4;
+    int second = send_spec(h, SIDE_PVM, &s); /* must not overtake its orphaned first packet */
+    colo_compare_checkpoint_done(h->engine, h->now);
+    int at_first = -1, at_second = -1;
+    for (size_t i = 0; i < h->nreleased; i++) {
+        if ((int)h->released[i] == first)
+            at_first = (int)i;
+        if ((int)h->released[i] == second)
+            at_second = (int)i;
+    }
+    assert_true(at_first >= 0 && at_second > at_first);
+    assert_int_equal(total_released(h), h->pvm_sent);
+    void *st = h;
+    teardown(&st);
+}
+
+static void test_checkpoint_min_interval_defers_and_counts(void **state)
+{
+    (void)state;
+    struct colo_compare_config cfg;
+    colo_compare_config_default(&cfg);
+    cfg.max_conns = 64;
+    cfg.checkpoint_min_interval_ms = 100;
+    struct harness *h = harness_new(&cfg);
+    uint64_t t0 = h->now;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "x");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "y"); /* a divergence: asked at once */
+    assert_int_equal(h->nrequests, 1);
+    colo_compare_checkpoint_done(h->engine, h->now);
+    h->now = t0 + 10 * MS;
+    tcp(h, SIDE_PVM, 1001, 500, PA, "x");
+    tcp(h, SIDE_SVM, 1001, 500, PA, "z"); /* another, 10 ms later: waits */
+    assert_int_equal(h->nrequests, 1);
+    assert_int_equal(colo_compare_stats(h->engine)->checkpoint_requests_deferred, 1);
+    assert_int_equal(colo_compare_next_deadline(h->engine), t0 + 100 * MS);
+    colo_compare_tick(h->engine, t0 + 99 * MS);
+    assert_int_equal(h->nrequests, 1);
+    colo_compare_tick(h->engine, t0 + 100 * MS);
+    assert_int_equal(h->nrequests, 2);
+    assert_int_equal(h->last_reason, CKPT_DIVERGENCE);
+    colo_compare_checkpoint_done(h->engine, h->now);
+    assert_int_equal(total_released(h), h->pvm_sent);
+    void *st = h;
+    teardown(&st);
+}
+
 static void test_table_full_evicts_closed_connection(void **state)
 {
     (void)state;
@@ -800,6 +865,8 @@ int main(void)
         cmocka_unit_test(test_queue_full_requests_checkpoint_and_drops_nothing),
         cmocka_unit_test(test_table_full_holds_packets_until_checkpoint),
         cmocka_unit_test(test_table_full_evicts_closed_connection),
+        cmocka_unit_test(test_orphaned_connection_keeps_its_order_when_room_appears),
+        cmocka_unit_test(test_checkpoint_min_interval_defers_and_counts),
         T(test_checkpoint_done_releases_every_connection_in_order),
         T(test_release_all_accounts_for_every_pvm_packet),
         T(test_udp_identical_stream_in_order_no_false_checkpoint),
