@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@
 #include "colo/pkt_parse.h"
 
 #define MAX_CLIENTS 32
+#define CONTROL_SOCKET_MODE 0600
 #define MAX_LINE 256
 
 struct control {
@@ -301,10 +303,16 @@ static int listen_unix(struct control *c, const char *path, char *err, size_t er
     }
     strcpy(sun.sun_path, path);
     unlink(path);
+    mode_t was = umask(0177); /* owner only (0600) from the moment it exists */
     c->listener = evconnlistener_new_bind(c->base, on_accept, c, LEV_OPT_CLOSE_ON_FREE, 16,
                                           (struct sockaddr *)&sun, sizeof(sun));
+    umask(was);
     if (!c->listener) {
         snprintf(err, errlen, "cannot listen on control socket '%s': %s", path, strerror(errno));
+        return -1;
+    }
+    if (chmod(path, CONTROL_SOCKET_MODE) != 0) {
+        snprintf(err, errlen, "cannot make control socket '%s' owner-only: %s", path, strerror(errno));
         return -1;
     }
     strcpy(c->socket_path, path);

@@ -191,6 +191,8 @@ scenario_identical() {
         in_ns pvm python3 "$here/labclient.py" requests 10.77.0.1 "$guest_requests" 30000 "$work/outside/index.html"
     check "the SVM's own client got the same answers (mirrored, rewritten)" wait "$svm_client"
     check "every PVM frame released (accounting)" accounting_holds
+    check "control sockets are owner-only (0600)" \
+        [ "$(stat -c %a "$work/primary.sock") $(stat -c %a "$work/secondary.sock")" = "600 600" ]
     check "zero divergences" [ "$(stat_of primary "sum(divergences.values())")" = 0 ]
     check "no checkpoint requested for a divergence" [ "$(stat_of primary "checkpoint_requests['divergence']")" = 0 ]
     # A compare timeout or buffer pressure can still ask for one when the SVM lags (a frame
