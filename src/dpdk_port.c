@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <rte_ethdev.h>
 #include <rte_mbuf.h>
@@ -31,8 +32,10 @@ int dpdk_port_resolve(const char *name, uint16_t *port_id, char *err, size_t err
     }
     snprintf(err, errlen,
              "no DPDK port named '%s': add it with --vdev (e.g. --vdev=net_af_packet0,iface=eth0) "
-             "or give a port number (%u ports exist)",
-             name, rte_eth_dev_count_avail());
+             "or give a port number (%u ports exist)%s",
+             name, rte_eth_dev_count_avail(),
+             geteuid() == 0 ? "" : "; if its --vdev is there, its driver could not open the interface: without root, "
+                                   "colo-proxy needs CAP_NET_RAW and CAP_NET_ADMIN (see docs/security.md)");
     return -1;
 }
 
@@ -57,8 +60,9 @@ int dpdk_port_start(uint16_t port_id, struct rte_mempool *pool, char *err, size_
     if (rc == 0)
         rc = rte_eth_dev_start(port_id);
     if (rc != 0) {
-        snprintf(err, errlen, "cannot start DPDK port %u (driver %s): %s", port_id,
-                 info.driver_name ? info.driver_name : "?", rte_strerror(-rc));
+        snprintf(err, errlen, "cannot start DPDK port %u (driver %s): %s%s", port_id,
+                 info.driver_name ? info.driver_name : "?", rte_strerror(-rc),
+                 rc == -EPERM ? " (run as root, or with CAP_NET_RAW and CAP_NET_ADMIN: see docs/security.md)" : "");
         return -1;
     }
     rte_eth_promiscuous_enable(port_id); /* not every driver can; the VM's MAC still arrives */
