@@ -31,6 +31,13 @@ int chardev_decoder_init(struct chardev_decoder *d, bool vnet_hdr)
     return d->body ? 0 : -1;
 }
 
+void chardev_decoder_reset(struct chardev_decoder *d)
+{
+    d->header_have = 0;
+    d->body_have = 0;
+    d->error = CHARDEV_OK;
+}
+
 void chardev_decoder_free(struct chardev_decoder *d)
 {
     free(d->body);

@@ -169,8 +169,7 @@ static void attach_socket(struct chardev_endpoint *ep, evutil_socket_t fd, bool 
     ep->connecting = connecting;
     ep->rd = event_new(ep->base, fd, EV_READ | EV_PERSIST, on_readable, ep);
     ep->wr = event_new(ep->base, fd, EV_WRITE | EV_PERSIST, on_writable, ep);
-    ep->decoder.header_have = 0;
-    ep->decoder.error = CHARDEV_OK;
+    chardev_decoder_reset(&ep->decoder); /* a new peer's stream: nothing of the old one's half record */
     if (connecting)
         event_add(ep->wr, NULL);
     else
@@ -198,8 +197,7 @@ static void close_socket(struct chardev_endpoint *ep)
 static void drop_peer(struct chardev_endpoint *ep)
 {
     close_socket(ep);
-    ep->decoder.header_have = 0;
-    ep->decoder.error = CHARDEV_OK;
+    chardev_decoder_reset(&ep->decoder);
     if (!ep->server)
         arm_retry(ep);
 }

@@ -46,6 +46,9 @@ typedef void (*chardev_record_fn)(void *ctx, const uint8_t *record, uint32_t len
 int chardev_decoder_init(struct chardev_decoder *d, bool vnet_hdr);
 void chardev_decoder_free(struct chardev_decoder *d);
 
+/* Forgets any half-read record and a past error: for a new peer's stream. */
+void chardev_decoder_reset(struct chardev_decoder *d);
+
 /* Feeds bytes; returns CHARDEV_OK or the (sticky) error after which the peer must go. */
 enum chardev_error chardev_decoder_feed(struct chardev_decoder *d, const uint8_t *data, size_t n,
                                         chardev_record_fn fn, void *ctx);
