@@ -340,9 +340,10 @@ int socket_mode_run(struct socket_mode *sm)
         event_base_loop(sm->base, EVLOOP_ONCE);
     size_t left = out->out.bytes;
     if (left)
-        fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev before exit\n", left);
+        fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev within %d s of "
+                        "stopping; exiting with status 1\n", left, DRAIN_LIMIT_S);
     print_summary(sm);
-    return 0;
+    return left ? 1 : 0;
 }
 
 void socket_mode_destroy(struct socket_mode *sm)
