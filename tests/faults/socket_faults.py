@@ -45,10 +45,10 @@ def verdict(what, ok):
 class Proxy:
     """colo-proxy compare listening on unix sockets in a directory of its own."""
 
-    def __init__(self, binary, extra=(), notify=False, qmp=None):
+    def __init__(self, binary, extra=(), notify=False, qmp=None, compare_timeout=300):
         self.dir = tempfile.mkdtemp()
         self.path = {n: os.path.join(self.dir, n) for n in ("pin", "sin", "out", "nfy")}
-        cmd = [binary, "compare", "--compare_timeout", "300"]
+        cmd = [binary, "compare", "--compare_timeout", str(compare_timeout)]
         for role, name in (("primary_in", "pin"), ("secondary_in", "sin"), ("outdev", "out")):
             cmd += ["--" + role, "unix:%s,server" % self.path[name]]
         if notify:
@@ -98,7 +98,7 @@ def send(sock, frames_):
 
 def truncated(binary):
     pvm, svm = frames()
-    p = Proxy(binary)
+    p = Proxy(binary, compare_timeout=5000)  # the PVM waits for the new SVM peer: no timeout meanwhile
     send(p.pin, pvm)
     half = drive.record(svm[0], False)
     p.sin.sendall(half[:len(half) // 2])
