@@ -21,6 +21,7 @@
 #define NS_PER_MS 1000000ull
 #define NS_PER_S 1000000000ull
 #define EXPIRE_BUDGET_PER_SCAN 65536
+#define ORPHAN_BLOOM_WORDS 1024 /* 65536 bits */
 
 struct colo_compare {
     struct colo_compare_config cfg;
@@ -29,6 +30,7 @@ struct colo_compare {
     struct conn_table *table;
     struct colo_pkt *age_head, *age_tail;       /* held PVM packets, oldest first */
     struct colo_pkt *orphan_head, *orphan_tail; /* PVM packets the table had no room for */
+    uint64_t orphan_keys[ORPHAN_BLOOM_WORDS];   /* a Bloom filter of the orphans' flow hashes */
     uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
     uint32_t dirty_len, dirty_cap;
     bool checkpoint_pending;
@@ -290,8 +292,30 @@ static void mark_dirty(struct colo_compare *c, struct conn *conn)
 
 /* ---- input ---- */
 
-static void hold_orphan(struct colo_compare *c, struct colo_pkt *p)
+static void bloom_bits(uint32_t hash, uint32_t bit[2])
 {
+    bit[0] = hash & 0xffff;
+    bit[1] = (hash >> 16 ^ hash * 0x9e3779b1u >> 16) & 0xffff;
+}
+
+static void orphan_key_add(struct colo_compare *c, uint32_t hash)
+{
+    uint32_t bit[2];
+    bloom_bits(hash, bit);
+    for (int i = 0; i < 2; i++)
+        c->orphan_keys[bit[i] / 64] |= 1ull << (bit[i] % 64);
+}
+
+static bool orphan_key_maybe(const struct colo_compare *c, uint32_t hash)
+{
+    uint32_t bit[2];
+    bloom_bits(hash, bit);
+    return (c->orphan_keys[bit[0] / 64] >> (bit[0] % 64) & 1) && (c->orphan_keys[bit[1] / 64] >> (bit[1] % 64) & 1);
+}
+
+static void hold_orphan(struct colo_compare *c, struct colo_pkt *p, uint32_t hash)
+{
+    orphan_key_add(c, hash);
     if (c->orphan_tail)
         c->orphan_tail->next = p;
     else
@@ -348,7 +372,7 @@ static void prepare(struct colo_compare *c, enum colo_side side, struct colo_pkt
 }
 
 static void input_with_conn(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
-                            struct conn *conn, uint64_t now)
+                            struct conn *conn, uint32_t hash, uint64_t now)
 {
     if (conn) {
         if (conn->stream.pvm_count == 0 && conn->stream.svm_count == 0 &&
@@ -356,7 +380,7 @@ static void input_with_conn(struct colo_compare *c, enum colo_side side, struct 
             conn->guest_is_1 = p->view.dir_swapped;
         input_one(c, side, p, conn, now);
     } else if (side == SIDE_PVM) {
-        hold_orphan(c, p);
+        hold_orphan(c, p, hash);
     } else {
         c->stats.svm_untracked++;
         c->ops.discard(c->ctx, p);
@@ -364,14 +388,16 @@ static void input_with_conn(struct colo_compare *c, enum colo_side side, struct 
 }
 
 /*
- * While PVM packets wait as orphans (the table was full), no connection is
- * created: a packet of an orphaned connection must not overtake the orphans of
- * its own connection by finding an entry freed meanwhile. The checkpoint that
- * releases the orphans lets connections be created again.
+ * A packet of a connection that has orphans (PVM packets the full table had no
+ * room for) must not overtake them by finding an entry freed meanwhile: while
+ * orphans wait, a connection whose key may be among theirs (the Bloom filter
+ * says so) is not created, and its packets become orphans too. Other new
+ * connections are created as usual. The checkpoint that releases the orphans
+ * clears the filter.
  */
 static struct conn *find_conn(struct colo_compare *c, const struct pkt_view *v, uint32_t hash, uint64_t now)
 {
-    if (c->orphan_head)
+    if (c->orphan_head && orphan_key_maybe(c, hash))
         return conn_lookup(c->table, &v->key, hash);
     return conn_lookup_or_create(c->table, &v->key, hash, (uint32_t)(now / NS_PER_S));
 }
@@ -380,8 +406,8 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
                         uint64_t now)
 {
     prepare(c, side, p, now);
-    struct conn *conn = find_conn(c, &p->view, flow_key_hash(&p->view.key), now);
-    input_with_conn(c, side, p, conn, now);
+    uint32_t hash = flow_key_hash(&p->view.key);
+    input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
 }
 
 #define BURST_MAX 64
@@ -400,7 +426,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
             conn_prefetch_entry(c->table, hashes[i]);
         for (unsigned i = 0; i < chunk; i++) {
             prepare(c, side, pkts[i], now);
-            input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), now);
+            input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), hashes[i], now);
         }
         pkts += chunk;
         n -= chunk;
@@ -459,6 +485,8 @@ static void flush_everything(struct colo_compare *c, enum release_reason why)
         p->next = NULL;
         release(c, p, why);
     }
+    if (c->orphan_tail)
+        memset(c->orphan_keys, 0, sizeof(c->orphan_keys));
     c->orphan_tail = NULL;
     c->checkpoint_pending = false;
     c->request_deferred = false; /* whatever it was for has just been flushed */

@@ -475,8 +475,11 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
         out->ports[r].tx_pending = p->txq[r].count;
         out->ports[r].tx_partial_bursts = p->txq[r].partial_bursts;
     }
-    if (p->engine)
+    if (p->engine) {
         out->compare = *colo_compare_stats(p->engine);
+        out->conns = *conn_table_stats(colo_compare_table(p->engine));
+        out->conns_max = p->cfg.compare.max_conns;
+    }
     if (p->rewriter)
         out->rewrite = *seq_rewriter_stats(p->rewriter);
     out->heartbeat = p->hb;

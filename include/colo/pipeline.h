@@ -74,6 +74,8 @@ struct pipeline_stats {
     struct mirror_stats mirror;
     uint64_t pvm_not_from_vm, link_not_from_vm;
     struct colo_compare_stats compare;
+    struct conn_table_stats conns;  /* primary: the compare engine's connection table */
+    uint32_t conns_max;
     struct seq_rewriter_stats rewrite;
     uint64_t iterations, idle_iterations;
     uint64_t control_ring_full;

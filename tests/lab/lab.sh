@@ -30,6 +30,9 @@ p=cl$$
 work=$(mktemp -d /tmp/colo-lab.XXXXXX)
 pids=()
 failures=0
+proxy_extra=()
+flood_s=${LAB_FLOOD_S:-8}
+flood_conns=${LAB_FLOOD_CONNS:-4096}
 
 [ -x "$proxy" ] || { echo "lab: $proxy is missing; run scripts/build release first" >&2; exit 2; }
 [ "$(id -u)" = 0 ] || { echo "lab: needs root (network namespaces)" >&2; exit 2; }
@@ -113,13 +116,13 @@ start_proxies() {
     bg_in_ns ph "$proxy" run $(eal pri 0) $(afp 0 cli) $(afp 1 pvm) $(afp 2 lnk) -- \
         --role primary --client-port net_af_packet0 --pvm-port net_af_packet1 \
         --link-port net_af_packet2 --control "$work/primary.sock" --idle-sleep-us 20 \
-        --vm-mac 52:54:00:77:00:02 --mbufs 32768 >"$work/primary.log" 2>&1
+        --vm-mac 52:54:00:77:00:02 --mbufs 32768 "${proxy_extra[@]}" >"$work/primary.log" 2>&1
     primary_pid=$!
     # shellcheck disable=SC2046
     bg_in_ns sh "$proxy" run $(eal sec 1) $(afp 0 lnk) $(afp 1 svm) $(afp 2 cli) -- \
         --role secondary --link-port net_af_packet0 --svm-port net_af_packet1 --client-port net_af_packet2 \
         --vm-mac 52:54:00:77:00:02 --control "$work/secondary.sock" --idle-sleep-us 20 --mbufs 32768 \
-        >"$work/secondary.log" 2>&1
+        "${proxy_extra[@]}" >"$work/secondary.log" 2>&1
     secondary_pid=$!
     for side in primary secondary; do
         for _ in $(seq 100); do [ -S "$work/$side.sock" ] && break; sleep 0.1; done
@@ -241,6 +244,43 @@ scenario_diverge() {
     check "the checkpoint listener saw exactly that request" [ "$(cat "$work/checkpoints.log")" = divergence ]
 }
 
+rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
+
+scenario_flood() {
+    say "scenario flood: SYNs from 100 addresses for ${flood_s}s (a table of $flood_conns connections) while a download and a request loop run"
+    make_content "$work/www"
+    head -c 50M /dev/urandom >"$work/www/big"
+    local sha sources=() before after
+    sha=$(sha256sum "$work/www/big" | cut -d' ' -f1)
+    start_servers "$work/www" "$work/www"
+    for i in $(seq 100 199); do
+        ip -n "$p-cli" addr add "10.77.0.$i/24" dev br0
+        sources+=("10.77.0.$i")
+    done
+    python3 "$here/labctl.py" "$work/primary.sock" agent 20 "$work/checkpoints.log" & # QEMU: 20 ms checkpoints
+    pids+=($!)
+    before=$(rss_kib "$primary_pid")
+    ip netns exec "$p-cli" python3 "$here/labclient.py" download 10.77.0.2 /big "$sha" >"$work/download.log" 2>&1 &
+    local download=$!
+    ip netns exec "$p-cli" python3 "$here/labclient.py" requests 10.77.0.2 200 27000 "$work/www/index.html" \
+        >"$work/loop.log" 2>&1 &
+    local loop=$!
+    in_ns cli python3 "$here/synflood.py" 10.77.0.2 80 "$flood_s" "${sources[@]}" | tee "$work/flood.log"
+    after=$(rss_kib "$primary_pid")
+    check "an established 50 MB download went on through the flood, correct bytes" wait "$download"
+    check "200 requests over fresh connections during the flood, correct bytes" wait "$loop"
+    check "the flood reached the proxy: over 10000 connections tracked in all" \
+        [ "$(stat_of primary "conns['created']")" -gt 10000 ]
+    check "the table never held more than its bound ($flood_conns)" \
+        [ "$(stat_of primary "conns['in_use']")" -le "$flood_conns" ]
+    say "primary: resident $before KiB before, $after KiB after; connections $(stat_of primary conns)"
+    check "the primary's memory stayed flat (grew $(((after - before) / 1024)) MiB, bound 16)" \
+        [ $((after - before)) -le 16384 ]
+    check "every PVM frame released (accounting)" accounting_holds
+    check "the primary stayed in COLO (it did not lose the secondary)" [ "$(stat_of primary alone)" = False ]
+    say "checkpoint requests by reason: $(stat_of primary checkpoint_requests); released by reason: $(stat_of primary released); checkpoints done: $(stat_of primary checkpoints_done)"
+}
+
 # What the client side sees from the VM's MAC that announces it: RARP and gratuitous ARP.
 watch_announcements() {
     bg_in_ns cli tcpdump -Z root -q -U -n -i eth1 -w "$work/announce.pcap" \
@@ -337,6 +377,7 @@ run_scenario() {
 
 case "$scenario" in
 identical | diverge | link_cut) run_scenario "$scenario" ;;
+flood) proxy_extra=(--max-conns "$flood_conns"); run_scenario flood ;;
 failover-primary | failover-secondary) run_scenario failover "${scenario#failover-}" ;;
 failover) run_scenario failover primary; run_scenario failover secondary; run_scenario link_cut ;;
 all)
@@ -345,8 +386,10 @@ all)
     run_scenario failover primary
     run_scenario failover secondary
     run_scenario link_cut
+    proxy_extra=(--max-conns "$flood_conns")
+    run_scenario flood
     ;;
-*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|all]" >&2; exit 2 ;;
+*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|flood|all]" >&2; exit 2 ;;
 esac
 say "$failures failed"
 exit $((failures > 0))

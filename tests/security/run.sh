@@ -19,6 +19,8 @@ as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 caps=(--inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin)
 nocaps=(--inh-caps=-all --ambient-caps=-all --bounding-set=-all)
 cleanup() {
+    ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true # deleting a namespace kills nothing
+    [ -n "${cpid:-}" ] && kill -9 "$cpid" 2>/dev/null
     jobs -p | xargs -r kill 2>/dev/null || true
     wait 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
@@ -72,8 +74,10 @@ refused_to_others() {
 check "another unprivileged user cannot connect to it (permission denied)" refused_to_others
 check "it listens on no TCP or UDP port" \
     sh -c "! ip netns exec '$ns' ss -Htulnp | grep -q 'pid=$proxy_pid,'"
-kill "$pid"
+kill "$proxy_pid" 2>/dev/null || true
 wait "$pid" 2>/dev/null || true
+for _ in $(seq 50); do kill -0 "$proxy_pid" 2>/dev/null || break; sleep 0.1; done
+check "the data plane stopped on SIGTERM" sh -c "! kill -0 '$proxy_pid' 2>/dev/null"
 
 # Socket mode: nobody, no capability at all, unix sockets in a directory it may write.
 "$tools/make_trace" 512 20000 8 "$work/pvm.pcap" "$work/svm.pcap"
