@@ -255,14 +255,14 @@ static void feed_side(struct colo_compare *e, struct counters *cnt, enum colo_si
 static int run_trace(const char *pvm_pcap, const char *svm_pcap)
 {
     struct trace probe;
-    if (trace_load(&probe, pvm_pcap, svm_pcap, 1) != 0)
+    if (trace_load(&probe, pvm_pcap, svm_pcap, 0, 1) != 0)
         return 1;
     size_t once = probe.pvm_count ? probe.pvm_count : 1;
     trace_free(&probe);
     unsigned passes = (unsigned)(1000000 / once) + 1;
     passes = passes > 250 ? 250 : passes;
     struct trace t;
-    if (trace_load(&t, pvm_pcap, svm_pcap, passes) != 0)
+    if (trace_load(&t, pvm_pcap, svm_pcap, 0, passes) != 0)
         return 1;
     struct colo_pkt *pkts = calloc(t.count ? t.count : 1, sizeof(*pkts));
     for (size_t i = 0; i < t.count; i++) { /* parsed outside the timed part */

@@ -1,14 +1,15 @@
 /*
  * chardev_load.c — a load generator for anything that speaks colo-compare's sockets.
  *
- *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L]
- *                [--rate R --latency-file F] [--notify NOTIFY_DEV]
+ *   chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L [--first-pass N]]
+ *                [--rate R --latency-file F] [--notify NOTIFY_DEV [--periodic-checkpoint-ms MS]]
  *
  * Each socket is a TCP port on 127.0.0.1 or, when it starts with '/', a unix
  * socket path. Connects to the three sockets (the target listens on all three:
  * colo-proxy compare with ",server" endpoints, or QEMU's colo-compare with
  * server=on chardevs) and replays a PVM/SVM pcap pair (pcap_trace.h; L passes of
- * it as new connections) as PVM and SVM records, from one thread: each run of
+ * it as new connections, numbered from N so that runs against one target differ)
+ * as PVM and SVM records, from one thread: each run of
  * one side's records in the trace's time order is written at once. Another
  * thread reads the released records from outdev and finds each among the PVM
  * records sent. It prints one line:
@@ -26,6 +27,8 @@
  * then gains the number of DO_CHECKPOINT words and the median time from writing
  * an SVM record that differs from its PVM twin to the first request after it, in
  * microseconds. A trace with divergences needs --notify to complete its checkpoints.
+ * With --periodic-checkpoint-ms, it also takes a checkpoint that often unasked
+ * (QEMU's timer), the same way; the line then ends with how many it took.
  * bench/make_trace writes the synthetic scenarios' pairs. Nothing is asserted;
  * bench/run-socket and bench/run compare targets side by side.
  */
@@ -61,6 +64,9 @@ struct load {
     bool stop_wanted, stopped, writer_done;
     uint32_t pvm_written;   /* PVM records written so far */
     uint32_t svm_floor;     /* the SVM restarted here: its records for earlier PVM records are never sent */
+    pthread_mutex_t one_checkpoint; /* requested and periodic checkpoints never overlap */
+    double periodic_s;      /* > 0: a checkpoint this often, unasked, as QEMU's own timer takes them */
+    uint64_t periodic_done;
 };
 
 static double now_s(void)
@@ -97,6 +103,15 @@ static void send_word(int fd, const char *word)
     write_all(fd, rec, RECORD_HEADER + len);
 }
 
+static void sleep_until(double due)
+{
+    double wait = due - now_s();
+    if (wait > 0) { /* sleep, not spin: the target and the reader need the cores */
+        struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
+        nanosleep(&ts, NULL);
+    }
+}
+
 /* Waits (up to a second) until the peer has read everything written on fd. */
 static void wait_read_by_peer(int fd)
 {
@@ -115,6 +130,7 @@ static void wait_read_by_peer(int fd)
  */
 static void checkpoint(struct load *l)
 {
+    pthread_mutex_lock(&l->one_checkpoint);
     pthread_mutex_lock(&l->lock);
     l->stop_wanted = true;
     while (!l->stopped && !l->writer_done)
@@ -129,6 +145,20 @@ static void checkpoint(struct load *l)
     l->stop_wanted = false;
     pthread_cond_broadcast(&l->changed);
     pthread_mutex_unlock(&l->lock);
+    pthread_mutex_unlock(&l->one_checkpoint);
+}
+
+/* QEMU's periodic checkpoints: taken on a timer, whether or not the proxy asked. */
+static void *periodic_main(void *arg)
+{
+    struct load *l = arg;
+    for (;;) {
+        sleep_until(now_s() + l->periodic_s);
+        if (__atomic_load_n(&l->writer_done, __ATOMIC_ACQUIRE))
+            return NULL;
+        checkpoint(l);
+        l->periodic_done++;
+    }
 }
 
 /* The Xen COLO frame's side of notify_dev: every DO_CHECKPOINT is a checkpoint done at once. */
@@ -169,15 +199,6 @@ static void note_divergence(const struct load *l, bool divergent)
 {
     if (divergent && !l->pending_divergence)
         ((struct load *)l)->pending_divergence = now_s();
-}
-
-static void sleep_until(double due)
-{
-    double wait = due - now_s();
-    if (wait > 0) { /* sleep, not spin: the target and the reader need the cores */
-        struct timespec ts = { (time_t)wait, (long)((wait - (double)(time_t)wait) * 1e9) };
-        nanosleep(&ts, NULL);
-    }
 }
 
 /* An SVM record for a PVM record before the SVM's restart point: the restarted SVM never sends it. */
@@ -324,8 +345,8 @@ static void report_latency(double *lat, uint64_t n, const char *path)
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L]\n"
-                    "         [--rate R --latency-file F] [--notify NOTIFY_DEV]\n"
+    fprintf(stderr, "usage: chardev_load PRIMARY_IN SECONDARY_IN OUTDEV PID --pcap-pvm F --pcap-svm F [--loops L [--first-pass N]]\n"
+                    "         [--rate R --latency-file F] [--notify NOTIFY_DEV [--periodic-checkpoint-ms MS]]\n"
                     "  (each socket a TCP port on 127.0.0.1, or a unix socket path)\n");
     exit(2);
 }
@@ -401,9 +422,10 @@ int main(int argc, char **argv)
 {
     if (argc < 5 || (argc - 5) % 2)
         usage();
-    struct load l = { .notify = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER };
+    struct load l = { .notify = -1, .lock = PTHREAD_MUTEX_INITIALIZER, .changed = PTHREAD_COND_INITIALIZER,
+                      .one_checkpoint = PTHREAD_MUTEX_INITIALIZER };
     const char *latency_file = NULL, *notify = NULL, *pcap_pvm = NULL, *pcap_svm = NULL;
-    unsigned loops = 1;
+    unsigned loops = 1, first_pass = 0;
     for (int a = 5; a < argc; a += 2) {
         if (strcmp(argv[a], "--rate") == 0)
             l.rate = atof(argv[a + 1]);
@@ -415,14 +437,18 @@ int main(int argc, char **argv)
             pcap_pvm = argv[a + 1];
         else if (strcmp(argv[a], "--pcap-svm") == 0)
             pcap_svm = argv[a + 1];
+        else if (strcmp(argv[a], "--periodic-checkpoint-ms") == 0)
+            l.periodic_s = atof(argv[a + 1]) / 1000.0;
+        else if (strcmp(argv[a], "--first-pass") == 0)
+            first_pass = (unsigned)atoi(argv[a + 1]);
         else if (strcmp(argv[a], "--loops") == 0)
             loops = (unsigned)atoi(argv[a + 1]);
         else
             usage();
     }
-    if (!pcap_pvm || !pcap_svm || (l.rate > 0) != (latency_file != NULL) || !loops)
+    if (!pcap_pvm || !pcap_svm || (l.rate > 0) != (latency_file != NULL) || !loops || (l.periodic_s > 0 && !notify))
         usage();
-    if (trace_load(&l.trace, pcap_pvm, pcap_svm, loops) != 0)
+    if (trace_load(&l.trace, pcap_pvm, pcap_svm, first_pass, loops) != 0)
         return 2;
     size_t packets = l.trace.pvm_count ? l.trace.pvm_count : 1;
     struct outcome o = { 0 };
@@ -439,6 +465,11 @@ int main(int argc, char **argv)
         l.notify = sock_endpoint_connect(notify, "chardev_load");
         l.request_delay = calloc(packets, sizeof(double));
         pthread_create(&notifier, NULL, notify_main, &l);
+        if (l.periodic_s > 0) {
+            pthread_t periodic;
+            pthread_create(&periodic, NULL, periodic_main, &l);
+            pthread_detach(periodic);
+        }
     }
     usleep(200000); /* let the target see all its peers */
     double cpu0 = cpu_seconds(pid), t0 = now_s();
@@ -452,7 +483,8 @@ int main(int argc, char **argv)
     if (o.latency)
         report_latency(o.latency, o.measured, latency_file);
     if (notify)
-        printf(" %lu %.1f", (unsigned long)l.requests, median_of(l.request_delay, l.timed) * 1e6);
+        printf(" %lu %.1f %lu", (unsigned long)l.requests, median_of(l.request_delay, l.timed) * 1e6,
+               (unsigned long)l.periodic_done);
     printf("\n");
     if (o.foreign)
         fprintf(stderr, "foreign %lu\n", (unsigned long)o.foreign);

@@ -89,13 +89,15 @@ static int by_key(const void *a, const void *b)
     return x->ord < y->ord ? -1 : x->ord > y->ord;
 }
 
-/* Pass `loop` of an IPv4 frame: other addresses, so other connections. */
-static void shift_ipv4(uint8_t *frame, uint32_t len, unsigned loop)
+/* Pass `pass` of an IPv4 frame: other addresses (second and third octets), so other connections. */
+static void shift_ipv4(uint8_t *frame, uint32_t len, unsigned pass)
 {
     if (len < ETH_HEADER + 20 || frame[12] != 0x08 || frame[13] != 0x00)
         return;
-    frame[ETH_HEADER + 12 + 2] = (uint8_t)(frame[ETH_HEADER + 12 + 2] + loop);
-    frame[ETH_HEADER + 16 + 2] = (uint8_t)(frame[ETH_HEADER + 16 + 2] + loop);
+    for (int addr = 12; addr <= 16; addr += 4) {
+        frame[ETH_HEADER + addr + 1] = (uint8_t)(frame[ETH_HEADER + addr + 1] + (pass >> 8));
+        frame[ETH_HEADER + addr + 2] = (uint8_t)(frame[ETH_HEADER + addr + 2] + pass);
+    }
 }
 
 static uint8_t *record_bytes(const uint8_t *frame, uint32_t len, unsigned loop)
@@ -211,7 +213,7 @@ static int index_pvm(struct trace *t)
     return rc;
 }
 
-static int render(struct trace *t, struct frame *f, size_t n, unsigned loops)
+static int render(struct trace *t, struct frame *f, size_t n, unsigned first_pass, unsigned loops)
 {
     size_t total = n * loops;
     t->records = calloc(total ? total : 1, sizeof(*t->records));
@@ -222,7 +224,7 @@ static int render(struct trace *t, struct frame *f, size_t n, unsigned loops)
             struct trace_record *r = &t->records[t->count];
             r->side = f[i].side;
             r->len = RECORD_HEADER + f[i].rec->len;
-            r->bytes = record_bytes(f[i].rec->data, f[i].rec->len, loop);
+            r->bytes = record_bytes(f[i].rec->data, f[i].rec->len, first_pass + loop);
             if (!r->bytes)
                 return -1;
             t->count++;
@@ -232,7 +234,7 @@ static int render(struct trace *t, struct frame *f, size_t n, unsigned loops)
     return 0;
 }
 
-int trace_load(struct trace *t, const char *pvm_pcap, const char *svm_pcap, unsigned loops)
+int trace_load(struct trace *t, const char *pvm_pcap, const char *svm_pcap, unsigned first_pass, unsigned loops)
 {
     memset(t, 0, sizeof(*t));
     struct pcap_trace side[2];
@@ -254,7 +256,7 @@ int trace_load(struct trace *t, const char *pvm_pcap, const char *svm_pcap, unsi
             f[k] = (struct frame){ side[i].records[j].ts_ns, (uint32_t)j, (uint8_t)i, &side[i].records[j] };
     if (f) {
         qsort(f, n, sizeof(*f), by_time);
-        rc = render(t, f, n, loops);
+        rc = render(t, f, n, first_pass, loops);
     }
     if (rc == 0)
         rc = index_pvm(t);

@@ -3,9 +3,10 @@
  *
  * Loads two pcap files (libpcap: classic or pcapng, Ethernet), merges their frames
  * by time (the PVM's first at equal times, file order within a side) and renders
- * them as chardev records, `loops` times over: each pass moves every IPv4 frame to
- * other addresses (the third octet of source and destination plus the pass
- * number), so each pass is new connections to the proxy, not retransmissions.
+ * them as chardev records, `loops` times over: pass k (numbered from first_pass)
+ * moves every IPv4 frame to other addresses (the second and third octets of
+ * source and destination plus k), so each pass is new connections to the proxy,
+ * not retransmissions; 65536 passes before addresses repeat.
  * Frames of other kinds repeat as they are.
  *
  * It also indexes the trace for checking what comes back: which connection each
@@ -43,7 +44,7 @@ struct trace {
 };
 
 /* 0, or -1 with a line on stderr naming the file. */
-int trace_load(struct trace *t, const char *pvm_pcap, const char *svm_pcap, unsigned loops);
+int trace_load(struct trace *t, const char *pvm_pcap, const char *svm_pcap, unsigned first_pass, unsigned loops);
 void trace_free(struct trace *t);
 
 /* The PVM record (by pvm_ord) a released frame is, first unmatched one first; -1 if none. */

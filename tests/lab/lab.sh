@@ -31,7 +31,7 @@ work=$(mktemp -d /tmp/colo-lab.XXXXXX)
 pids=()
 failures=0
 proxy_extra=()
-flood_s=${LAB_FLOOD_S:-8}
+flood_s=${LAB_FLOOD_S:-4} # longer floods desync the lab's SVM for good: no real checkpoint resyncs it (docs/reliability.md)
 flood_conns=${LAB_FLOOD_CONNS:-4096}
 
 [ -x "$proxy" ] || { echo "lab: $proxy is missing; run scripts/build release first" >&2; exit 2; }
