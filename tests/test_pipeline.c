@@ -57,6 +57,9 @@ static void make_port(struct ring_port *rp, const char *what, unsigned tx_size)
     snprintf(rp->id, sizeof(rp->id), "%d", id);
 }
 
+/* The pipeline's idea of its pool size (its pool_low threshold is 3/4 of it). */
+static uint32_t bench_nb_mbufs = 2048;
+
 /* `secondary_client`: the secondary also gets a client port (it can take over). */
 static void bench_up_ports(struct bench *b, enum colo_role role, unsigned client_tx_size,
                            uint32_t heartbeat_ms, bool secondary_client)
@@ -72,7 +75,7 @@ static void bench_up_ports(struct bench *b, enum colo_role role, unsigned client
     pipeline_config_default(&cfg);
     cfg.heartbeat_ms = heartbeat_ms; /* 0 in most tests: they count frames on the link */
     cfg.role = role;
-    cfg.nb_mbufs = 2048;
+    cfg.nb_mbufs = bench_nb_mbufs;
     cfg.compare.max_conns = 1024;
     cfg.rewrite_max_conns = 1024;
     static const char *const what[PORT_ROLE_COUNT] = { "client", "pvm", "link", "svm" };
@@ -263,6 +266,27 @@ static void test_divergence_requests_checkpoint_over_the_ring(void **state)
     control(&b, MSG_CHECKPOINT_DONE, NULL);
     poll_n(&b, 1);
     assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    bench_down(&b);
+}
+
+static void test_pool_running_low_requests_a_checkpoint(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_nb_mbufs = 1000; /* asks at 750 held frames */
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    bench_nb_mbufs = 2048;
+    uint32_t reason = 99;
+    for (uint32_t i = 0; i < 800; i++) { /* PVM output the SVM never matches: all held */
+        send_on(&b, PORT_PVM, frame(&b, false, 5001 + i, 101, TCPF_ACK | TCPF_PSH, "x"));
+        poll_n(&b, 1);
+    }
+    assert_true(event(&b, MSG_CHECKPOINT_REQUEST, &reason));
+    assert_int_equal(reason, CKPT_POOL_LOW);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0);
+    control(&b, MSG_CHECKPOINT_DONE, NULL);
+    poll_n(&b, 2);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 800); /* nothing lost */
     bench_down(&b);
 }
 
@@ -575,6 +599,7 @@ int main(void)
         cmocka_unit_test(test_client_frames_reach_pvm_and_link_without_copy),
         cmocka_unit_test(test_pvm_output_released_after_svm_match),
         cmocka_unit_test(test_divergence_requests_checkpoint_over_the_ring),
+        cmocka_unit_test(test_pool_running_low_requests_a_checkpoint),
         cmocka_unit_test(test_partial_transmits_are_retried_in_order),
         cmocka_unit_test(test_secondary_rewrites_both_directions),
         cmocka_unit_test(test_stats_snapshot_over_the_rings),

@@ -14,6 +14,8 @@ left on outdev, exactly once (PVM records in = released, and outdev got them all
   qmp-garbage   the QMP peer answers with bytes that are not QMP: dropped, reconnected
                 with back-off, logged a few times at most, the data path unaffected
   qmp-stall     the QMP peer accepts and never speaks: the data path is unaffected
+  qemu-restart  a real QEMU 7.2 behind --qmp is killed and started again: reconnected,
+                logged once, the data path carries on
   sigterm       SIGTERM while PVM records are held: they are released, exit status 0
   flood         divergent SVM records for 2 s, checkpoints done at once: requests come no
                 faster than --checkpoint-min-interval, and the waits are counted
@@ -179,6 +181,47 @@ def bad_qmp(binary, mode):
             rc == 0 and got_in == released == len(pvm))
 
 
+def qemu_restart(binary):
+    """A real QEMU 7.2's monitor goes away (QEMU killed) and a new QEMU comes up on the same socket."""
+    pvm, svm = frames()
+    qmp = os.path.join(tempfile.mkdtemp(), "qmp.sock")
+
+    def start_qemu():
+        q = subprocess.Popen(["qemu-system-x86_64", "-M", "none", "-nodefaults", "-display", "none",
+                              "-qmp", "unix:%s,server=on,wait=off" % qmp], stderr=subprocess.DEVNULL)
+        for _ in range(100):
+            if os.path.exists(qmp):
+                break
+            time.sleep(0.05)
+        return q
+
+    q = start_qemu()
+    p = Proxy(binary, qmp=qmp)
+    time.sleep(1)
+    q.kill()
+    q.wait()
+    os.unlink(qmp)
+    send(p.pin, pvm[:len(pvm) // 2])
+    send(p.sin, svm[:len(svm) // 2])
+    time.sleep(1)
+    q = start_qemu()
+    time.sleep(3)  # the proxy's back-off finds it
+    send(p.pin, pvm[len(pvm) // 2:])
+    send(p.sin, svm[len(svm) // 2:])
+    out = drive.read_records(p.out, len(pvm), False, 10)
+    rc, log = p.stop()
+    q.kill()
+    q.wait()
+    connected = log.count("qmp: connected")
+    verdict("qemu-restart: QEMU killed and started again: the proxy reconnected (%d connections), lost the "
+            "connection once in the log (%d), and the data path carried on (%d of %d out)"
+            % (connected, log.count("qmp: lost the connection"), len(out), len(pvm)),
+            connected >= 2 and log.count("qmp: lost the connection") == 1 and len(out) == len(pvm))
+    got_in, released = summary(log)
+    verdict("qemu-restart: accounting holds (%d in, %d released), exit status %d" % (got_in, released, rc),
+            rc == 0 and got_in == released == len(pvm))
+
+
 def sigterm(binary):
     pvm, _ = frames()
     p = Proxy(binary)
@@ -274,6 +317,7 @@ def main():
     silent_svm(binary)
     bad_qmp(binary, "garbage")
     bad_qmp(binary, "stall")
+    qemu_restart(binary)
     sigterm(binary)
     flood(binary)
     print("faults: %d failed" % FAILURES)
