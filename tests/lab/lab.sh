@@ -31,6 +31,9 @@ work=$(mktemp -d /tmp/colo-lab.XXXXXX)
 pids=()
 failures=0
 proxy_extra=()
+bad_link=0
+bad_loss=${LAB_BAD_LOSS:-0.01}
+bad_reorder=${LAB_BAD_REORDER:-0.02}
 flood_s=${LAB_FLOOD_S:-4} # longer floods desync the lab's SVM for good: no real checkpoint resyncs it (docs/reliability.md)
 flood_conns=${LAB_FLOOD_CONNS:-4096}
 
@@ -40,7 +43,7 @@ flood_conns=${LAB_FLOOD_CONNS:-4096}
 cleanup() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     sleep 0.3
-    for ns in cli pvm svm ph sh; do
+    for ns in cli pvm svm ph sh wire; do
         ip netns pids "$p-$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true
         ip netns del "$p-$ns" 2>/dev/null || true
     done
@@ -88,7 +91,15 @@ build_lab() {
     veth cli eth1 sh cli
     veth pvm eth0 ph pvm
     veth svm eth0 sh svm
-    veth ph lnk sh lnk
+    if [ "$bad_link" = 1 ]; then # the link through a bad cable (badwire.py): drops and reorders
+        quiet_ns wire
+        veth ph lnk wire left
+        veth wire right sh lnk
+        bg_in_ns wire python3 "$here/badwire.py" left right "$bad_loss" "$bad_reorder" >"$work/badwire.log" 2>&1
+        wire_pid=$!
+    else
+        veth ph lnk sh lnk
+    fi
     ip -n "$p-cli" link add br0 type bridge
     ip -n "$p-cli" link set br0 address 52:54:00:77:00:01
     ip -n "$p-cli" link set eth0 master br0
@@ -244,6 +255,22 @@ scenario_diverge() {
     check "the checkpoint listener saw exactly that request" [ "$(cat "$work/checkpoints.log")" = divergence ]
 }
 
+scenario_bad_link() {
+    say "scenario bad_link: the link between the proxies drops ${bad_loss} and reorders ${bad_reorder} of its frames"
+    python3 "$here/labctl.py" "$work/primary.sock" agent 20 "$work/checkpoints.log" &
+    pids+=($!)
+    make_content "$work/www"
+    start_servers "$work/www" "$work/www"
+    check "300 requests over fresh connections, correct bytes" \
+        in_ns cli python3 "$here/labclient.py" requests 10.77.0.2 300 28000 "$work/www/index.html"
+    check "every PVM frame released (accounting)" accounting_holds
+    kill "$wire_pid"
+    wait "$wire_pid" 2>/dev/null || true
+    say "$(cat "$work/badwire.log"); checkpoint requests by reason: $(stat_of primary checkpoint_requests)"
+    check "the wire did drop and reorder frames" grep -qE "[1-9][0-9]* dropped, [1-9][0-9]* reordered" "$work/badwire.log"
+    check "the primary stayed in COLO" [ "$(stat_of primary alone)" = False ]
+}
+
 rss_kib() { awk '/^VmRSS/ {print $2}' "/proc/$1/status"; }
 
 scenario_flood() {
@@ -372,12 +399,13 @@ run_scenario() {
     for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
     wait 2>/dev/null || true
     pids=()
-    for ns in cli pvm svm ph sh; do ip netns del "$p-$ns" 2>/dev/null || true; done
+    for ns in cli pvm svm ph sh wire; do ip netns del "$p-$ns" 2>/dev/null || true; done
 }
 
 case "$scenario" in
 identical | diverge | link_cut) run_scenario "$scenario" ;;
 flood) proxy_extra=(--max-conns "$flood_conns"); run_scenario flood ;;
+bad_link) bad_link=1; run_scenario bad_link ;;
 failover-primary | failover-secondary) run_scenario failover "${scenario#failover-}" ;;
 failover) run_scenario failover primary; run_scenario failover secondary; run_scenario link_cut ;;
 all)
@@ -388,8 +416,11 @@ all)
     run_scenario link_cut
     proxy_extra=(--max-conns "$flood_conns")
     run_scenario flood
+    proxy_extra=()
+    bad_link=1
+    run_scenario bad_link
     ;;
-*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|flood|all]" >&2; exit 2 ;;
+*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|flood|bad_link|all]" >&2; exit 2 ;;
 esac
 say "$failures failed"
 exit $((failures > 0))
