@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""synflood.py DST PORT SECONDS SRC... — TCP SYNs to DST:PORT as fast as one core sends them.
+"""synflood.py DST PORT SECONDS RATE SRC... — TCP SYNs to DST:PORT, RATE per second at most.
 
 Each SYN comes from one of the SRC addresses (which the sender's namespace owns, so the
 guest's SYN-ACKs reach it and its kernel resets them) and a source port of its own: every
@@ -32,10 +32,14 @@ def syn(src, dst, sport, dport, seq):
 
 
 def main():
-    dst, dport, seconds, sources = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:]
+    dst, dport, seconds, rate, sources = sys.argv[1], int(sys.argv[2]), float(sys.argv[3]), float(sys.argv[4]), \
+        sys.argv[5:]
     s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_RAW)
     sent, t0, port = 0, time.time(), 1024
     while time.time() - t0 < seconds:
+        ahead = sent / rate - (time.time() - t0)
+        if ahead > 0:
+            time.sleep(ahead)
         for src in sources:
             port = port + 1 if port < 65000 else 1024
             try:
