@@ -19,12 +19,14 @@ as_nobody=(setpriv --reuid=65534 --regid=65534 --clear-groups)
 caps=(--inh-caps=-all,+net_raw,+net_admin --ambient-caps=-all,+net_raw,+net_admin)
 nocaps=(--inh-caps=-all --ambient-caps=-all --bounding-set=-all)
 cleanup() {
+    local rc=$?
     ip netns pids "$ns" 2>/dev/null | xargs -r kill -9 2>/dev/null || true # deleting a namespace kills nothing
-    [ -n "${cpid:-}" ] && kill -9 "$cpid" 2>/dev/null
+    if [ -n "${cpid:-}" ]; then kill -9 "$cpid" 2>/dev/null || true; fi
     jobs -p | xargs -r kill 2>/dev/null || true
     wait 2>/dev/null || true
     ip netns del "$ns" 2>/dev/null || true
     rm -rf "$work"
+    exit "$rc" # the checks' verdict, not the last clean-up command's
 }
 trap cleanup EXIT
 check() { # DESCRIPTION COMMAND...
