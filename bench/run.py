@@ -312,17 +312,19 @@ def trace_pairs():
     return [(n, os.path.join(d, n + "-pvm.pcap"), os.path.join(d, n + "-svm.pcap")) for n in FIXTURE_PAIRS]
 
 
+def add_checkpointed(fig, base, r):
+    """The figures of a replay with checkpoints played on notify_dev."""
+    for name, i in (("pps", 0), ("reordered", 3), ("lost", 4), ("requests", 5)):
+        fig.add(base + "/" + name, r[i])
+
+
 def traces(fig, quick, tmp):
     loops = 40 if quick else 200
     for name, pvm, svm in trace_pairs():
         for target in ("colo-proxy", "qemu"):
             r, _ = drive(target, "unix", (pvm, svm), tmp, notify=True, loops=loops)
             if len(r) >= 7:
-                base = "traces/%s/%s" % (target, name)
-                fig.add(base + "/pps", r[0])
-                fig.add(base + "/reordered", r[3])
-                fig.add(base + "/lost", r[4])
-                fig.add(base + "/requests", r[5])
+                add_checkpointed(fig, "traces/%s/%s" % (target, name), r)
 
 
 DIVERGE_EVERY = (0, 100000, 10000, 1000, 100)
@@ -335,13 +337,9 @@ def divergence(fig, quick, tmp):
             pair = make_trace(tmp, 64, packets, 8, diverge_every=every)
             r, _ = drive(target, "unix", pair, tmp, notify=True)
             if len(r) >= 7:
-                base = "divergence/%s/%d" % (target, every)
-                fig.add(base + "/pps", r[0])
-                fig.add(base + "/reordered", r[3])
-                fig.add(base + "/lost", r[4])
-                fig.add(base + "/requests", r[5])
+                add_checkpointed(fig, "divergence/%s/%d" % (target, every), r)
                 if every:
-                    fig.add(base + "/to_request_us", r[6])
+                    fig.add("divergence/%s/%d/to_request_us" % (target, every), r[6])
 
 
 # ---- output ----
