@@ -34,6 +34,7 @@ struct colo_compare {
     uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
     uint32_t dirty_len, dirty_cap;
     bool checkpoint_pending;
+    bool requested_before;                      /* last_request_ns holds a real time */
     bool request_deferred;                      /* wanted, but too soon after the last request */
     enum checkpoint_reason deferred_why;
     uint64_t last_request_ns, min_interval_ns;
@@ -114,7 +115,7 @@ static const struct compare_proto *proto_for(const struct flow_key *k)
 
 static bool too_soon(const struct colo_compare *c, uint64_t now)
 {
-    return c->min_interval_ns && c->stats.checkpoint_requests_total && now - c->last_request_ns < c->min_interval_ns;
+    return c->min_interval_ns && c->requested_before && now - c->last_request_ns < c->min_interval_ns;
 }
 
 /* Once per episode, and never sooner than checkpoint_min_interval after the last: then it waits (counted). */
@@ -131,7 +132,7 @@ static void request_checkpoint(struct colo_compare *c, enum checkpoint_reason wh
     }
     c->request_deferred = false;
     c->last_request_ns = now;
-    c->stats.checkpoint_requests_total++;
+    c->requested_before = true;
     c->checkpoint_pending = true;
     c->stats.checkpoint_requests[why]++;
     c->ops.request_checkpoint(c->ctx, why, now);

@@ -87,7 +87,6 @@ struct colo_compare_stats {
     uint64_t svm_matched, svm_stale, svm_uncompared, svm_flushed, svm_untracked;
     uint64_t divergences[DIV_KIND_COUNT];
     uint64_t checkpoint_requests[CKPT_REASON_COUNT];
-    uint64_t checkpoint_requests_total;
     uint64_t checkpoint_requests_deferred; /* episodes that waited for checkpoint_min_interval */
     uint64_t checkpoints_done;
     uint64_t malformed[PARSE_STATUS_COUNT];
