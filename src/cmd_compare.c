@@ -22,6 +22,8 @@ enum {
     OPT_NOTIFY,
     OPT_QMP,
     OPT_PERIOD,
+    OPT_CONTROL,
+    OPT_METRICS,
     OPT_HELP,
 };
 
@@ -34,6 +36,8 @@ static void compare_usage(FILE *out)
           "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
           "  --notify_dev EP             the Xen COLO frame's channel (QEMU's notify_dev)\n"
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
+          "  --control PATH              unix socket for colo-proxy status and line commands\n"
+          "  --metrics [ADDR:]PORT       serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
           CLI_COMPARE_HELP,
           out);
 }
@@ -52,6 +56,8 @@ int cmd_compare(int argc, char **argv)
         { "notify_dev", required_argument, NULL, OPT_NOTIFY },
         { "notify-dev", required_argument, NULL, OPT_NOTIFY },
         { "checkpoint-period-ms", required_argument, NULL, OPT_PERIOD },
+        { "control", required_argument, NULL, OPT_CONTROL },
+        { "metrics", required_argument, NULL, OPT_METRICS },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
         { NULL, 0, NULL, 0 },
@@ -70,6 +76,8 @@ int cmd_compare(int argc, char **argv)
         case OPT_NOTIFY: cfg.endpoint[SOCK_NOTIFY_DEV] = optarg; break;
         case OPT_QMP: cfg.qmp = optarg; break;
         case OPT_PERIOD: bad = cli_parse_u32("checkpoint-period-ms", optarg, 1, &cfg.checkpoint_period_ms); break;
+        case OPT_CONTROL: cfg.control = optarg; break;
+        case OPT_METRICS: cfg.metrics_addr = optarg; break;
         case OPT_HELP: compare_usage(stdout); return 0;
         case '?': bad = -1; break;
         default: bad = cli_compare_option(c, optarg, &cfg.compare) == 0 ? 0 : -1; break;

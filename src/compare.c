@@ -33,6 +33,7 @@ struct colo_compare {
     uint64_t orphan_keys[ORPHAN_BLOOM_WORDS];   /* a Bloom filter of the orphans' flow hashes */
     uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
     uint32_t dirty_len, dirty_cap;
+    uint64_t now;                               /* the time of the call being served */
     bool checkpoint_pending;
     bool requested_before;                      /* last_request_ns holds a real time */
     bool request_deferred;                      /* wanted, but too soon after the last request */
@@ -180,6 +181,7 @@ static void release(struct colo_compare *c, struct colo_pkt *p, enum release_rea
 {
     age_unlink(c, p);
     c->stats.released[why]++;
+    latency_hist_record(&c->stats.hold, c->now > p->arrival_ns ? c->now - p->arrival_ns : 0);
     c->ops.release(c->ctx, p, why);
 }
 
@@ -406,6 +408,7 @@ static struct conn *find_conn(struct colo_compare *c, const struct pkt_view *v, 
 void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                         uint64_t now)
 {
+    c->now = now;
     prepare(c, side, p, now);
     uint32_t hash = flow_key_hash(&p->view.key);
     input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
@@ -417,6 +420,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
                               struct colo_pkt **pkts, unsigned n, uint64_t now)
 {
     uint32_t hashes[BURST_MAX];
+    c->now = now;
     while (n) {
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
@@ -438,6 +442,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
 
 void colo_compare_tick(struct colo_compare *c, uint64_t now)
 {
+    c->now = now;
     if (c->request_deferred && !too_soon(c, now))
         request_checkpoint(c, c->deferred_why, now);
     if (!c->checkpoint_pending && c->age_head && now - c->age_head->arrival_ns >= c->timeout_ns)
@@ -495,7 +500,9 @@ static void flush_everything(struct colo_compare *c, enum release_reason why)
 
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)
 {
-    (void)now;
+    if (c->checkpoint_pending && now >= c->last_request_ns)
+        latency_hist_record(&c->stats.checkpoint_wait, now - c->last_request_ns);
+    c->now = now;
     c->stats.checkpoints_done++;
     flush_everything(c, RELEASE_CHECKPOINT);
 }

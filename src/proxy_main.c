@@ -5,6 +5,7 @@
  *   colo-proxy compare [options]                 socket mode, in place of QEMU's colo-compare
  *   colo-proxy rewrite [options]                 socket mode on the secondary, in place of filter-rewriter
  *   colo-proxy replay [options] PVM.pcap SVM.pcap   offline comparison
+ *   colo-proxy status [--json]                   what a running colo-proxy is doing
  */
 #include <stdio.h>
 #include <string.h>
@@ -19,6 +20,7 @@ static void usage(FILE *out)
           "  compare --primary_in .. --secondary_in .. --outdev ..   in place of QEMU's colo-compare\n"
           "  rewrite --mirror_in .. --to_svm .. --from_svm .. --to_primary ..   in place of filter-rewriter\n"
           "  replay PRIMARY.pcap SECONDARY.pcap   compare a PVM and an SVM trace offline\n"
+          "  status [--control PATH] [--json]     what a running colo-proxy is doing\n"
           "  help                                 this text\n"
           "Run 'colo-proxy COMMAND --help' for a command's options.\n",
           out);
@@ -38,6 +40,8 @@ int main(int argc, char **argv)
         return cmd_compare(argc - 1, argv + 1);
     if (strcmp(argv[1], "rewrite") == 0)
         return cmd_rewrite(argc - 1, argv + 1);
+    if (strcmp(argv[1], "status") == 0)
+        return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||
         strcmp(argv[1], "-h") == 0) {
         usage(stdout);

@@ -17,12 +17,16 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
+#include "colo/metrics.h"
 #include "colo/notify_words.h"
+#include "colo/ops_server.h"
 #include "colo/pkt_parse.h"
 #include "colo/record_buf.h"
+#include "colo/status_metrics.h"
 
 #define TICK_US 1000
 #define DRAIN_LIMIT_S 5
@@ -38,6 +42,7 @@ struct socket_mode {
     bool batch_now_valid;
     struct event *tick, *sigint, *sigterm;
     struct checkpoint_ctl *qmp;
+    struct ops_server *ops;
     bool inputs_paused;
     struct socket_mode_stats stats;
     struct notify_peer notify_peer;
@@ -271,14 +276,85 @@ static void qmp_done(void *ctx)
 
 static void qmp_failover(void *ctx, const char *why)
 {
-    (void)ctx;
+    struct socket_mode *sm = ctx;
     fprintf(stderr, "colo-proxy: COLO ended (%s)\n", why);
+    if (sm->ops) {
+        char line[128];
+        snprintf(line, sizeof(line), "event colo-exit %.64s", why);
+        ops_server_broadcast(sm->ops, line);
+    }
 }
 
 static void qmp_log(void *ctx, const char *line)
 {
     (void)ctx;
     fprintf(stderr, "colo-proxy: %s\n", line);
+}
+
+/* ---- the control socket and metrics ---- */
+
+static enum ops_reply ops_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
+{
+    (void)fresh;
+    struct socket_mode *sm = ctx;
+    if (strcmp(line, "checkpoint-done") == 0) {
+        qmp_done(sm);
+        evbuffer_add_printf(out, "ok\n");
+    } else if (strcmp(line, "shutdown") == 0) {
+        evbuffer_add_printf(out, "ok\n");
+        event_base_loopbreak(sm->base);
+    } else {
+        return OPS_UNKNOWN;
+    }
+    return OPS_DONE;
+}
+
+/* Socket mode is one thread: its counters are always a consistent snapshot. */
+static void ops_refresh(void *ctx)
+{
+    struct socket_mode *sm = ctx;
+    ops_server_snapshot_ready(sm->ops);
+}
+
+static void ops_fill(void *ctx, struct metric_set *m)
+{
+    struct socket_mode *sm = ctx;
+    metric_info(m, "role", "What this colo-proxy is", "role", "compare");
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
+        if (sm->opened[r])
+            metric_gauge(m, "socket_connected", "1 while the chardev peer is connected", "socket", role_names[r],
+                         chardev_endpoint_connected(&sm->ep[r]));
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
+        if (sm->opened[r])
+            metric_counter(m, "socket_connects", "Chardev peers connected", "socket", role_names[r],
+                           sm->ep[r].stats.connects);
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
+        if (sm->opened[r])
+            metric_counter(m, "socket_bad_peers", "Peers disconnected for a bad record", "socket", role_names[r],
+                           sm->ep[r].stats.bad_peers);
+    metric_counter(m, "socket_records_in", "Records read", "socket", "primary_in",
+                   sm->stats.records_in[SOCK_PRIMARY_IN]);
+    metric_counter(m, "socket_records_in", "Records read", "socket", "secondary_in",
+                   sm->stats.records_in[SOCK_SECONDARY_IN]);
+    metric_counter(m, "socket_records_out", "Records written to outdev", NULL, NULL, sm->stats.records_out);
+    metric_counter(m, "socket_bytes_out", "Bytes of records written to outdev", NULL, NULL, sm->stats.bytes_out);
+    metric_gauge(m, "outdev_queue_bytes", "Released bytes waiting for outdev", NULL, NULL,
+                 (double)sm->ep[SOCK_OUTDEV].out.bytes);
+    metric_counter(m, "input_pauses", "Times input paused for a slow outdev", NULL, NULL, sm->stats.input_pauses);
+    const struct conn_table *t = colo_compare_table(sm->engine);
+    status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), sm->cfg.compare.max_conns);
+    if (sm->qmp)
+        status_metrics_qmp(m, checkpoint_ctl_stats(sm->qmp));
+}
+
+static int start_ops(struct socket_mode *sm, char *err, size_t errlen)
+{
+    if (!sm->cfg.control && !sm->cfg.metrics_addr)
+        return 0;
+    static const struct ops_server_ops ops = { ops_command, ops_refresh, ops_fill };
+    struct ops_server_config oc = { sm->cfg.control, sm->cfg.metrics_addr };
+    sm->ops = ops_server_start(sm->base, &oc, &ops, sm, err, errlen);
+    return sm->ops ? 0 : -1;
 }
 
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err, size_t errlen)
@@ -316,6 +392,10 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
             socket_mode_destroy(sm);
             return NULL;
         }
+    }
+    if (start_ops(sm, err, errlen) != 0) {
+        socket_mode_destroy(sm);
+        return NULL;
     }
     struct timeval tick = { 0, TICK_US };
     sm->tick = event_new(sm->base, -1, EV_PERSIST, on_tick, sm);
@@ -355,6 +435,7 @@ void socket_mode_destroy(struct socket_mode *sm)
         if (sm->opened[r])
             chardev_endpoint_close(&sm->ep[r]);
     checkpoint_ctl_free(sm->qmp);
+    ops_server_free(sm->ops);
     if (sm->tick)
         event_free(sm->tick);
     if (sm->sigint)

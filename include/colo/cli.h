@@ -49,5 +49,6 @@ int cmd_replay(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_compare(int argc, char **argv);
 int cmd_rewrite(int argc, char **argv);
+int cmd_status(int argc, char **argv);
 
 #endif

@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "colo/latency_hist.h"
 #include "colo/pkt.h"
 #include "colo/tcp_track.h"
 
@@ -92,6 +93,8 @@ struct colo_compare_stats {
     uint64_t malformed[PARSE_STATUS_COUNT];
     uint64_t pvm_held, svm_held;  /* now */
     uint64_t pvm_held_max;
+    struct latency_hist hold;            /* arrival to release, every released PVM packet */
+    struct latency_hist checkpoint_wait; /* a request to its checkpoint's completion */
 };
 
 struct colo_compare;

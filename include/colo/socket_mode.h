@@ -44,11 +44,13 @@ struct socket_mode_config {
     const char *qmp;                /* NULL: no QEMU channel */
     uint32_t checkpoint_period_ms;
     size_t outdev_high_water;       /* pause inputs above this many queued output bytes */
+    const char *control;            /* NULL: no control socket (ops_server.h) */
+    const char *metrics_addr;       /* NULL: no metrics endpoint */
 };
 
 struct socket_mode_stats {
     uint64_t records_in[SOCK_ROLE_COUNT], records_out, bytes_out;
-    uint64_t bad_peers, connects[SOCK_ROLE_COUNT], input_pauses;
+    uint64_t input_pauses; /* connects and bad peers are counted per endpoint */
 };
 
 struct socket_mode;

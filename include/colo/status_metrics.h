@@ -1,0 +1,24 @@
+/*
+ * status_metrics.h — which counters colo-proxy exports, and under which names.
+ *
+ * Each function adds one owner's snapshot to a metric set (metrics.h): the
+ * compare engine and its connection table, the QMP channel, the DPDK pipeline,
+ * socket mode. Names follow Prometheus conventions (base units, `_total` added
+ * to counters by the renderer, one label per family); docs/operations.md lists them.
+ */
+#ifndef COLO_STATUS_METRICS_H
+#define COLO_STATUS_METRICS_H
+
+#include "colo/checkpoint_ctl.h"
+#include "colo/compare.h"
+#include "colo/metrics.h"
+#include "colo/tcp_track.h"
+
+struct pipeline_stats;
+
+void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
+                            const struct conn_table_stats *conns, uint32_t conns_max);
+void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s);
+void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s);
+
+#endif

@@ -1,0 +1,107 @@
+/*
+ * status_metrics.c — the exported counters of the engine, QMP and the DPDK pipeline.
+ *
+ * Only names and meanings live here: every value comes from a snapshot its owner
+ * took. Reasons and kinds become one labelled family each, so a new reason shows
+ * up everywhere at once.
+ */
+#include "colo/status_metrics.h"
+
+#include "colo/pipeline.h"
+
+static void labelled(struct metric_set *m, const char *name, const char *help, const char *label,
+                     const uint64_t *v, int n, const char *(*label_of)(int))
+{
+    for (int i = 0; i < n; i++)
+        metric_counter(m, name, help, label, label_of(i), v[i]);
+}
+
+static const char *ckpt_label(int i) { return checkpoint_reason_name((enum checkpoint_reason)i); }
+static const char *release_label(int i) { return release_reason_name((enum release_reason)i); }
+static const char *div_label(int i) { return divergence_kind_name((enum divergence_kind)i); }
+
+void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
+                            const struct conn_table_stats *conns, uint32_t conns_max)
+{
+    metric_gauge(m, "connections", "Connections tracked now", NULL, NULL, conns->in_use);
+    metric_gauge(m, "connections_max", "Size of the connection table", NULL, NULL, conns_max);
+    metric_counter(m, "connections_created", "Connections created", NULL, NULL, conns->created);
+    metric_counter(m, "connections_expired", "Connections expired (FIN, RST, idle)", NULL, NULL, conns->expired);
+    metric_counter(m, "connections_evicted", "Connections evicted for room", NULL, NULL, conns->evicted);
+    metric_counter(m, "pvm_packets", "PVM packets compared", NULL, NULL, s->pvm_in);
+    metric_counter(m, "svm_packets", "SVM packets compared", NULL, NULL, s->svm_in);
+    labelled(m, "released_packets", "PVM packets released, by why", "reason", s->released,
+             RELEASE_REASON_COUNT, release_label);
+    metric_gauge(m, "held_packets", "PVM packets held now", NULL, NULL, (double)s->pvm_held);
+    metric_gauge(m, "held_packets_max", "Most PVM packets held at once", NULL, NULL, (double)s->pvm_held_max);
+    metric_gauge(m, "svm_held_packets", "SVM packets queued for comparison now", NULL, NULL, (double)s->svm_held);
+    labelled(m, "divergences", "Divergences between PVM and SVM output, by kind", "kind", s->divergences,
+             DIV_KIND_COUNT, div_label);
+    labelled(m, "checkpoint_requests", "Checkpoints asked for, by reason", "reason", s->checkpoint_requests,
+             CKPT_REASON_COUNT, ckpt_label);
+    metric_counter(m, "checkpoint_requests_deferred", "Requests delayed by checkpoint-min-interval", NULL, NULL,
+                   s->checkpoint_requests_deferred);
+    metric_counter(m, "checkpoints", "Checkpoints completed", NULL, NULL, s->checkpoints_done);
+    metric_latency(m, "hold_latency_seconds", "Time a PVM packet was held before release", &s->hold);
+    metric_latency(m, "checkpoint_wait_seconds", "Time from a checkpoint request to its completion",
+                   &s->checkpoint_wait);
+}
+
+void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s)
+{
+    metric_gauge(m, "qmp_connected", "1 while the QMP channel to QEMU is up", NULL, NULL, s->connected);
+    metric_gauge(m, "qmp_in_colo", "1 while QEMU reports the COLO state", NULL, NULL, s->in_colo);
+    metric_counter(m, "qmp_connects", "QMP connections made", NULL, NULL, s->connects);
+    metric_counter(m, "qmp_requests_sent", "Checkpoint requests sent to QEMU", NULL, NULL, s->requests_sent);
+    metric_counter(m, "qmp_requests_coalesced", "Requests merged into one in flight", NULL, NULL,
+                   s->requests_coalesced);
+    metric_counter(m, "qmp_checkpoints_seen", "Checkpoints seen on QMP (STOP then RESUME)", NULL, NULL,
+                   s->checkpoints_seen);
+    metric_counter(m, "qmp_errors", "Errors QEMU answered", NULL, NULL, s->errors);
+}
+
+static void ports(struct metric_set *m, const struct pipeline_stats *s)
+{
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        const struct port_stats *p = &s->ports[r];
+        if (!p->in_use)
+            continue;
+        const char *name = port_role_name((enum port_role)r);
+        metric_gauge(m, "port_link_up", "1 while the port's link is up", "port", name, p->link_up);
+        metric_counter(m, "port_rx_packets", "Frames received per port", "port", name, p->rx);
+        metric_counter(m, "port_tx_packets", "Frames sent per port", "port", name, p->tx);
+        metric_gauge(m, "port_tx_queue", "Frames waiting to be sent per port", "port", name, (double)p->tx_pending);
+    }
+}
+
+static void heartbeat(struct metric_set *m, const struct pipeline_stats *s)
+{
+    metric_info(m, "heartbeat_state", "The peer colo-proxy as the heartbeat sees it", "state",
+                heartbeat_state_name(s->heartbeat.state));
+    metric_gauge(m, "heartbeat_rtt_seconds", "Heartbeat round trip to the peer", NULL, NULL,
+                 (double)s->heartbeat.rtt_ns / 1e9);
+    metric_counter(m, "heartbeat_peer_lost", "Times the peer was declared down", NULL, NULL, s->heartbeat.went_down);
+    metric_info(m, "failover", "Why this host stopped relying on its peer", "reason",
+                failover_reason_name(s->failover.reason));
+}
+
+void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s)
+{
+    metric_info(m, "role", "What this colo-proxy is", "role", role_name(s->role));
+    ports(m, s);
+    if (s->role == ROLE_PRIMARY) {
+        metric_counter(m, "mirrored_packets", "Client frames mirrored to the secondary", NULL, NULL,
+                       s->mirror.mirrored);
+        status_metrics_compare(m, &s->compare, &s->conns, s->conns_max);
+        metric_gauge(m, "alone", "1 once the secondary is lost and PVM output passes straight", NULL, NULL,
+                     s->alone);
+    } else {
+        metric_counter(m, "rewritten_packets", "Segments rewritten", "direction", "to_svm",
+                       s->rewrite.rewritten_to_svm);
+        metric_counter(m, "rewritten_packets", "Segments rewritten", "direction", "to_link",
+                       s->rewrite.rewritten_to_link);
+        metric_counter(m, "checkpoints", "Checkpoints completed", NULL, NULL, s->rewrite.checkpoints);
+        metric_gauge(m, "taken_over", "1 once this secondary serves the clients", NULL, NULL, s->taken_over);
+    }
+    heartbeat(m, s);
+}
