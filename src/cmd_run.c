@@ -19,6 +19,7 @@
 #include "colo/checkpoint_ctl.h"
 #include "colo/cli.h"
 #include "colo/control.h"
+#include "colo/ops_server.h"
 #include "colo/pipeline.h"
 
 enum {
@@ -38,6 +39,7 @@ enum {
     OPT_HEARTBEAT,
     OPT_HEARTBEAT_MISSES,
     OPT_NO_CLIENT_HEARTBEAT,
+    OPT_METRICS,
     OPT_HELP,
 };
 
@@ -51,7 +53,9 @@ static void run_usage(FILE *out)
           "  --link-port P       both: the link between the two hosts\n"
           "  --svm-port P        secondary: the SVM's NIC\n"
           "options:\n"
-          "  --control PATH      unix socket for line commands: checkpoint-done, stats, shutdown\n"
+          "  --control PATH      unix socket for colo-proxy status and line commands: checkpoint-done,\n"
+          "                      stats, shutdown\n"
+          "  --metrics [ADDR:]PORT  serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
           "  --qmp ADDR          QEMU's QMP (unix:/path or tcp:host:port): checkpoints are asked\n"
           "                      for there, and QEMU's STOP/RESUME flushes held packets\n"
           "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
@@ -76,7 +80,7 @@ static void on_signal(int sig)
 
 struct run_options {
     struct pipeline_config pipeline;
-    const char *control;
+    struct ops_server_config ops;
     struct checkpoint_ctl_config qmp;
 };
 
@@ -96,7 +100,8 @@ static int apply_option(int c, const char *arg, struct run_options *o)
     case OPT_PVM_PORT: cfg->port_name[PORT_PVM] = arg; return 0;
     case OPT_LINK_PORT: cfg->port_name[PORT_LINK] = arg; return 0;
     case OPT_SVM_PORT: cfg->port_name[PORT_SVM] = arg; return 0;
-    case OPT_CONTROL: o->control = arg; return 0;
+    case OPT_CONTROL: o->ops.control_path = arg; return 0;
+    case OPT_METRICS: o->ops.metrics_addr = arg; return 0;
     case OPT_QMP: o->qmp.qmp = arg; return 0;
     case OPT_CHECKPOINT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &o->qmp.period_ms);
     case OPT_HEARTBEAT: return cli_parse_u32("heartbeat-ms", arg, 0, &cfg->heartbeat_ms);
@@ -131,6 +136,7 @@ static int parse_run_options(int argc, char **argv, struct run_options *o, bool 
         { "link-port", required_argument, NULL, OPT_LINK_PORT },
         { "svm-port", required_argument, NULL, OPT_SVM_PORT },
         { "control", required_argument, NULL, OPT_CONTROL },
+        { "metrics", required_argument, NULL, OPT_METRICS },
         { "vm-mac", required_argument, NULL, OPT_VM_MAC },
         { "mbufs", required_argument, NULL, OPT_MBUFS },
         { "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
@@ -179,7 +185,7 @@ int cmd_run(int argc, char **argv)
                 rte_strerror(rte_errno));
         return 2;
     }
-    struct run_options o = { .control = NULL };
+    struct run_options o = { .ops = { NULL, NULL } };
     pipeline_config_default(&o.pipeline);
     checkpoint_ctl_config_default(&o.qmp);
     bool help = false;
@@ -192,7 +198,7 @@ int cmd_run(int argc, char **argv)
     } else {
         char err[512];
         struct pipeline *p = pipeline_create(&o.pipeline, err, sizeof(err));
-        struct control *ctl = p ? control_start(o.control, o.qmp.qmp ? &o.qmp : NULL,
+        struct control *ctl = p ? control_start(&o.ops, o.qmp.qmp ? &o.qmp : NULL,
                                                 pipeline_ring_to_dataplane(p),
                                                 pipeline_ring_from_dataplane(p), err, sizeof(err))
                                 : NULL;

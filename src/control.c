@@ -31,25 +31,21 @@
 
 #include "colo/checkpoint_ctl.h"
 #include "colo/ctrl_msg.h"
+#include "colo/metrics.h"
+#include "colo/ops_server.h"
 #include "colo/pipeline.h"
 #include "colo/pkt_parse.h"
+#include "colo/status_metrics.h"
 
-#define MAX_CLIENTS 32
-#define CONTROL_SOCKET_MODE 0600
-#define MAX_LINE 256
 
 struct control {
     struct event_base *base;
-    struct evconnlistener *listener;
+    struct ops_server *ops;
     struct event *poll_timer;
     struct rte_ring *to_dp, *from_dp;
     struct checkpoint_ctl *qmp;
     pthread_t thread;
-    char socket_path[108];
-    struct bufferevent *clients[MAX_CLIENTS];
-    struct bufferevent *stats_waiter;
-    struct pipeline_stats stats_buf;
-    bool stats_in_flight;
+    struct pipeline_stats stats_buf; /* lent to the data plane while a snapshot is taken */
 };
 
 static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
@@ -61,10 +57,7 @@ static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
 
 static void broadcast(struct control *c, const char *line)
 {
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (c->clients[i])
-            evbuffer_add_printf(bufferevent_get_output(c->clients[i]), "%s\n", line);
-    }
+    ops_server_broadcast(c->ops, line);
 }
 
 static void json_u64_array(struct evbuffer *out, const char *name, const uint64_t *v, int n,
@@ -159,80 +152,39 @@ static void write_qmp_stats(struct evbuffer *out, const struct checkpoint_ctl *q
     evbuffer_add_printf(out, "}\n");
 }
 
-static void drop_client(struct control *c, struct bufferevent *bev)
+static enum ops_reply on_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
 {
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (c->clients[i] == bev)
-            c->clients[i] = NULL;
-    }
-    if (c->stats_waiter == bev)
-        c->stats_waiter = NULL;
-    bufferevent_free(bev);
-}
-
-static void run_command(struct control *c, struct bufferevent *bev, const char *line)
-{
-    struct evbuffer *out = bufferevent_get_output(bev);
+    struct control *c = ctx;
     if (strcmp(line, "checkpoint-done") == 0) {
         send_to_dataplane(c, MSG_CHECKPOINT_DONE, NULL);
         evbuffer_add_printf(out, "ok\n");
     } else if (strcmp(line, "stats") == 0) {
-        if (c->stats_in_flight) {
-            evbuffer_add_printf(out, "error busy: a stats request is in flight, retry\n");
-            return;
-        }
-        c->stats_in_flight = true;
-        c->stats_waiter = bev;
-        send_to_dataplane(c, MSG_STATS_REQUEST, &c->stats_buf);
+        if (!fresh)
+            return OPS_NEED_SNAPSHOT;
+        write_stats(out, &c->stats_buf);
+        write_qmp_stats(out, c->qmp);
     } else if (strcmp(line, "shutdown") == 0) {
         send_to_dataplane(c, MSG_SHUTDOWN, NULL);
         evbuffer_add_printf(out, "ok\n");
     } else {
-        evbuffer_add_printf(out, "error unknown command '%.64s': try checkpoint-done, stats, shutdown\n", line);
+        return OPS_UNKNOWN;
     }
+    return OPS_DONE;
 }
 
-static void on_client_read(struct bufferevent *bev, void *arg)
+/* The data plane copies its counters into stats_buf and answers MSG_STATS_READY. */
+static void on_refresh(void *ctx)
 {
-    struct control *c = arg;
-    struct evbuffer *in = bufferevent_get_input(bev);
-    char *line;
-    size_t len;
-    while ((line = evbuffer_readln(in, &len, EVBUFFER_EOL_LF))) {
-        if (len && line[len - 1] == '\r')
-            line[len - 1] = '\0';
-        run_command(c, bev, line);
-        free(line);
-    }
-    if (evbuffer_get_length(in) > MAX_LINE) {
-        fprintf(stderr, "colo-proxy: control client sent a line over %d bytes; disconnected\n", MAX_LINE);
-        drop_client(c, bev);
-    }
+    struct control *c = ctx;
+    send_to_dataplane(c, MSG_STATS_REQUEST, &c->stats_buf);
 }
 
-static void on_client_event(struct bufferevent *bev, short what, void *arg)
+static void on_fill(void *ctx, struct metric_set *m)
 {
-    if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-        drop_client(arg, bev);
-}
-
-static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct sockaddr *sa, int len, void *arg)
-{
-    (void)l;
-    (void)sa;
-    (void)len;
-    struct control *c = arg;
-    int slot = -1;
-    for (int i = 0; i < MAX_CLIENTS && slot < 0; i++)
-        slot = c->clients[i] ? -1 : i;
-    if (slot < 0) {
-        close(fd);
-        return;
-    }
-    struct bufferevent *bev = bufferevent_socket_new(c->base, fd, BEV_OPT_CLOSE_ON_FREE);
-    bufferevent_setcb(bev, on_client_read, NULL, on_client_event, c);
-    bufferevent_enable(bev, EV_READ | EV_WRITE);
-    c->clients[slot] = bev;
+    struct control *c = ctx;
+    status_metrics_pipeline(m, &c->stats_buf);
+    if (c->qmp)
+        status_metrics_qmp(m, checkpoint_ctl_stats(c->qmp));
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -253,12 +205,7 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
                 checkpoint_ctl_request(c->qmp);
             break;
         case MSG_STATS_READY:
-            if (c->stats_waiter) {
-                write_stats(bufferevent_get_output(c->stats_waiter), &c->stats_buf);
-                write_qmp_stats(bufferevent_get_output(c->stats_waiter), c->qmp);
-            }
-            c->stats_in_flight = false;
-            c->stats_waiter = NULL;
+            ops_server_snapshot_ready(c->ops);
             break;
         case MSG_PEER_STATE:
             snprintf(line, sizeof(line), "event peer %s", heartbeat_state_name((enum heartbeat_state)msgs[i].arg));
@@ -297,32 +244,6 @@ static void *control_main(void *arg)
     return NULL;
 }
 
-static int listen_unix(struct control *c, const char *path, char *err, size_t errlen)
-{
-    struct sockaddr_un sun = { .sun_family = AF_UNIX };
-    if (strlen(path) >= sizeof(sun.sun_path)) {
-        snprintf(err, errlen, "control socket path '%s' is longer than %zu bytes", path,
-                 sizeof(sun.sun_path) - 1);
-        return -1;
-    }
-    strcpy(sun.sun_path, path);
-    unlink(path);
-    mode_t was = umask(0177); /* owner only (0600) from the moment it exists */
-    c->listener = evconnlistener_new_bind(c->base, on_accept, c, LEV_OPT_CLOSE_ON_FREE, 16,
-                                          (struct sockaddr *)&sun, sizeof(sun));
-    umask(was);
-    if (!c->listener) {
-        snprintf(err, errlen, "cannot listen on control socket '%s': %s", path, strerror(errno));
-        return -1;
-    }
-    if (chmod(path, CONTROL_SOCKET_MODE) != 0) {
-        snprintf(err, errlen, "cannot make control socket '%s' owner-only: %s", path, strerror(errno));
-        return -1;
-    }
-    strcpy(c->socket_path, path);
-    return 0;
-}
-
 /* ---- the QEMU channel ---- */
 
 static void qmp_checkpoint_done(void *ctx)
@@ -348,15 +269,14 @@ static void qmp_log(void *ctx, const char *line)
 static void control_free(struct control *c)
 {
     checkpoint_ctl_free(c->qmp);
-    if (c->listener)
-        evconnlistener_free(c->listener);
+    ops_server_free(c->ops);
     if (c->poll_timer)
         event_free(c->poll_timer);
     event_base_free(c->base);
     free(c);
 }
 
-struct control *control_start(const char *socket_path, const struct checkpoint_ctl_config *qmp,
+struct control *control_start(const struct ops_server_config *ops_cfg, const struct checkpoint_ctl_config *qmp,
                               struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
                               size_t errlen)
 {
@@ -375,7 +295,8 @@ struct control *control_start(const char *socket_path, const struct checkpoint_c
         control_free(c);
         return NULL;
     }
-    if (socket_path && listen_unix(c, socket_path, err, errlen) != 0) {
+    static const struct ops_server_ops ops = { on_command, on_refresh, on_fill };
+    if (!(c->ops = ops_server_start(c->base, ops_cfg, &ops, c, err, errlen))) {
         control_free(c);
         return NULL;
     }
@@ -401,11 +322,5 @@ void control_stop(struct control *c)
     if (!c)
         return;
     pthread_join(c->thread, NULL);
-    for (int i = 0; i < MAX_CLIENTS; i++) {
-        if (c->clients[i])
-            bufferevent_free(c->clients[i]);
-    }
-    if (c->socket_path[0])
-        unlink(c->socket_path);
     control_free(c);
 }

@@ -30,6 +30,7 @@
 
 #include "colo/checkpoint_ctl.h"
 #include "colo/control.h"
+#include "colo/ops_server.h"
 #include "colo/heartbeat.h"
 #include "colo/pipeline.h"
 #include "frame_builder.h"
@@ -87,7 +88,8 @@ static void rig_up_as(struct rig *r, enum colo_role role, uint32_t compare_timeo
     checkpoint_ctl_config_default(&q);
     q.qmp = qmp_address;
     q.period_ms = 2000; /* keep QEMU's period as the pair was started */
-    r->ctl = control_start(NULL, &q, pipeline_ring_to_dataplane(r->p),
+    struct ops_server_config no_ops = { NULL, NULL };
+    r->ctl = control_start(&no_ops, &q, pipeline_ring_to_dataplane(r->p),
                            pipeline_ring_from_dataplane(r->p), err, sizeof(err));
     if (!r->ctl)
         fail_msg("%s", err);

@@ -1,9 +1,10 @@
 /*
  * control.h — the control thread: a libevent loop beside the data plane.
  *
- * It serves a unix stream socket of line commands, for operators and tests:
+ * It serves the operators' control socket and metrics endpoint (ops_server.h:
+ * status, status json, metrics), with these line commands besides:
  *   checkpoint-done   a checkpoint completed: flush (primary) / reset offsets (secondary)
- *   stats             one line of JSON: counters per port and per reason
+ *   stats             one line of JSON: counters per port and per reason (tests read it)
  *   shutdown          drain by the shutdown policy and exit
  * and it writes events to every connected client, one line each:
  *   event checkpoint-request <reason>
@@ -19,13 +20,14 @@ struct rte_ring;
 struct control;
 
 struct checkpoint_ctl_config;
+struct ops_server_config;
 
 /*
- * Starts the thread. socket_path may be NULL (no operator socket); qmp may be
+ * Starts the thread. ops may name no socket and no endpoint; qmp may be
  * NULL (no QEMU channel: checkpoint requests only reach socket clients).
  * NULL with a reason in err.
  */
-struct control *control_start(const char *socket_path, const struct checkpoint_ctl_config *qmp,
+struct control *control_start(const struct ops_server_config *ops, const struct checkpoint_ctl_config *qmp,
                               struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
                               size_t errlen);
 
