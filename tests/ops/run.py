@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""run.py PROXY — what an operator touches, driven as an operator would.
+
+Socket mode (`colo-proxy compare`, listening on all three chardev sockets, a
+--control socket and a --metrics port) is fed a real PVM/SVM fixture pair whose
+payloads differ once. The checkpoint it asks for is completed over the control
+socket (checkpoint-done). Then:
+  * `colo-proxy status` prints the table, `--json` JSON whose counters agree
+    with what was sent (every PVM record released, one divergence, one request);
+  * a real HTTP GET of /metrics returns Prometheus text whose every sample line
+    is well formed and whose counters match the JSON; other paths get 404;
+  * `colo-proxy status` against a socket nobody serves fails with a clear line.
+Each check prints "ops: PASS|FAIL what".
+"""
+import json
+import os
+import re
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.error
+import urllib.request
+
+FAILURES = 0
+HERE = os.path.dirname(os.path.abspath(__file__))
+FIXTURES = os.path.join(HERE, "..", "..", "pcap_fixtures")
+
+
+def verdict(what, ok, detail=""):
+    global FAILURES
+    print("ops: %s %s%s" % ("PASS" if ok else "FAIL", what, "" if ok or not detail else " (%s)" % detail),
+          flush=True)
+    FAILURES += not ok
+
+
+def read_pcap(path):
+    data = open(path, "rb").read()
+    frames, off = [], 24
+    while off + 16 <= len(data):
+        caplen = struct.unpack("<I", data[off + 8:off + 12])[0]
+        frames.append(data[off + 16:off + 16 + caplen])
+        off += 16 + caplen
+    return frames
+
+
+def record(frame):
+    return struct.pack("!I", len(frame)) + frame
+
+
+def connect_unix(path, timeout=10):
+    deadline = time.time() + timeout
+    while True:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            s.connect(path)
+            return s
+        except OSError:
+            s.close()
+            if time.time() > deadline:
+                raise
+            time.sleep(0.05)
+
+
+def read_records(sock, count, timeout):
+    sock.settimeout(timeout)
+    buf, out = b"", []
+    try:
+        while len(out) < count:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + struct.unpack("!I", buf[:4])[0]:
+                n = struct.unpack("!I", buf[:4])[0]
+                out.append(buf[4:4 + n])
+                buf = buf[4 + n:]
+    except socket.timeout:
+        pass
+    return out
+
+
+def flow_of(frame):
+    """The bytes that name an IPv4 5-tuple (the fixture is IPv4)."""
+    return frame[26:38]
+
+
+def same_per_flow(released, sent):
+    """Every frame exactly once, each flow in its order (flows may interleave differently)."""
+    def flows(frames):
+        by = {}
+        for f in frames:
+            by.setdefault(flow_of(f), []).append(f)
+        return by
+    return len(released) == len(sent) and flows(released) == flows(sent)
+
+
+def control(path, line):
+    s = connect_unix(path)
+    s.sendall(line.encode() + b"\n")
+    s.settimeout(5)
+    answer = s.recv(4096).decode()
+    s.close()
+    return answer.strip()
+
+
+def status(proxy, ctl, *args):
+    return subprocess.run([proxy, "status", "--control", ctl, *args], capture_output=True, text=True, timeout=10)
+
+
+def free_port():
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    port = s.getsockname()[1]
+    s.close()
+    return port
+
+
+PROM_SAMPLE = re.compile(r'^colo_proxy_[a-z0-9_]+(\{[a-z_]+="[^"]*"\})? -?[0-9.e+-]+$')
+
+
+def check_prometheus(text, js):
+    lines = [l for l in text.splitlines() if l and not l.startswith("#")]
+    bad = [l for l in lines if not PROM_SAMPLE.match(l)]
+    verdict("every metrics sample line is well formed (%d lines)" % len(lines), lines and not bad, bad[:3])
+    types = re.findall(r"^# TYPE (\S+) (\S+)$", text, re.M)
+    verdict("every family has HELP and TYPE, counters end in _total",
+            types and all(t != "counter" or n.endswith("_total") for n, t in types)
+            and len(re.findall(r"^# HELP ", text, re.M)) == len(types))
+    want = 'colo_proxy_divergences_total{kind="payload"} %d' % js["divergences"]["payload"]
+    verdict("metrics agree with status --json (%s)" % want, want in lines)
+    verdict("metrics carry hold-latency quantiles",
+            any(l.startswith('colo_proxy_hold_latency_seconds{quantile="0.99"}') for l in lines))
+
+
+def main():
+    proxy = os.path.abspath(sys.argv[1])
+    pvm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"))
+    svm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-svm.pcap"))
+    tmp = tempfile.mkdtemp(prefix="colo-ops-")
+    sock = {r: os.path.join(tmp, r) for r in ("p", "s", "o", "ctl")}
+    port = free_port()
+    log = open(os.path.join(tmp, "proxy.log"), "w+")
+    p = subprocess.Popen([proxy, "compare", "--primary_in", "unix:%s,server" % sock["p"],
+                          "--secondary_in", "unix:%s,server" % sock["s"], "--outdev", "unix:%s,server" % sock["o"],
+                          "--control", sock["ctl"], "--metrics", str(port), "--compare_timeout", "60000"],
+                         stderr=log)
+    try:
+        out = connect_unix(sock["o"])
+        prim = connect_unix(sock["p"])
+        sec = connect_unix(sock["s"])
+        prim.sendall(b"".join(record(f) for f in pvm))
+        sec.sendall(b"".join(record(f) for f in svm))
+        deadline = time.time() + 10
+        while time.time() < deadline:
+            js = json.loads(status(proxy, sock["ctl"], "--json").stdout or "{}")
+            if js.get("checkpoint_requests", {}).get("divergence") and \
+               js.get("pvm_packets") == len(pvm) and js.get("svm_packets") == len(svm):
+                break
+            time.sleep(0.1)
+        verdict("the divergence asks for one checkpoint", js.get("checkpoint_requests", {}).get("divergence") == 1,
+                js.get("checkpoint_requests"))
+        verdict("checkpoint-done on the control socket is taken", control(sock["ctl"], "checkpoint-done") == "ok")
+        released = read_records(out, len(pvm), 10)
+        verdict("every PVM record leaves outdev exactly once, in its flow's order (%d)" % len(pvm),
+                same_per_flow(released, pvm), "%d released" % len(released))
+        table = status(proxy, sock["ctl"])
+        verdict("colo-proxy status prints the table", table.returncode == 0 and
+                re.search(r"^divergences +payload 1,", table.stdout, re.M) and "hold_latency_seconds" in table.stdout,
+                table.stdout[:200] + table.stderr)
+        js = json.loads(status(proxy, sock["ctl"], "--json").stdout)
+        verdict("status --json accounts for every PVM packet",
+                js["pvm_packets"] == len(pvm) and sum(js["released_packets"].values()) == len(pvm)
+                and js["hold_latency_seconds"]["count"] == len(pvm) and js["checkpoints"] == 1
+                and js["checkpoint_wait_seconds"]["count"] == 1 and js["socket_connected"]["outdev"] == 1, js)
+        body = urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=5)
+        verdict("GET /metrics answers 200 text/plain",
+                body.status == 200 and body.headers["Content-Type"].startswith("text/plain"))
+        check_prometheus(body.read().decode(), js)
+        try:
+            urllib.request.urlopen("http://127.0.0.1:%d/other" % port, timeout=5)
+            verdict("other paths answer 404", False)
+        except urllib.error.HTTPError as e:
+            verdict("other paths answer 404", e.code == 404)
+        verdict("the metrics endpoint listens on loopback only",
+                subprocess.run(["ss", "-Hltn", "sport = :%d" % port], capture_output=True, text=True)
+                .stdout.split()[3].startswith("127.0.0.1:"))
+        verdict("an unknown control command is refused by name",
+                control(sock["ctl"], "frobnicate").startswith("error unknown command 'frobnicate'"))
+    finally:
+        p.terminate()
+        rc = p.wait(timeout=10)
+    verdict("socket mode exits cleanly (%d)" % rc, rc == 0)
+    gone = status(proxy, os.path.join(tmp, "nobody"))
+    verdict("status against a dead socket says what to do", gone.returncode == 1 and "--control" in gone.stderr,
+            gone.stderr)
+    if FAILURES:
+        log.seek(0)
+        sys.stderr.write(log.read()[-4000:])
+    sys.exit(1 if FAILURES else 0)
+
+
+if __name__ == "__main__":
+    main()
