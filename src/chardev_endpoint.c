@@ -265,6 +265,12 @@ static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, 
     return -1;
 }
 
+int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen)
+{
+    struct chardev_endpoint probe = { .name = name };
+    return parse_spec(&probe, spec, err, errlen);
+}
+
 int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, const char *name,
                           const char *spec, bool vnet_hdr, struct record_pool *pool,
                           size_t high_water, const struct chardev_endpoint_ops *ops, void *ctx,

@@ -298,19 +298,24 @@ static void on_request_timeout(evutil_socket_t fd, short what, void *arg)
     query_status(c);
 }
 
+int checkpoint_ctl_check_address(const char *qmp, char *err, size_t errlen)
+{
+    struct sockaddr_storage ss;
+    int len;
+    if (!qmp || strlen(qmp) >= sizeof(((struct checkpoint_ctl *)0)->qmp) || parse_address(qmp, &ss, &len) != 0) {
+        snprintf(err, errlen, "--qmp '%s': use unix:/path/to/socket or tcp:HOST:PORT", qmp ? qmp : "");
+        return -1;
+    }
+    return 0;
+}
+
 struct checkpoint_ctl *checkpoint_ctl_start(struct event_base *base,
                                             const struct checkpoint_ctl_config *cfg,
                                             const struct checkpoint_ctl_ops *ops, void *ctx,
                                             char *err, size_t errlen)
 {
-    struct sockaddr_storage ss;
-    int len;
-    if (!cfg->qmp || strlen(cfg->qmp) >= sizeof(((struct checkpoint_ctl *)0)->qmp) ||
-        parse_address(cfg->qmp, &ss, &len) != 0) {
-        snprintf(err, errlen, "--qmp '%s': use unix:/path/to/socket or tcp:HOST:PORT",
-                 cfg->qmp ? cfg->qmp : "");
+    if (checkpoint_ctl_check_address(cfg->qmp, err, errlen) != 0)
         return NULL;
-    }
     struct checkpoint_ctl *c = calloc(1, sizeof(*c));
     if (!c) {
         snprintf(err, errlen, "out of memory");

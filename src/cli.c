@@ -1,7 +1,11 @@
 /*
- * cli.c — option value parsing shared by the subcommands.
+ * cli.c — what the subcommands share in reading options: the two passes (the
+ * config file's group, then the command line) and value parsing with errors a
+ * user can act on.
  */
 #include "colo/cli.h"
+
+#include <glib.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -9,6 +13,8 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "colo/config_file.h"
 
 int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
 {
@@ -54,4 +60,92 @@ int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg
     default:
         return 1;
     }
+}
+
+const char *cli_config_path(int argc, char **argv)
+{
+    for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            return argv[i + 1];
+        if (strncmp(argv[i], "--config=", 9) == 0)
+            return argv[i] + 9;
+    }
+    return NULL;
+}
+
+/* One getopt pass; `file` names the config file when argv holds its words. */
+static int apply_all(const struct cli_spec *spec, const char *file, int argc, char **argv, void *ctx,
+                     struct cli_parsed *out)
+{
+    int c;
+    optind = 0; /* glibc: start afresh on a new argv */
+    while ((c = getopt_long(argc, argv, spec->shortopts, spec->longopts, NULL)) != -1) {
+        if (c == CLI_OPT_CONFIG)
+            continue;
+        if (c == CLI_OPT_CHECK) {
+            out->check = true;
+            continue;
+        }
+        int rc = c == '?' ? -1 : spec->apply(ctx, c, optarg);
+        if (rc == CLI_HELP) {
+            out->help = true;
+            return 0;
+        }
+        if (rc != 0) {
+            if (file) {
+                const char *word = argv[optind - 1] + 2, *eq = strchr(word, '=');
+                fprintf(stderr, "colo-proxy: that is key '%.*s' in [%s] of config '%s'\n",
+                        (int)(eq ? eq - word : (long)strlen(word)), word, spec->group, file);
+            }
+            return -1;
+        }
+    }
+    out->operands = optind;
+    return 0;
+}
+
+int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out)
+{
+    memset(out, 0, sizeof(*out));
+    out->config_path = cli_config_path(argc, argv);
+    if (out->config_path) {
+        char err[512];
+        out->config_words = config_file_words(out->config_path, spec->group, spec->longopts, spec->file_only, err,
+                                              sizeof(err));
+        if (!out->config_words) {
+            fprintf(stderr, "colo-proxy %s: %s\n", spec->group, err);
+            return -1;
+        }
+        guint n = g_strv_length(out->config_words);
+        char **words = g_new0(char *, n + 2);
+        words[0] = argv[0];
+        memcpy(words + 1, out->config_words, n * sizeof(char *));
+        int rc = apply_all(spec, out->config_path, (int)n + 1, words, ctx, out);
+        g_free(words);
+        if (rc != 0 || out->help)
+            return rc;
+    }
+    return apply_all(spec, NULL, argc, argv, ctx, out);
+}
+
+void cli_parsed_free(struct cli_parsed *p)
+{
+    g_strfreev(p->config_words);
+    p->config_words = NULL;
+}
+
+int cli_report_check(const char *command, const struct cli_parsed *p, int check_rc, const char *err)
+{
+    if (check_rc != 0) {
+        fprintf(stderr, "colo-proxy %s: %s\n", command, err);
+        return 2;
+    }
+    printf("colo-proxy %s: configuration OK (%s%s)\n", command, p->config_path ? p->config_path : "command line",
+           p->config_path ? " and the command line" : "");
+    return 0;
+}
+
+void cli_usage_hint(const char *command)
+{
+    fprintf(stderr, "colo-proxy %s: see 'colo-proxy %s --help' for the options\n", command, command);
 }

@@ -38,8 +38,27 @@ static void compare_usage(FILE *out)
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
           "  --control PATH              unix socket for colo-proxy status and line commands\n"
           "  --metrics [ADDR:]PORT       serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
-          CLI_COMPARE_HELP,
+          CLI_COMPARE_HELP
+          CLI_COMMON_HELP,
           out);
+}
+
+static int apply_option(void *ctx, int c, const char *arg)
+{
+    struct socket_mode_config *cfg = ctx;
+    switch (c) {
+    case OPT_PRIMARY_IN: cfg->endpoint[SOCK_PRIMARY_IN] = arg; return 0;
+    case OPT_SECONDARY_IN: cfg->endpoint[SOCK_SECONDARY_IN] = arg; return 0;
+    case OPT_OUTDEV: cfg->endpoint[SOCK_OUTDEV] = arg; return 0;
+    case OPT_VNET: cfg->vnet_hdr_support = true; return 0;
+    case OPT_NOTIFY: cfg->endpoint[SOCK_NOTIFY_DEV] = arg; return 0;
+    case OPT_QMP: cfg->qmp = arg; return 0;
+    case OPT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &cfg->checkpoint_period_ms);
+    case OPT_CONTROL: cfg->control = arg; return 0;
+    case OPT_METRICS: cfg->metrics_addr = arg; return 0;
+    case OPT_HELP: return CLI_HELP;
+    default: return cli_compare_option(c, arg, &cfg->compare) == 0 ? 0 : -1;
+    }
 }
 
 int cmd_compare(int argc, char **argv)
@@ -60,40 +79,31 @@ int cmd_compare(int argc, char **argv)
         { "metrics", required_argument, NULL, OPT_METRICS },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMPARE_LONGOPTS,
+        CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
+    static const struct cli_spec spec = { "compare", "", longopts, NULL, apply_option };
     struct socket_mode_config cfg;
     socket_mode_config_default(&cfg);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case OPT_PRIMARY_IN: cfg.endpoint[SOCK_PRIMARY_IN] = optarg; break;
-        case OPT_SECONDARY_IN: cfg.endpoint[SOCK_SECONDARY_IN] = optarg; break;
-        case OPT_OUTDEV: cfg.endpoint[SOCK_OUTDEV] = optarg; break;
-        case OPT_VNET: cfg.vnet_hdr_support = true; break;
-        case OPT_NOTIFY: cfg.endpoint[SOCK_NOTIFY_DEV] = optarg; break;
-        case OPT_QMP: cfg.qmp = optarg; break;
-        case OPT_PERIOD: bad = cli_parse_u32("checkpoint-period-ms", optarg, 1, &cfg.checkpoint_period_ms); break;
-        case OPT_CONTROL: cfg.control = optarg; break;
-        case OPT_METRICS: cfg.metrics_addr = optarg; break;
-        case OPT_HELP: compare_usage(stdout); return 0;
-        case '?': bad = -1; break;
-        default: bad = cli_compare_option(c, optarg, &cfg.compare) == 0 ? 0 : -1; break;
-        }
-        if (bad) {
-            compare_usage(stderr);
-            return 2;
-        }
-    }
+    struct cli_parsed parsed;
+    int rc = 2;
     char err[512];
-    struct socket_mode *sm = socket_mode_create(&cfg, err, sizeof(err));
-    if (!sm) {
-        fprintf(stderr, "colo-proxy compare: %s\n", err);
-        return 2;
+    if (cli_parse(&spec, argc, argv, &cfg, &parsed) != 0) {
+        cli_usage_hint("compare");
+    } else if (parsed.help) {
+        compare_usage(stdout);
+        rc = 0;
+    } else if (parsed.check) {
+        rc = cli_report_check("compare", &parsed, socket_mode_check_config(&cfg, err, sizeof(err)), err);
+    } else {
+        struct socket_mode *sm = socket_mode_create(&cfg, err, sizeof(err));
+        if (!sm) {
+            fprintf(stderr, "colo-proxy compare: %s\n", err);
+        } else {
+            rc = socket_mode_run(sm);
+            socket_mode_destroy(sm);
+        }
     }
-    int rc = socket_mode_run(sm);
-    socket_mode_destroy(sm);
+    cli_parsed_free(&parsed);
     return rc;
 }

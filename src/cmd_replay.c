@@ -34,29 +34,38 @@ static void replay_usage(FILE *out)
           "  --checkpoint-ms N|none      a requested checkpoint completes N ms later (default 90)\n"
           "  --checkpoint-times FILE     recorded checkpoints: lines '<begin_s> <end_s>', or a QMP\n"
           "                              event log (each STOP then RESUME is a checkpoint)\n"
-          "  --vnet-hdr[=LEN]            frames start with a virtio-net header (default 12)\n",
+          "  --vnet-hdr[=LEN]            frames start with a virtio-net header (default 12)\n"
+          CLI_COMMON_HELP,
           out);
 }
 
-static int apply_replay_option(int c, struct replay_options *opt, bool *json)
+struct replay_cli {
+    struct replay_options opt;
+    bool json;
+};
+
+static int apply_replay_option(void *ctx, int c, const char *arg)
 {
+    struct replay_cli *r = ctx;
+    struct replay_options *opt = &r->opt;
     switch (c) {
-    case OPT_OUT: opt->output_path = optarg; return 0;
-    case OPT_JSON: *json = true; return 0;
+    case OPT_OUT: opt->output_path = arg; return 0;
+    case OPT_JSON: r->json = true; return 0;
+    case OPT_HELP: return CLI_HELP;
     case OPT_CHECKPOINT_MS:
-        if (strcmp(optarg, "none") == 0) {
+        if (strcmp(arg, "none") == 0) {
             opt->checkpoint_ms = REPLAY_NO_MODEL;
             return 0;
         }
-        return cli_parse_u32("checkpoint-ms", optarg, 0, &opt->checkpoint_ms);
-    case OPT_CHECKPOINT_TIMES: opt->checkpoint_times_path = optarg; return 0;
+        return cli_parse_u32("checkpoint-ms", arg, 0, &opt->checkpoint_ms);
+    case OPT_CHECKPOINT_TIMES: opt->checkpoint_times_path = arg; return 0;
     case OPT_VNET_HDR:
-        if (!optarg) {
+        if (!arg) {
             opt->vnet_hdr_len = 12;
             return 0;
         }
-        return cli_parse_u32("vnet-hdr", optarg, 0, &opt->vnet_hdr_len);
-    default: return cli_compare_option(c, optarg, &opt->compare) == 0 ? 0 : -1;
+        return cli_parse_u32("vnet-hdr", arg, 0, &opt->vnet_hdr_len);
+    default: return cli_compare_option(c, arg, &opt->compare) == 0 ? 0 : -1;
     }
 }
 
@@ -70,42 +79,51 @@ int cmd_replay(int argc, char **argv)
         { "checkpoint-ms", required_argument, NULL, OPT_CHECKPOINT_MS },
         { "checkpoint-times", required_argument, NULL, OPT_CHECKPOINT_TIMES },
         { "vnet-hdr", optional_argument, NULL, OPT_VNET_HDR },
+        CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    struct replay_options opt;
-    replay_options_default(&opt);
-    bool json = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "o:jh", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            replay_usage(stdout);
-            return 0;
-        }
-        if (apply_replay_option(c, &opt, &json) != 0) {
-            replay_usage(stderr);
-            return 2;
-        }
+    static const struct cli_spec spec = { "replay", "o:jh", longopts, NULL, apply_replay_option };
+    struct replay_cli r = { .json = false };
+    replay_options_default(&r.opt);
+    struct replay_options *opt = &r.opt;
+    struct cli_parsed parsed;
+    if (cli_parse(&spec, argc, argv, &r, &parsed) != 0) {
+        cli_parsed_free(&parsed);
+        cli_usage_hint("replay");
+        return 2;
     }
-    if (argc - optind != 2) {
+    if (parsed.help) {
+        cli_parsed_free(&parsed);
+        replay_usage(stdout);
+        return 0;
+    }
+    int first = parsed.operands;
+    if (argc - first != 2) {
         fputs("colo-proxy replay: give exactly two pcaps, the primary's then the secondary's\n",
               stderr);
-        replay_usage(stderr);
+        cli_parsed_free(&parsed);
+        cli_usage_hint("replay");
         return 2;
     }
-    opt.primary_path = argv[optind];
-    opt.secondary_path = argv[optind + 1];
+    if (parsed.check) {
+        int rc = cli_report_check("replay", &parsed, 0, "");
+        cli_parsed_free(&parsed);
+        return rc;
+    }
+    opt->primary_path = argv[first];
+    opt->secondary_path = argv[first + 1];
     struct replay_result res;
     char err[512];
-    if (replay_run(&opt, &res, err, sizeof(err)) != 0) {
+    int rc = 0;
+    if (replay_run(opt, &res, err, sizeof(err)) != 0) {
         fprintf(stderr, "colo-proxy replay: %s\n", err);
-        replay_result_free(&res);
-        return 2;
+        rc = 2;
+    } else if (r.json) {
+        replay_report_json(&res, opt, stdout);
+    } else {
+        replay_report_text(&res, opt, stdout);
     }
-    if (json)
-        replay_report_json(&res, &opt, stdout);
-    else
-        replay_report_text(&res, &opt, stdout);
     replay_result_free(&res);
-    return 0;
+    cli_parsed_free(&parsed);
+    return rc;
 }

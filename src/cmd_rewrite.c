@@ -39,8 +39,25 @@ static void rewrite_usage(FILE *out)
           "options:\n"
           "  --vnet_hdr_support     records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
           "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset\n"
-          "  --max-conns N          connection table size (default 65536)\n",
+          "  --max-conns N          connection table size (default 65536)\n"
+          CLI_COMMON_HELP,
           out);
+}
+
+static int apply_option(void *ctx, int c, const char *arg)
+{
+    struct socket_rewrite_config *cfg = ctx;
+    switch (c) {
+    case OPT_MIRROR_IN: cfg->endpoint[RW_MIRROR_IN] = arg; return 0;
+    case OPT_TO_SVM: cfg->endpoint[RW_TO_SVM] = arg; return 0;
+    case OPT_FROM_SVM: cfg->endpoint[RW_FROM_SVM] = arg; return 0;
+    case OPT_TO_PRIMARY: cfg->endpoint[RW_TO_PRIMARY] = arg; return 0;
+    case OPT_VNET: cfg->vnet_hdr_support = true; return 0;
+    case OPT_QMP: cfg->qmp = arg; return 0;
+    case OPT_MAX_CONNS: return cli_parse_u32("max-conns", arg, 16, &cfg->max_conns);
+    case OPT_HELP: return CLI_HELP;
+    default: return -1;
+    }
 }
 
 int cmd_rewrite(int argc, char **argv)
@@ -55,37 +72,31 @@ int cmd_rewrite(int argc, char **argv)
         { "qmp", required_argument, NULL, OPT_QMP },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
         { "help", no_argument, NULL, OPT_HELP },
+        CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
+    static const struct cli_spec spec = { "rewrite", "", longopts, NULL, apply_option };
     struct socket_rewrite_config cfg;
     socket_rewrite_config_default(&cfg);
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        int bad = 0;
-        switch (c) {
-        case OPT_MIRROR_IN: cfg.endpoint[RW_MIRROR_IN] = optarg; break;
-        case OPT_TO_SVM: cfg.endpoint[RW_TO_SVM] = optarg; break;
-        case OPT_FROM_SVM: cfg.endpoint[RW_FROM_SVM] = optarg; break;
-        case OPT_TO_PRIMARY: cfg.endpoint[RW_TO_PRIMARY] = optarg; break;
-        case OPT_VNET: cfg.vnet_hdr_support = true; break;
-        case OPT_QMP: cfg.qmp = optarg; break;
-        case OPT_MAX_CONNS: bad = cli_parse_u32("max-conns", optarg, 16, &cfg.max_conns); break;
-        case OPT_HELP: rewrite_usage(stdout); return 0;
-        default: bad = -1; break;
-        }
-        if (bad) {
-            rewrite_usage(stderr);
-            return 2;
-        }
-    }
+    struct cli_parsed parsed;
+    int rc = 2;
     char err[512];
-    struct socket_rewrite *sr = socket_rewrite_create(&cfg, err, sizeof(err));
-    if (!sr) {
-        fprintf(stderr, "colo-proxy rewrite: %s\n", err);
-        return 2;
+    if (cli_parse(&spec, argc, argv, &cfg, &parsed) != 0) {
+        cli_usage_hint("rewrite");
+    } else if (parsed.help) {
+        rewrite_usage(stdout);
+        rc = 0;
+    } else if (parsed.check) {
+        rc = cli_report_check("rewrite", &parsed, socket_rewrite_check_config(&cfg, err, sizeof(err)), err);
+    } else {
+        struct socket_rewrite *sr = socket_rewrite_create(&cfg, err, sizeof(err));
+        if (!sr) {
+            fprintf(stderr, "colo-proxy rewrite: %s\n", err);
+        } else {
+            rc = socket_rewrite_run(sr);
+            socket_rewrite_destroy(sr);
+        }
     }
-    int rc = socket_rewrite_run(sr);
-    socket_rewrite_destroy(sr);
+    cli_parsed_free(&parsed);
     return rc;
 }

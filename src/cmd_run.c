@@ -13,11 +13,14 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include <rte_eal.h>
 #include <rte_errno.h>
 
 #include "colo/checkpoint_ctl.h"
 #include "colo/cli.h"
+#include "colo/config_file.h"
 #include "colo/control.h"
 #include "colo/ops_server.h"
 #include "colo/pipeline.h"
@@ -68,7 +71,9 @@ static void run_usage(FILE *out)
           "  --idle-sleep-us N   sleep N us when a poll finds nothing (default 0: busy-poll)\n"
           "  --shutdown-policy release|checkpoint   on SIGINT/SIGTERM/shutdown (default release)\n"
           "  --shutdown-timeout-ms N  how long 'checkpoint' waits (default 5000)\n"
-          CLI_COMPARE_HELP,
+          CLI_COMPARE_HELP
+          CLI_COMMON_HELP
+          "config file: [run] takes these options' names as keys, and eal = '...' for the EAL options\n",
           out);
 }
 
@@ -79,13 +84,15 @@ static void on_signal(int sig)
 }
 
 struct run_options {
+    bool role_given;
     struct pipeline_config pipeline;
     struct ops_server_config ops;
     struct checkpoint_ctl_config qmp;
 };
 
-static int apply_option(int c, const char *arg, struct run_options *o)
+static int apply_option(void *ctx, int c, const char *arg)
 {
+    struct run_options *o = ctx;
     struct pipeline_config *cfg = &o->pipeline;
     switch (c) {
     case OPT_ROLE:
@@ -95,6 +102,7 @@ static int apply_option(int c, const char *arg, struct run_options *o)
             cfg->role = ROLE_SECONDARY;
         else
             return fprintf(stderr, "colo-proxy run: --role '%s': use primary or secondary\n", arg), -1;
+        o->role_given = true;
         return 0;
     case OPT_CLIENT_PORT: cfg->port_name[PORT_CLIENT] = arg; return 0;
     case OPT_PVM_PORT: cfg->port_name[PORT_PVM] = arg; return 0;
@@ -122,52 +130,142 @@ static int apply_option(int c, const char *arg, struct run_options *o)
         return 0;
     case OPT_SHUTDOWN_TIMEOUT:
         return cli_parse_u32("shutdown-timeout-ms", arg, 0, &cfg->shutdown_timeout_ms);
+    case OPT_HELP: return CLI_HELP;
     default:
         return cli_compare_option(c, arg, &cfg->compare) == 0 ? 0 : -1;
     }
 }
 
-static int parse_run_options(int argc, char **argv, struct run_options *o, bool *help)
+static const struct option run_longopts[] = {
+    { "role", required_argument, NULL, OPT_ROLE },
+    { "client-port", required_argument, NULL, OPT_CLIENT_PORT },
+    { "pvm-port", required_argument, NULL, OPT_PVM_PORT },
+    { "link-port", required_argument, NULL, OPT_LINK_PORT },
+    { "svm-port", required_argument, NULL, OPT_SVM_PORT },
+    { "control", required_argument, NULL, OPT_CONTROL },
+    { "metrics", required_argument, NULL, OPT_METRICS },
+    { "vm-mac", required_argument, NULL, OPT_VM_MAC },
+    { "mbufs", required_argument, NULL, OPT_MBUFS },
+    { "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
+    { "shutdown-policy", required_argument, NULL, OPT_SHUTDOWN_POLICY },
+    { "shutdown-timeout-ms", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
+    { "qmp", required_argument, NULL, OPT_QMP },
+    { "checkpoint-period-ms", required_argument, NULL, OPT_CHECKPOINT_PERIOD },
+    { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
+    { "heartbeat-misses", required_argument, NULL, OPT_HEARTBEAT_MISSES },
+    { "no-client-heartbeat", no_argument, NULL, OPT_NO_CLIENT_HEARTBEAT },
+    { "help", no_argument, NULL, OPT_HELP },
+    CLI_COMPARE_LONGOPTS,
+    CLI_COMMON_LONGOPTS,
+    { NULL, 0, NULL, 0 },
+};
+
+/* The config file's key for the EAL's options (one string, split as a shell would). */
+static const char *const file_only_keys[] = { "eal", NULL };
+
+static bool is_ours(const char *word) { return strcmp(word, "--check") == 0 || strncmp(word, "--config", 8) == 0; }
+
+/*
+ * Splits argv into the EAL's words (the config file's `eal`, then those before
+ * "--") and the run options' (those after "--"; with a config file and no "--",
+ * all of them); --config and --check may stand anywhere and always go to the
+ * run options. -1 with a line when `eal`
+ * cannot be split.
+ */
+static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, char ***eal_words)
 {
-    static const struct option longopts[] = {
-        { "role", required_argument, NULL, OPT_ROLE },
-        { "client-port", required_argument, NULL, OPT_CLIENT_PORT },
-        { "pvm-port", required_argument, NULL, OPT_PVM_PORT },
-        { "link-port", required_argument, NULL, OPT_LINK_PORT },
-        { "svm-port", required_argument, NULL, OPT_SVM_PORT },
-        { "control", required_argument, NULL, OPT_CONTROL },
-        { "metrics", required_argument, NULL, OPT_METRICS },
-        { "vm-mac", required_argument, NULL, OPT_VM_MAC },
-        { "mbufs", required_argument, NULL, OPT_MBUFS },
-        { "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
-        { "shutdown-policy", required_argument, NULL, OPT_SHUTDOWN_POLICY },
-        { "shutdown-timeout-ms", required_argument, NULL, OPT_SHUTDOWN_TIMEOUT },
-        { "qmp", required_argument, NULL, OPT_QMP },
-        { "checkpoint-period-ms", required_argument, NULL, OPT_CHECKPOINT_PERIOD },
-        { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
-        { "heartbeat-misses", required_argument, NULL, OPT_HEARTBEAT_MISSES },
-        { "no-client-heartbeat", no_argument, NULL, OPT_NO_CLIENT_HEARTBEAT },
-        { "help", no_argument, NULL, OPT_HELP },
-        CLI_COMPARE_LONGOPTS,
-        { NULL, 0, NULL, 0 },
-    };
-    bool role_given = false;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        if (c == OPT_HELP) {
-            *help = true;
-            return 0;
-        }
-        if (c == '?' || apply_option(c, optarg, o) != 0)
-            return -1;
-        role_given |= c == OPT_ROLE;
+    const char *config = NULL;
+    bool check = false;
+    for (int i = 1; i < argc; i++) {
+        check |= strcmp(argv[i], "--check") == 0;
+        if (strcmp(argv[i], "--config") == 0 && i + 1 < argc)
+            config = argv[i + 1];
+        else if (strncmp(argv[i], "--config=", 9) == 0)
+            config = argv[i] + 9;
     }
-    if (!role_given) {
-        fputs("colo-proxy run: say which host this is with --role primary or --role secondary\n", stderr);
-        return -1;
+    g_ptr_array_add(eal, argv[0]);
+    g_ptr_array_add(run, argv[0]);
+    if (config) {
+        g_autofree char *words = config_file_string(config, "run", "eal");
+        GError *e = NULL;
+        int n;
+        if (words && !g_shell_parse_argv(words, &n, eal_words, &e)) {
+            fprintf(stderr, "colo-proxy run: config '%s' [run]: eal = '%s': %s\n", config, words, e->message);
+            g_error_free(e);
+            return -1;
+        }
+        for (int i = 0; *eal_words && (*eal_words)[i]; i++)
+            g_ptr_array_add(eal, (*eal_words)[i]);
+        g_ptr_array_add(run, "--config");
+        g_ptr_array_add(run, (char *)config);
+    }
+    if (check)
+        g_ptr_array_add(run, "--check");
+    bool has_separator = false;
+    for (int i = 1; i < argc; i++)
+        has_separator |= strcmp(argv[i], "--") == 0;
+    int i = 1;
+    for (; i < argc && strcmp(argv[i], "--") != 0 && (has_separator || !config); i++) {
+        if (strcmp(argv[i], "--config") == 0)
+            i++;
+        else if (!is_ours(argv[i]))
+            g_ptr_array_add(eal, argv[i]);
+    }
+    for (i += has_separator; i < argc; i++) {
+        if (strcmp(argv[i], "--config") == 0)
+            i++;
+        else if (!is_ours(argv[i]))
+            g_ptr_array_add(run, argv[i]);
+    }
+    g_ptr_array_add(eal, NULL);
+    g_ptr_array_add(run, NULL);
+    return 0;
+}
+
+/* 0 and a config to run; 1 when done (help, check); 2 on a bad option. */
+static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_parsed *parsed)
+{
+    static const struct cli_spec spec = { "run", "", run_longopts, file_only_keys, apply_option };
+    if (cli_parse(&spec, (int)run->len - 1, (char **)run->pdata, o, parsed) != 0) {
+        cli_usage_hint("run");
+        return 2;
+    }
+    if (parsed->help) {
+        run_usage(stdout);
+        return 1;
+    }
+    char err[512] = "";
+    int bad = !o->role_given ? (snprintf(err, sizeof(err), "say which host this is with --role primary or "
+                                         "--role secondary"), -1)
+                             : pipeline_check_config(&o->pipeline, err, sizeof(err));
+    if (parsed->check)
+        return cli_report_check("run", parsed, bad, err) == 0 ? 1 : 2;
+    if (bad) {
+        fprintf(stderr, "colo-proxy run: %s\n", err);
+        return 2;
     }
     return 0;
+}
+
+static int run_data_plane(struct run_options *o)
+{
+    char err[512];
+    struct pipeline *p = pipeline_create(&o->pipeline, err, sizeof(err));
+    struct control *ctl = p ? control_start(&o->ops, o->qmp.qmp ? &o->qmp : NULL, pipeline_ring_to_dataplane(p),
+                                            pipeline_ring_from_dataplane(p), err, sizeof(err))
+                            : NULL;
+    int rc = 2;
+    if (!p || !ctl) {
+        fprintf(stderr, "colo-proxy run: %s\n", err);
+    } else {
+        signal(SIGINT, on_signal);
+        signal(SIGTERM, on_signal);
+        pipeline_run(p);
+        control_stop(ctl);
+        rc = 0;
+    }
+    pipeline_destroy(p);
+    return rc;
 }
 
 int cmd_run(int argc, char **argv)
@@ -178,41 +276,27 @@ int cmd_run(int argc, char **argv)
             return 0;
         }
     }
-    signal(SIGPIPE, SIG_IGN);
-    int used = rte_eal_init(argc, argv);
-    if (used < 0) {
-        fprintf(stderr, "colo-proxy run: DPDK EAL failed to start: %s (without hugepages, pass --no-huge -m 256)\n",
-                rte_strerror(rte_errno));
-        return 2;
-    }
+    GPtrArray *eal = g_ptr_array_new(), *run = g_ptr_array_new();
+    char **eal_words = NULL;
     struct run_options o = { .ops = { NULL, NULL } };
     pipeline_config_default(&o.pipeline);
     checkpoint_ctl_config_default(&o.qmp);
-    bool help = false;
-    int rc = 2;
-    if (parse_run_options(argc - used, argv + used, &o, &help) != 0) {
-        run_usage(stderr);
-    } else if (help) {
-        run_usage(stdout);
-        rc = 0;
-    } else {
-        char err[512];
-        struct pipeline *p = pipeline_create(&o.pipeline, err, sizeof(err));
-        struct control *ctl = p ? control_start(&o.ops, o.qmp.qmp ? &o.qmp : NULL,
-                                                pipeline_ring_to_dataplane(p),
-                                                pipeline_ring_from_dataplane(p), err, sizeof(err))
-                                : NULL;
-        if (!p || !ctl) {
-            fprintf(stderr, "colo-proxy run: %s\n", err);
+    struct cli_parsed parsed = { .config_words = NULL };
+    int rc = split_argv(argc, argv, eal, run, &eal_words) != 0 ? 2 : parse_run_options(run, &o, &parsed);
+    if (rc == 0) {
+        signal(SIGPIPE, SIG_IGN);
+        if (rte_eal_init((int)eal->len - 1, (char **)eal->pdata) < 0) {
+            fprintf(stderr, "colo-proxy run: DPDK EAL failed to start: %s (without hugepages, pass --no-huge -m 256)\n",
+                    rte_strerror(rte_errno));
+            rc = 2;
         } else {
-            signal(SIGINT, on_signal);
-            signal(SIGTERM, on_signal);
-            pipeline_run(p);
-            control_stop(ctl);
-            rc = 0;
+            rc = run_data_plane(&o);
+            rte_eal_cleanup();
         }
-        pipeline_destroy(p);
     }
-    rte_eal_cleanup();
-    return rc;
+    cli_parsed_free(&parsed);
+    g_strfreev(eal_words);
+    g_ptr_array_free(eal, TRUE);
+    g_ptr_array_free(run, TRUE);
+    return rc == 1 ? 0 : rc;
 }

@@ -624,16 +624,24 @@ void pipeline_run(struct pipeline *p)
 
 /* ---- setup ---- */
 
+int pipeline_check_config(const struct pipeline_config *cfg, char *err, size_t errlen)
+{
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (port_wanted(cfg, (enum port_role)r) && !cfg->port_name[r]) {
+            snprintf(err, errlen, "the %s role needs --%s-port", role_name(cfg->role), port_role_name(r));
+            return -1;
+        }
+    }
+    return 0;
+}
+
 static int open_ports(struct pipeline *p, char *err, size_t errlen)
 {
+    if (pipeline_check_config(&p->cfg, err, errlen) != 0)
+        return -1;
     for (int r = 0; r < PORT_ROLE_COUNT; r++) {
         if (!port_wanted(&p->cfg, (enum port_role)r))
             continue;
-        if (!p->cfg.port_name[r]) {
-            snprintf(err, errlen, "the %s role needs --%s-port", role_name(p->cfg.role),
-                     port_role_name(r));
-            return -1;
-        }
         if (dpdk_port_resolve(p->cfg.port_name[r], &p->port_id[r], err, errlen) != 0)
             return -1;
         for (int o = 0; o < r; o++) {

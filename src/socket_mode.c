@@ -233,16 +233,33 @@ static void on_outdev_drained(void *ctx, struct chardev_endpoint *ep)
         set_inputs_paused(sm, false);
 }
 
+int socket_mode_check_config(const struct socket_mode_config *cfg, char *err, size_t errlen)
+{
+    for (int r = 0; r < SOCK_ROLE_COUNT; r++) {
+        const char *spec = cfg->endpoint[r];
+        if (!spec && r != SOCK_NOTIFY_DEV) {
+            snprintf(err, errlen, "socket mode needs --%s (QEMU's colo-compare has it too)", role_names[r]);
+            return -1;
+        }
+        if (spec && chardev_endpoint_check_spec(role_names[r], spec, err, errlen) != 0)
+            return -1;
+    }
+    char addr[64];
+    unsigned port;
+    if (cfg->qmp && checkpoint_ctl_check_address(cfg->qmp, err, errlen) != 0)
+        return -1;
+    if (cfg->metrics_addr &&
+        ops_server_parse_metrics_addr(cfg->metrics_addr, addr, sizeof(addr), &port, err, errlen) != 0)
+        return -1;
+    return 0;
+}
+
 static int open_endpoint(struct socket_mode *sm, enum socket_role role, char *err, size_t errlen)
 {
     static const struct chardev_endpoint_ops ops = { on_record, after_batch, on_outdev_drained };
     const char *spec = sm->cfg.endpoint[role];
-    if (!spec && role == SOCK_NOTIFY_DEV)
+    if (!spec)
         return 0;
-    if (!spec) {
-        snprintf(err, errlen, "socket mode needs --%s (QEMU's colo-compare has it too)", role_names[role]);
-        return -1;
-    }
     sm->opened[role] = true;
     return chardev_endpoint_open(&sm->ep[role], sm->base, role_names[role], spec, sm->cfg.vnet_hdr_support,
                                  &sm->pool, sm->cfg.outdev_high_water, &ops, sm, err, errlen);
@@ -359,6 +376,8 @@ static int start_ops(struct socket_mode *sm, char *err, size_t errlen)
 
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err, size_t errlen)
 {
+    if (socket_mode_check_config(cfg, err, errlen) != 0)
+        return NULL;
     struct socket_mode *sm = calloc(1, sizeof(*sm));
     if (!sm || !(sm->base = event_base_new())) {
         snprintf(err, errlen, "cannot create the event loop");

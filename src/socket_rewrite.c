@@ -158,14 +158,23 @@ static void qmp_log(void *ctx, const char *line)
     fprintf(stderr, "colo-proxy: %s\n", line);
 }
 
+int socket_rewrite_check_config(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
+{
+    for (int r = 0; r < RW_ROLE_COUNT; r++) {
+        if (!cfg->endpoint[r]) {
+            snprintf(err, errlen, "socket rewrite mode needs --%s", role_names[r]);
+            return -1;
+        }
+        if (chardev_endpoint_check_spec(role_names[r], cfg->endpoint[r], err, errlen) != 0)
+            return -1;
+    }
+    return cfg->qmp ? checkpoint_ctl_check_address(cfg->qmp, err, errlen) : 0;
+}
+
 static int open_endpoints(struct socket_rewrite *sr, char *err, size_t errlen)
 {
     static const struct chardev_endpoint_ops ops = { on_record, after_batch, on_drained };
     for (int r = 0; r < RW_ROLE_COUNT; r++) {
-        if (!sr->cfg.endpoint[r]) {
-            snprintf(err, errlen, "socket rewrite mode needs --%s", role_names[r]);
-            return -1;
-        }
         sr->opened[r] = true;
         if (chardev_endpoint_open(&sr->ep[r], sr->base, role_names[r], sr->cfg.endpoint[r],
                                   sr->cfg.vnet_hdr_support, &sr->pool, sr->cfg.high_water, &ops, sr, err,
@@ -192,6 +201,8 @@ static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
 
 struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
 {
+    if (socket_rewrite_check_config(cfg, err, errlen) != 0)
+        return NULL;
     struct socket_rewrite *sr = calloc(1, sizeof(*sr));
     if (!sr || !(sr->base = event_base_new())) {
         snprintf(err, errlen, "cannot create the event loop");

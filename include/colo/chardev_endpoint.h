@@ -71,6 +71,8 @@ int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, 
 /* Closes the socket and listener; queued output goes back to the pool. Safe twice. */
 void chardev_endpoint_close(struct chardev_endpoint *ep);
 
+/* Is spec a valid endpoint ("tcp:HOST:PORT" or "unix:PATH", ",server" optional)? -1 with why. */
+int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen);
 bool chardev_endpoint_connected(const struct chardev_endpoint *ep);
 /* Stops or resumes reading (backpressure from another endpoint's output). */
 void chardev_endpoint_pause(struct chardev_endpoint *ep, bool paused);

@@ -57,6 +57,9 @@ void checkpoint_ctl_request(struct checkpoint_ctl *c);
 /* Tell QEMU the peer is gone (x-colo-lost-heartbeat): COLO ends, this side carries on. */
 void checkpoint_ctl_lost_heartbeat(struct checkpoint_ctl *c);
 
+/* Is qmp a valid QMP address (unix:PATH or tcp:HOST:PORT)? -1 with why. */
+int checkpoint_ctl_check_address(const char *qmp, char *err, size_t errlen);
+
 const struct checkpoint_ctl_stats *checkpoint_ctl_stats(const struct checkpoint_ctl *c);
 
 #endif

@@ -6,6 +6,7 @@
 #define COLO_CLI_H
 
 #include <getopt.h>
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "colo/compare.h"
@@ -35,6 +36,54 @@ enum {
     "  --max_queue_size N          per-connection queue bound (default 1024)\n"         \
     "  --max-conns N               connection table size (default 65536)\n"             \
     "  --checkpoint-min-interval MS  ask for checkpoints at most this often (default 0: no limit)\n"
+
+/* Options every command has: its configuration file, and a dry run that checks it. */
+enum { CLI_OPT_CONFIG = 350, CLI_OPT_CHECK };
+
+#define CLI_COMMON_LONGOPTS                                                        \
+    { "config", required_argument, NULL, CLI_OPT_CONFIG },                         \
+    { "check", no_argument, NULL, CLI_OPT_CHECK }
+
+#define CLI_COMMON_HELP                                                                    \
+    "  --config FILE               read this command's [group] of FILE first (docs/config.md)\n" \
+    "  --check                     check the options and the config file, then exit\n"
+
+/* What an apply function returns besides 0 (applied) and -1 (bad value, reported). */
+#define CLI_HELP 1
+
+typedef int (*cli_apply_fn)(void *ctx, int opt, const char *arg);
+
+struct cli_parsed {
+    bool help, check;
+    const char *config_path; /* NULL: none */
+    char **config_words;     /* the file's options; what apply kept points into them */
+    int operands;            /* argv index of the first operand */
+};
+
+/*
+ * Applies the options of --config FILE's [group] (if any), then argv's, through
+ * `apply`. 0, or -1 after a one-line error (and, for a key from the file, a line
+ * naming it). Free with cli_parsed_free once the options are no longer used.
+ */
+struct cli_spec {
+    const char *group;              /* the command, and its group in the config file */
+    const char *shortopts;
+    const struct option *longopts;
+    const char *const *file_only;   /* keys the file may have that are no options (NULL: none) */
+    cli_apply_fn apply;
+};
+
+int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out);
+void cli_parsed_free(struct cli_parsed *p);
+
+/* The verdict of --check: prints it (naming the file), returns the exit status (0 good, 2 bad). */
+int cli_report_check(const char *command, const struct cli_parsed *p, int check_rc, const char *err);
+
+/* After a bad option: one line pointing at the command's --help. */
+void cli_usage_hint(const char *command);
+
+/* The value of --config in argv (before any "--"), or NULL. */
+const char *cli_config_path(int argc, char **argv);
 
 /* Applies a compare knob: 0 applied, -1 bad value (reported), 1 not a compare knob. */
 int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg);

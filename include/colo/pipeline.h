@@ -96,6 +96,9 @@ struct pipeline;
 
 void pipeline_config_default(struct pipeline_config *cfg);
 
+/* What can be checked before EAL starts (the ports a role needs are named); -1 with why. */
+int pipeline_check_config(const struct pipeline_config *cfg, char *err, size_t errlen);
+
 /* EAL must be initialised. NULL with a one-line reason in err. */
 struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, size_t errlen);
 void pipeline_destroy(struct pipeline *p);

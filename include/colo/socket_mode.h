@@ -57,6 +57,9 @@ struct socket_mode;
 
 void socket_mode_config_default(struct socket_mode_config *cfg);
 
+/* Would socket_mode_create accept cfg? Checks without opening anything; -1 with why. */
+int socket_mode_check_config(const struct socket_mode_config *cfg, char *err, size_t errlen);
+
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err,
                                        size_t errlen);
 /* Runs until SIGINT/SIGTERM; then releases what is held and drains outdev (bounded). */

@@ -41,6 +41,9 @@ struct socket_rewrite_config {
 struct socket_rewrite;
 
 void socket_rewrite_config_default(struct socket_rewrite_config *cfg);
+/* Would socket_rewrite_create accept cfg? Checks without opening anything; -1 with why. */
+int socket_rewrite_check_config(const struct socket_rewrite_config *cfg, char *err, size_t errlen);
+
 struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config *cfg, char *err,
                                              size_t errlen);
 /* Runs until SIGINT/SIGTERM; then gives queued frames a bounded time to leave. */
