@@ -24,6 +24,8 @@ enum {
     OPT_PERIOD,
     OPT_CONTROL,
     OPT_METRICS,
+    OPT_REPORTS,
+    OPT_REPORTS_RATE,
     OPT_HELP,
 };
 
@@ -36,6 +38,8 @@ static void compare_usage(FILE *out)
           "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
           "  --notify_dev EP             the Xen COLO frame's channel (QEMU's notify_dev)\n"
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
+          "  --divergence-reports DIR    write a report per divergence there (colo-proxy explain reads it)\n"
+          "  --divergence-reports-per-minute N  log and report at most N divergences a minute (default 60)\n"
           "  --control PATH              unix socket for colo-proxy status and line commands\n"
           "  --metrics [ADDR:]PORT       serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
           CLI_COMPARE_HELP
@@ -54,6 +58,9 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_NOTIFY: cfg->endpoint[SOCK_NOTIFY_DEV] = arg; return 0;
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &cfg->checkpoint_period_ms);
+    case OPT_REPORTS: cfg->divergence_reports = arg; return 0;
+    case OPT_REPORTS_RATE:
+        return cli_parse_u32("divergence-reports-per-minute", arg, 0, &cfg->divergence_reports_per_minute);
     case OPT_CONTROL: cfg->control = arg; return 0;
     case OPT_METRICS: cfg->metrics_addr = arg; return 0;
     case OPT_HELP: return CLI_HELP;
@@ -75,6 +82,8 @@ int cmd_compare(int argc, char **argv)
         { "notify_dev", required_argument, NULL, OPT_NOTIFY },
         { "notify-dev", required_argument, NULL, OPT_NOTIFY },
         { "checkpoint-period-ms", required_argument, NULL, OPT_PERIOD },
+        { "divergence-reports", required_argument, NULL, OPT_REPORTS },
+        { "divergence-reports-per-minute", required_argument, NULL, OPT_REPORTS_RATE },
         { "control", required_argument, NULL, OPT_CONTROL },
         { "metrics", required_argument, NULL, OPT_METRICS },
         { "help", no_argument, NULL, OPT_HELP },

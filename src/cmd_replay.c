@@ -19,6 +19,7 @@ enum {
     OPT_CHECKPOINT_MS = 256,
     OPT_CHECKPOINT_TIMES,
     OPT_VNET_HDR,
+    OPT_REPORTS,
 };
 
 static void replay_usage(FILE *out)
@@ -35,6 +36,7 @@ static void replay_usage(FILE *out)
           "  --checkpoint-times FILE     recorded checkpoints: lines '<begin_s> <end_s>', or a QMP\n"
           "                              event log (each STOP then RESUME is a checkpoint)\n"
           "  --vnet-hdr[=LEN]            frames start with a virtio-net header (default 12)\n"
+          "  --reports DIR               write a report per divergence into DIR (colo-proxy explain reads it)\n"
           CLI_COMMON_HELP,
           out);
 }
@@ -59,6 +61,7 @@ static int apply_replay_option(void *ctx, int c, const char *arg)
         }
         return cli_parse_u32("checkpoint-ms", arg, 0, &opt->checkpoint_ms);
     case OPT_CHECKPOINT_TIMES: opt->checkpoint_times_path = arg; return 0;
+    case OPT_REPORTS: opt->reports_dir = arg; return 0;
     case OPT_VNET_HDR:
         if (!arg) {
             opt->vnet_hdr_len = 12;
@@ -79,6 +82,7 @@ int cmd_replay(int argc, char **argv)
         { "checkpoint-ms", required_argument, NULL, OPT_CHECKPOINT_MS },
         { "checkpoint-times", required_argument, NULL, OPT_CHECKPOINT_TIMES },
         { "vnet-hdr", optional_argument, NULL, OPT_VNET_HDR },
+        { "reports", required_argument, NULL, OPT_REPORTS },
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };

@@ -222,6 +222,23 @@ static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, cha
     return 0;
 }
 
+/* What can be checked before EAL starts; -1 with why. */
+static int check_run_options(const struct run_options *o, char *err, size_t errlen)
+{
+    char addr[64];
+    unsigned port;
+    if (!o->role_given) {
+        snprintf(err, errlen, "say which host this is with --role primary or --role secondary");
+        return -1;
+    }
+    if (o->ops.metrics_addr &&
+        ops_server_parse_metrics_addr(o->ops.metrics_addr, addr, sizeof(addr), &port, err, errlen) != 0)
+        return -1;
+    if (o->qmp.qmp && checkpoint_ctl_check_address(o->qmp.qmp, err, errlen) != 0)
+        return -1;
+    return pipeline_check_config(&o->pipeline, err, errlen);
+}
+
 /* 0 and a config to run; 1 when done (help, check); 2 on a bad option. */
 static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_parsed *parsed)
 {
@@ -235,9 +252,7 @@ static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_p
         return 1;
     }
     char err[512] = "";
-    int bad = !o->role_given ? (snprintf(err, sizeof(err), "say which host this is with --role primary or "
-                                         "--role secondary"), -1)
-                             : pipeline_check_config(&o->pipeline, err, sizeof(err));
+    int bad = check_run_options(o, err, sizeof(err));
     if (parsed->check)
         return cli_report_check("run", parsed, bad, err) == 0 ? 1 : 2;
     if (bad) {

@@ -6,6 +6,7 @@
  *   colo-proxy rewrite [options]                 socket mode on the secondary, in place of filter-rewriter
  *   colo-proxy replay [options] PVM.pcap SVM.pcap   offline comparison
  *   colo-proxy status [--json]                   what a running colo-proxy is doing
+ *   colo-proxy explain FILE                      a divergence report, for a person
  */
 #include <stdio.h>
 #include <string.h>
@@ -21,6 +22,7 @@ static void usage(FILE *out)
           "  rewrite --mirror_in .. --to_svm .. --from_svm .. --to_primary ..   in place of filter-rewriter\n"
           "  replay PRIMARY.pcap SECONDARY.pcap   compare a PVM and an SVM trace offline\n"
           "  status [--control PATH] [--json]     what a running colo-proxy is doing\n"
+          "  explain FILE                         a divergence report: connection, offset, hex view, hint\n"
           "  help                                 this text\n"
           "Run 'colo-proxy COMMAND --help' for a command's options.\n",
           out);
@@ -40,6 +42,8 @@ int main(int argc, char **argv)
         return cmd_compare(argc - 1, argv + 1);
     if (strcmp(argv[1], "rewrite") == 0)
         return cmd_rewrite(argc - 1, argv + 1);
+    if (strcmp(argv[1], "explain") == 0)
+        return cmd_explain(argc - 1, argv + 1);
     if (strcmp(argv[1], "status") == 0)
         return cmd_status(argc - 1, argv + 1);
     if (strcmp(argv[1], "help") == 0 || strcmp(argv[1], "--help") == 0 ||

@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include "colo/checkpoint_times.h"
+#include "colo/divergence_report.h"
 #include "colo/pcap_port.h"
 #include "colo/pkt_parse.h"
 
@@ -35,6 +36,9 @@ struct replay_run {
     size_t recorded_count, recorded_next;
     size_t ckpt_cap, div_cap;
     bool oom;
+    const char *reports_dir;     /* opt->reports_dir once its capture slot exists */
+    struct divergence_capture *capture;
+    bool report_failed;          /* said once */
 };
 
 void replay_options_default(struct replay_options *opt)
@@ -106,6 +110,17 @@ static void copy_shown(uint8_t *dst, uint32_t *shown, const uint8_t *src, uint32
         memcpy(dst, src, *shown);
 }
 
+/* The pcaps' clock is wall-clock time already. */
+static void write_report(struct replay_run *r, const struct divergence *d, uint64_t number)
+{
+    char err[512];
+    divergence_capture_fill(r->capture, number, d, r->now, r->now);
+    if (divergence_capture_write(r->capture, r->reports_dir, err, sizeof(err)) != 0 && !r->report_failed) {
+        fprintf(stderr, "colo-proxy replay: %s\n", err);
+        r->report_failed = true;
+    }
+}
+
 static void on_divergence(void *ctx, const struct divergence *d)
 {
     struct replay_run *r = ctx;
@@ -125,6 +140,8 @@ static void on_divergence(void *ctx, const struct divergence *d)
     e->time_ns = r->now;
     copy_shown(e->pvm_bytes, &e->pvm_shown, d->pvm_bytes, d->pvm_avail);
     copy_shown(e->svm_bytes, &e->svm_shown, d->svm_bytes, d->svm_avail);
+    if (r->reports_dir)
+        write_report(r, d, res->divergence_count);
 }
 
 static struct colo_pkt *make_packets(const struct pcap_trace *t, uint32_t vnet_len)
@@ -291,6 +308,10 @@ int replay_run(const struct replay_options *opt, struct replay_result *res, char
     struct replay_run r = { .opt = opt, .res = res, .model_done_at = UINT64_MAX };
     memset(res, 0, sizeof(*res));
     int rc = setup(&r, err, errlen);
+    if (rc == 0 && opt->reports_dir) {
+        r.capture = malloc(sizeof(*r.capture));
+        r.reports_dir = r.capture ? opt->reports_dir : NULL;
+    }
     if (rc == 0) {
         run_events(&r);
         collect(&r);
@@ -304,6 +325,7 @@ int replay_run(const struct replay_options *opt, struct replay_result *res, char
     free(r.pvm_pkts);
     free(r.svm_pkts);
     free(r.recorded);
+    free(r.capture);
     pcap_trace_free(&r.pvm_trace);
     pcap_trace_free(&r.svm_trace);
     return rc;

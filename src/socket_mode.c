@@ -21,6 +21,7 @@
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
+#include "colo/divergence_report.h"
 #include "colo/metrics.h"
 #include "colo/notify_words.h"
 #include "colo/ops_server.h"
@@ -46,6 +47,10 @@ struct socket_mode {
     bool inputs_paused;
     struct socket_mode_stats stats;
     struct notify_peer notify_peer;
+    struct divergence_limiter div_limiter;
+    struct divergence_capture *div_capture;
+    struct divergence_report_stats div_reports;
+    uint64_t divergences;
 };
 
 static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev",
@@ -58,6 +63,7 @@ void socket_mode_config_default(struct socket_mode_config *cfg)
     cfg->compare.max_conns = 1u << 16;
     cfg->checkpoint_period_ms = 20000;
     cfg->outdev_high_water = 8u << 20;
+    cfg->divergence_reports_per_minute = 60;
 }
 
 static uint64_t now_ns(void)
@@ -137,14 +143,37 @@ static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
         send_word(sm, NOTIFY_WORD_DO_CHECKPOINT);
 }
 
-/* One line per divergence: which connection, where in its stream, what kind. */
+static uint64_t unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* One line per divergence (within the limit): which connection, where in its stream, what kind; a report. */
 static void on_divergence(void *ctx, const struct divergence *d)
 {
-    (void)ctx;
-    char flow[128];
-    flow_key_format(&d->conn->key, d->conn->guest_is_1, flow, sizeof(flow));
-    fprintf(stderr, "colo-proxy: divergence (%s) on %s at stream offset %" PRIu64 "\n",
-            divergence_kind_name(d->kind), flow, d->stream_offset);
+    struct socket_mode *sm = ctx;
+    uint64_t number = ++sm->divergences, now = now_ns();
+    if (!divergence_limiter_allow(&sm->div_limiter, now))
+        return;
+    char line[1024];
+    divergence_capture_fill(sm->div_capture, number, d, now, unix_ns());
+    divergence_report_publish(sm->div_capture, sm->cfg.divergence_reports, &sm->div_reports, line, sizeof(line));
+    fprintf(stderr, "colo-proxy: %s\n", line);
+    if (sm->ops)
+        ops_server_broadcast(sm->ops, line);
+}
+
+/* Once a minute at most: how many divergences the limit kept quiet. */
+static void log_suppressed(struct socket_mode *sm)
+{
+    struct divergence_limiter *l = &sm->div_limiter;
+    if (l->suppressed_unlogged && now_ns() - l->window_start_ns >= 60ull * 1000000000ull) {
+        fprintf(stderr, "colo-proxy: %" PRIu64 " more divergences were not logged or reported "
+                        "(over --divergence-reports-per-minute %u)\n", l->suppressed_unlogged, l->per_minute);
+        l->suppressed_unlogged = 0;
+    }
 }
 
 static uint64_t sum(const uint64_t *v, int n)
@@ -246,6 +275,8 @@ int socket_mode_check_config(const struct socket_mode_config *cfg, char *err, si
     }
     char addr[64];
     unsigned port;
+    if (cfg->divergence_reports && divergence_report_check_dir(cfg->divergence_reports, err, errlen) != 0)
+        return -1;
     if (cfg->qmp && checkpoint_ctl_check_address(cfg->qmp, err, errlen) != 0)
         return -1;
     if (cfg->metrics_addr &&
@@ -274,6 +305,7 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     struct socket_mode *sm = arg;
     colo_compare_tick(sm->engine, now_ns());
     flush_released(sm);
+    log_suppressed(sm);
 }
 
 static void on_signal(evutil_socket_t sig, short what, void *arg)
@@ -357,6 +389,11 @@ static void ops_fill(void *ctx, struct metric_set *m)
     metric_counter(m, "socket_bytes_out", "Bytes of records written to outdev", NULL, NULL, sm->stats.bytes_out);
     metric_gauge(m, "outdev_queue_bytes", "Released bytes waiting for outdev", NULL, NULL,
                  (double)sm->ep[SOCK_OUTDEV].out.bytes);
+    metric_counter(m, "divergence_reports", "Divergences logged (and written, with a report directory)", NULL,
+                   NULL, sm->div_reports.reported);
+    metric_counter(m, "divergence_reports_written", "Divergence reports written", NULL, NULL, sm->div_reports.written);
+    metric_counter(m, "divergence_reports_suppressed", "Divergences over the per-minute limit", NULL, NULL,
+                   sm->div_limiter.suppressed);
     metric_counter(m, "input_pauses", "Times input paused for a slow outdev", NULL, NULL, sm->stats.input_pauses);
     const struct conn_table *t = colo_compare_table(sm->engine);
     status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), sm->cfg.compare.max_conns);
@@ -385,6 +422,12 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
         return NULL;
     }
     sm->cfg = *cfg;
+    sm->div_limiter.per_minute = cfg->divergence_reports_per_minute;
+    if (!(sm->div_capture = malloc(sizeof(*sm->div_capture)))) {
+        snprintf(err, errlen, "out of memory for the divergence report buffer");
+        socket_mode_destroy(sm);
+        return NULL;
+    }
     static const struct colo_compare_ops ops = {
         .release = on_release, .discard = on_discard, .request_checkpoint = on_request,
         .divergence = on_divergence,
@@ -462,6 +505,7 @@ void socket_mode_destroy(struct socket_mode *sm)
     if (sm->sigterm)
         event_free(sm->sigterm);
     record_pool_free(&sm->pool);
+    free(sm->div_capture);
     if (sm->base)
         event_base_free(sm->base);
     free(sm);

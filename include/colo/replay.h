@@ -30,6 +30,7 @@ struct replay_options {
     struct colo_compare_config compare;
     uint32_t checkpoint_ms;             /* model latency, REPLAY_NO_MODEL: recorded only */
     uint32_t vnet_hdr_len;              /* bytes in front of each Ethernet frame */
+    const char *reports_dir;            /* a report per divergence (divergence_report.h); NULL: none */
 };
 
 struct replay_divergence {

@@ -44,6 +44,8 @@ struct socket_mode_config {
     const char *qmp;                /* NULL: no QEMU channel */
     uint32_t checkpoint_period_ms;
     size_t outdev_high_water;       /* pause inputs above this many queued output bytes */
+    const char *divergence_reports; /* a directory for reports (divergence_report.h); NULL: none */
+    uint32_t divergence_reports_per_minute; /* log lines and reports; 0: no limit */
     const char *control;            /* NULL: no control socket (ops_server.h) */
     const char *metrics_addr;       /* NULL: no metrics endpoint */
 };

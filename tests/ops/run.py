@@ -1,15 +1,22 @@
 #!/usr/bin/env python3
 """run.py PROXY — what an operator touches, driven as an operator would.
 
-Socket mode (`colo-proxy compare`, listening on all three chardev sockets, a
---control socket and a --metrics port) is fed a real PVM/SVM fixture pair whose
-payloads differ once. The checkpoint it asks for is completed over the control
-socket (checkpoint-done). Then:
+Socket mode (`colo-proxy compare`, configured by a config file alone: listening
+on all three chardev sockets, a control socket, a metrics port, a divergence
+report directory) is fed a real PVM/SVM fixture pair whose payloads differ
+once. The checkpoint it asks for is completed over the control socket
+(checkpoint-done). Then:
   * `colo-proxy status` prints the table, `--json` JSON whose counters agree
     with what was sent (every PVM record released, one divergence, one request);
   * a real HTTP GET of /metrics returns Prometheus text whose every sample line
     is well formed and whose counters match the JSON; other paths get 404;
-  * `colo-proxy status` against a socket nobody serves fails with a clear line.
+  * `colo-proxy status` against a socket nobody serves fails with a clear line;
+  * the divergence's report exists, its pcaps read back with libpcap (tcpdump),
+    and `colo-proxy explain` shows the connection, the offset, the marked byte;
+  * `colo-proxy replay --reports` writes the same report for the same pair;
+  * `--check` accepts good config files and refuses bad ones (unknown key,
+    bad value, not a flag, missing group, missing endpoint, unreadable file) for
+    every command, each with a line naming the key or value and the fix.
 Each check prints "ops: PASS|FAIL what".
 """
 import json
@@ -135,6 +142,85 @@ def check_prometheus(text, js):
             any(l.startswith('colo_proxy_hold_latency_seconds{quantile="0.99"}') for l in lines))
 
 
+def pcap_count(path):
+    r = subprocess.run(["tcpdump", "-nr", path], capture_output=True, text=True)
+    return len(r.stdout.splitlines()) if r.returncode == 0 else -1
+
+
+def check_report(proxy, reports, who):
+    meta = os.path.join(reports, "divergence-1.txt")
+    verdict("%s wrote divergence-1.txt and its two pcaps" % who,
+            all(os.path.exists(os.path.join(reports, "divergence-1" + sfx)) for sfx in (".txt", "-pvm.pcap", "-svm.pcap")))
+    counts = [pcap_count(os.path.join(reports, "divergence-1-%s.pcap" % side)) for side in ("pvm", "svm")]
+    verdict("%s's report pcaps read back with libpcap (%s packets)" % (who, counts), all(c >= 1 for c in counts))
+    for f in ("divergence-1.txt", "divergence-1-svm.pcap"):
+        r = subprocess.run([proxy, "explain", os.path.join(reports, f)], capture_output=True, text=True)
+        out = r.stdout
+        verdict("explain %s (%s): connection, offset, side-by-side view, marked byte, hint" % (f, who),
+                r.returncode == 0 and "divergence 1 (payload) on tcp 10.99.0.2:80 > 10.99.0.1:41002" in out
+                and "at stream offset 490" in out and "PVM" in out and "SVM" in out
+                and re.search(r"^ +\^\^", out, re.M) and "\nhint: " in out
+                and "|ixture line 0000|" in out and "|ixture line .000|" in out, out + r.stderr)
+    bad = subprocess.run([proxy, "explain", meta + ".nope"], capture_output=True, text=True)
+    verdict("explain refuses a file that is no report, saying what to give", bad.returncode != 0 and
+            "divergence-N.txt" in bad.stderr, bad.stderr)
+
+
+CONFIGS = {
+    "compare": ("primary_in = tcp:127.0.0.1:9001\nsecondary_in = tcp:0.0.0.0:9004,server\n"
+                "outdev = tcp:127.0.0.1:9005\nvnet_hdr_support = true\nqmp = unix:/run/qmp.sock\n"
+                "compare_timeout = 3000\nexpired_scan_cycle = 1000\nmax_queue_size = 1024\n"),
+    "rewrite": ("mirror_in = tcp:127.0.0.1:9003\nto_svm = tcp:127.0.0.1:9100,server\n"
+                "from_svm = tcp:127.0.0.1:9101,server\nto_primary = tcp:10.0.0.1:9004\n"),
+    "run": ("eal = -l 1 --vdev=net_af_packet0,iface=eth0 --vdev=net_af_packet1,iface=eth1\n"
+            "role = primary\nclient-port = net_af_packet0\npvm-port = net_vhost0\nlink-port = net_af_packet1\n"
+            "control = /run/colo-proxy.sock\nmetrics = 9464\n"),
+}
+
+
+def config_check(proxy, tmp, command, body, group=None):
+    path = os.path.join(tmp, "check.conf")
+    with open(path, "w") as f:
+        f.write("[%s]\n%s" % (group or command, body))
+    return subprocess.run([proxy, command, "--config", path, "--check"], capture_output=True, text=True, timeout=10)
+
+
+def check_config_checker(proxy, tmp):
+    for command, body in CONFIGS.items():
+        r = config_check(proxy, tmp, command, body)
+        verdict("--check accepts a good [%s] file" % command, r.returncode == 0 and "configuration OK" in r.stdout,
+                r.stdout + r.stderr)
+    bad_cases = [
+        ("compare", CONFIGS["compare"] + "compare_timout = 3000\n", None,
+         ["unknown key 'compare_timout'", "did you mean 'compare_timeout'"]),
+        ("compare", CONFIGS["compare"].replace("3000", "soon"), None,
+         ["--compare_timeout 'soon' is not a whole number", "key 'compare_timeout' in [compare]"]),
+        ("compare", CONFIGS["compare"].replace("vnet_hdr_support = true", "vnet_hdr_support = maybe"), None,
+         ["vnet_hdr_support = 'maybe' is a flag: write true or false"]),
+        ("compare", CONFIGS["compare"].replace("outdev = tcp:127.0.0.1:9005\n", ""), None,
+         ["needs --outdev"]),
+        ("compare", CONFIGS["compare"].replace("tcp:127.0.0.1:9001", "udp:9001"), None,
+         ["--primary_in 'udp:9001': use tcp:HOST:PORT or unix:PATH"]),
+        ("compare", CONFIGS["compare"], "rewrite", ["has no [compare] group"]),
+        ("compare", "this is not ini\n", None, ["not a key-value pair"]),
+        ("rewrite", CONFIGS["rewrite"] + "max-conns = 0\n", None, ["--max-conns '0' is not a whole number >= 16"]),
+        ("run", CONFIGS["run"].replace("role = primary", "role = tertiary"), None,
+         ["--role 'tertiary': use primary or secondary", "key 'role' in [run]"]),
+        ("run", CONFIGS["run"].replace("pvm-port = net_vhost0\n", ""), None, ["the primary role needs --pvm-port"]),
+        ("run", CONFIGS["run"].replace("metrics = 9464", "metrics = 99999"), None, ["not PORT or ADDR:PORT"]),
+        ("run", CONFIGS["run"].replace("-l 1", "-l '1"), None, ["eal = "]),
+    ]
+    for command, body, group, wanted in bad_cases:
+        r = config_check(proxy, tmp, command, body, group)
+        verdict("--check refuses a bad [%s] file: %s" % (group or command, wanted[0]),
+                r.returncode == 2 and all(w in r.stderr for w in wanted) and "Traceback" not in r.stderr,
+                r.stderr)
+    r = subprocess.run([proxy, "compare", "--config", os.path.join(tmp, "missing.conf"), "--check"],
+                       capture_output=True, text=True)
+    verdict("--check names a config file it cannot read", r.returncode == 2 and "missing.conf" in r.stderr
+            and "No such file" in r.stderr, r.stderr)
+
+
 def main():
     proxy = os.path.abspath(sys.argv[1])
     pvm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"))
@@ -142,11 +228,19 @@ def main():
     tmp = tempfile.mkdtemp(prefix="colo-ops-")
     sock = {r: os.path.join(tmp, r) for r in ("p", "s", "o", "ctl")}
     port = free_port()
+    reports = os.path.join(tmp, "reports")
+    os.mkdir(reports)
+    conf = os.path.join(tmp, "colo-proxy.conf")
+    with open(conf, "w") as f:
+        f.write("# socket mode, every option from the file\n[compare]\n"
+                "primary_in = unix:%s,server\nsecondary_in = unix:%s,server\noutdev = unix:%s,server\n"
+                "control = %s\nmetrics = %d\ncompare_timeout = 60000\ndivergence-reports = %s\n"
+                % (sock["p"], sock["s"], sock["o"], sock["ctl"], port, reports))
+    check = subprocess.run([proxy, "compare", "--config", conf, "--check"], capture_output=True, text=True)
+    verdict("--check accepts the config socket mode is about to run", check.returncode == 0 and
+            "configuration OK" in check.stdout, check.stderr)
     log = open(os.path.join(tmp, "proxy.log"), "w+")
-    p = subprocess.Popen([proxy, "compare", "--primary_in", "unix:%s,server" % sock["p"],
-                          "--secondary_in", "unix:%s,server" % sock["s"], "--outdev", "unix:%s,server" % sock["o"],
-                          "--control", sock["ctl"], "--metrics", str(port), "--compare_timeout", "60000"],
-                         stderr=log)
+    p = subprocess.Popen([proxy, "compare", "--config", conf], stderr=log)
     try:
         out = connect_unix(sock["o"])
         prim = connect_unix(sock["p"])
@@ -196,6 +290,19 @@ def main():
     gone = status(proxy, os.path.join(tmp, "nobody"))
     verdict("status against a dead socket says what to do", gone.returncode == 1 and "--control" in gone.stderr,
             gone.stderr)
+    log.seek(0)
+    verdict("the divergence's log line names its report",
+            "divergence 1 (payload) on tcp 10.99.0.2:80 > 10.99.0.1:41002 at stream offset 490; report %s/"
+            "divergence-1.txt" % reports in log.read())
+    check_report(proxy, reports, "socket mode")
+    replayed = os.path.join(tmp, "replayed")
+    os.mkdir(replayed)
+    r = subprocess.run([proxy, "replay", "--reports", replayed,
+                        os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"),
+                        os.path.join(FIXTURES, "http-payload-differs-svm.pcap")], capture_output=True, text=True)
+    verdict("replay --reports runs", r.returncode == 0, r.stderr)
+    check_report(proxy, replayed, "replay")
+    check_config_checker(proxy, tmp)
     if FAILURES:
         log.seek(0)
         sys.stderr.write(log.read()[-4000:])
