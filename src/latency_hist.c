@@ -47,6 +47,8 @@ uint64_t latency_hist_quantile(const struct latency_hist *h, double q)
     for (unsigned b = 0; b < LATENCY_HIST_BUCKETS; b++) {
         seen += h->bucket[b];
         if (seen >= rank) {
+            if (b == LATENCY_HIST_BUCKETS - 1)
+                return h->max_ns; /* the overflow bucket has no upper edge */
             uint64_t upper = bucket_upper(b);
             return upper < h->max_ns ? upper : h->max_ns;
         }

@@ -1,0 +1,244 @@
+/*
+ * test_operator.c — the pieces behind what operators see: latency quantiles,
+ * the three renderings of a metric set, divergence hints and the report limit,
+ * and the config file's translation into option words.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+#include <glib.h>
+
+#include "colo/config_file.h"
+#include "colo/divergence_explain.h"
+#include "colo/divergence_report.h"
+#include "colo/latency_hist.h"
+#include "colo/metrics.h"
+
+static void test_latency_quantiles_within_an_eighth(void **state)
+{
+    (void)state;
+    static struct latency_hist h;
+    memset(&h, 0, sizeof(h));
+    for (uint64_t v = 1; v <= 100000; v++)
+        latency_hist_record(&h, v * 1000); /* 1 us .. 100 ms, uniform */
+    double want[] = { 0.5, 0.99, 0.999 };
+    for (int i = 0; i < 3; i++) {
+        double exact = want[i] * 100000 * 1000, got = (double)latency_hist_quantile(&h, want[i]);
+        assert_true(got >= exact * 0.99 && got <= exact * 1.13);
+    }
+    assert_int_equal(latency_hist_quantile(&h, 1.0), 100000 * 1000);
+    assert_int_equal(h.count, 100000);
+}
+
+static void test_latency_empty_and_huge_values(void **state)
+{
+    (void)state;
+    static struct latency_hist h;
+    memset(&h, 0, sizeof(h));
+    assert_int_equal(latency_hist_quantile(&h, 0.5), 0);
+    latency_hist_record(&h, 0);
+    latency_hist_record(&h, UINT64_MAX / 2);
+    assert_int_equal(latency_hist_quantile(&h, 0.5), 0);
+    assert_int_equal(latency_hist_quantile(&h, 1.0), UINT64_MAX / 2);
+}
+
+static struct metric_set *sample_set(void)
+{
+    struct metric_set *m = metric_set_new();
+    metric_info(m, "role", "What it is", "role", "compare");
+    metric_counter(m, "checkpoint_requests", "Asked", "reason", "divergence", 3);
+    metric_gauge(m, "held_packets", "Held now", NULL, NULL, 7);
+    metric_counter(m, "checkpoint_requests", "Asked", "reason", "timeout", 1);
+    metric_gauge(m, "port_link_up", "Up", "port", "we\"ird\\", 1);
+    static struct latency_hist h;
+    memset(&h, 0, sizeof(h));
+    latency_hist_record(&h, 2000);
+    metric_latency(m, "hold_latency_seconds", "Held for", &h);
+    return m;
+}
+
+static void test_prometheus_groups_families_and_escapes(void **state)
+{
+    (void)state;
+    struct metric_set *m = sample_set();
+    char *t = metric_set_prometheus(m);
+    assert_non_null(strstr(t, "# TYPE colo_proxy_checkpoint_requests_total counter\n"
+                              "colo_proxy_checkpoint_requests_total{reason=\"divergence\"} 3\n"
+                              "colo_proxy_checkpoint_requests_total{reason=\"timeout\"} 1\n"));
+    assert_non_null(strstr(t, "colo_proxy_role{role=\"compare\"} 1\n"));
+    assert_non_null(strstr(t, "colo_proxy_port_link_up{port=\"we\\\"ird\\\\\"} 1\n"));
+    assert_non_null(strstr(t, "# TYPE colo_proxy_hold_latency_seconds summary\n"));
+    assert_non_null(strstr(t, "colo_proxy_hold_latency_seconds_count 1\n"));
+    assert_null(strstr(strstr(t, "timeout") , "checkpoint_requests_total{"));
+    g_free(t);
+    metric_set_free(m);
+}
+
+static void test_json_and_table_agree_with_prometheus(void **state)
+{
+    (void)state;
+    struct metric_set *m = sample_set();
+    char *j = metric_set_json(m), *t = metric_set_table(m);
+    assert_non_null(strstr(j, "\"role\":\"compare\""));
+    assert_non_null(strstr(j, "\"checkpoint_requests\":{\"divergence\":3,\"timeout\":1}"));
+    assert_non_null(strstr(j, "\"held_packets\":7"));
+    assert_non_null(strstr(j, "\"port_link_up\":{\"we\\\"ird\\\\\":1}"));
+    assert_non_null(strstr(j, "\"hold_latency_seconds\":{\"p50_s\":"));
+    assert_non_null(strstr(t, "checkpoint_requests              divergence 3, timeout 1\n"));
+    assert_non_null(strstr(t, "role                             compare\n"));
+    g_free(j);
+    g_free(t);
+    metric_set_free(m);
+}
+
+static const char *hint_for(const char *pvm, const char *svm)
+{
+    size_t at = 0;
+    while (pvm[at] && pvm[at] == svm[at])
+        at++;
+    return divergence_hint(DIV_PAYLOAD, (const uint8_t *)pvm, strlen(pvm), at, (const uint8_t *)svm,
+                           strlen(svm), at);
+}
+
+static void test_hint_http_date_header(void **state)
+{
+    (void)state;
+    const char *h = hint_for("HTTP/1.0 200 OK\r\nDate: Thu, 03 Dec 2026 10:00:01 GMT\r\n",
+                             "HTTP/1.0 200 OK\r\nDate: Thu, 03 Dec 2026 10:00:02 GMT\r\n");
+    assert_non_null(h);
+    assert_non_null(strstr(h, "Date:"));
+}
+
+static void test_hint_digits_are_a_number(void **state)
+{
+    (void)state;
+    const char *h = hint_for("{\"id\": 1733220001, \"ok\": true}", "{\"id\": 1733220987, \"ok\": true}");
+    assert_non_null(h);
+    assert_non_null(strstr(h, "a number differs"));
+}
+
+static void test_hint_random_bytes(void **state)
+{
+    (void)state;
+    const char pvm[] = "token=\x8f\x13\xa0\xfe\x01\x99\x42\xc3\xd4\x10\x77\x88\xe1\x02\x9a\xbb";
+    const char svm[] = "token=\x11\xee\x05\x7c\xaa\x31\x90\x0d\x66\xf2\x13\x5e\x07\xc8\x4b\x2d";
+    const char *h = divergence_hint(DIV_PAYLOAD, (const uint8_t *)pvm, sizeof(pvm) - 1, 6, (const uint8_t *)svm,
+                                    sizeof(svm) - 1, 6);
+    assert_non_null(h);
+    assert_non_null(strstr(h, "random"));
+}
+
+static void test_hint_none_for_an_ordinary_text_change(void **state)
+{
+    (void)state;
+    assert_null(hint_for("hello world, this is the primary speaking", "hello world, that is the primary speaking"));
+}
+
+static void test_hint_fin_and_rst_kinds(void **state)
+{
+    (void)state;
+    assert_non_null(strstr(divergence_hint(DIV_RST, NULL, 0, 0, NULL, 0, 0), "reset"));
+    assert_non_null(strstr(divergence_hint(DIV_FIN_VS_DATA, NULL, 0, 0, NULL, 0, 0), "ended the stream"));
+}
+
+static void test_limiter_counts_what_it_suppresses(void **state)
+{
+    (void)state;
+    struct divergence_limiter l = { .per_minute = 3 };
+    uint64_t t = 5000000000ull;
+    int allowed = 0;
+    for (int i = 0; i < 10; i++)
+        allowed += divergence_limiter_allow(&l, t + (uint64_t)i);
+    assert_int_equal(allowed, 3);
+    assert_int_equal(l.suppressed, 7);
+    assert_true(divergence_limiter_allow(&l, t + 61000000000ull)); /* a new minute */
+}
+
+static char *write_conf(const char *text)
+{
+    char *path = g_strdup("/tmp/colo-test-conf-XXXXXX");
+    int fd = g_mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+    close(fd);
+    return path;
+}
+
+static const struct option opts[] = {
+    { "compare_timeout", required_argument, NULL, 1 },
+    { "vnet_hdr_support", no_argument, NULL, 2 },
+    { "vnet-hdr", optional_argument, NULL, 3 },
+    { "help", no_argument, NULL, 4 },
+    { NULL, 0, NULL, 0 },
+};
+
+static void test_config_keys_become_option_words_in_order(void **state)
+{
+    (void)state;
+    char *path = write_conf("[compare]\ncompare_timeout = 250\nvnet_hdr_support = true\nvnet-hdr = 10\n"
+                            "[other]\nwhatever = 1\n");
+    char err[256];
+    char **w = config_file_words(path, "compare", opts, NULL, err, sizeof(err));
+    assert_non_null(w);
+    assert_string_equal(w[0], "--compare_timeout=250");
+    assert_string_equal(w[1], "--vnet_hdr_support");
+    assert_string_equal(w[2], "--vnet-hdr=10");
+    assert_null(w[3]);
+    g_strfreev(w);
+    unlink(path);
+    g_free(path);
+}
+
+static void test_config_refuses_what_is_not_an_option(void **state)
+{
+    (void)state;
+    static const char *const extra[] = { "eal", NULL };
+    const struct { const char *text, *want; } cases[] = {
+        { "[compare]\ncompare_timeot = 1\n", "did you mean 'compare_timeout'" },
+        { "[compare]\nhelp = true\n", "unknown key 'help'" },
+        { "[compare]\nvnet_hdr_support = perhaps\n", "write true or false" },
+        { "[run]\neal = -l 1\n", "no [compare] group" },
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        char *path = write_conf(cases[i].text);
+        char err[256] = "";
+        char **w = config_file_words(path, "compare", opts, extra, err, sizeof(err));
+        assert_null(w);
+        assert_non_null(strstr(err, cases[i].want));
+        unlink(path);
+        g_free(path);
+    }
+    char *path = write_conf("[compare]\neal = -l 1\nvnet_hdr_support = false\n");
+    char err[256];
+    char **w = config_file_words(path, "compare", opts, extra, err, sizeof(err));
+    assert_non_null(w);
+    assert_null(w[0]); /* eal is the caller's; a false flag is no word */
+    g_strfreev(w);
+    unlink(path);
+    g_free(path);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_latency_quantiles_within_an_eighth),
+        cmocka_unit_test(test_latency_empty_and_huge_values),
+        cmocka_unit_test(test_prometheus_groups_families_and_escapes),
+        cmocka_unit_test(test_json_and_table_agree_with_prometheus),
+        cmocka_unit_test(test_hint_http_date_header),
+        cmocka_unit_test(test_hint_digits_are_a_number),
+        cmocka_unit_test(test_hint_random_bytes),
+        cmocka_unit_test(test_hint_none_for_an_ordinary_text_change),
+        cmocka_unit_test(test_hint_fin_and_rst_kinds),
+        cmocka_unit_test(test_limiter_counts_what_it_suppresses),
+        cmocka_unit_test(test_config_keys_become_option_words_in_order),
+        cmocka_unit_test(test_config_refuses_what_is_not_an_option),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
