@@ -57,6 +57,14 @@ int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg
         return cli_parse_u32("max-conns", arg, 1, &cfg->max_conns);
     case CLI_OPT_MIN_INTERVAL:
         return cli_parse_u32("checkpoint-min-interval", arg, 0, &cfg->checkpoint_min_interval_ms);
+    case CLI_OPT_BYPASS: {
+        char err[256];
+        if (bypass_rules_add(&cfg->bypass, arg, err, sizeof(err)) != 0) {
+            fprintf(stderr, "colo-proxy: --bypass: %s\n", err);
+            return -1;
+        }
+        return 0;
+    }
     default:
         return 1;
     }

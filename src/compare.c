@@ -374,6 +374,24 @@ static void prepare(struct colo_compare *c, enum colo_side side, struct colo_pkt
         c->stats.svm_in++;
 }
 
+/* A frame of a bypassed flow leaves at once (PVM) or is dropped (SVM), never queued: order holds. */
+static bool bypassed(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
+{
+    int rule = bypass_match(&c->cfg.bypass, &p->view);
+    if (rule < 0)
+        return false;
+    c->stats.bypass_hits[rule]++;
+    if (side == SIDE_PVM) {
+        c->stats.released[RELEASE_BYPASSED]++;
+        latency_hist_record(&c->stats.hold, 0);
+        c->ops.release(c->ctx, p, RELEASE_BYPASSED);
+    } else {
+        c->stats.svm_bypassed++;
+        c->ops.discard(c->ctx, p);
+    }
+    return true;
+}
+
 static void input_with_conn(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                             struct conn *conn, uint32_t hash, uint64_t now)
 {
@@ -410,6 +428,8 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
 {
     c->now = now;
     prepare(c, side, p, now);
+    if (c->cfg.bypass.count && bypassed(c, side, p))
+        return;
     uint32_t hash = flow_key_hash(&p->view.key);
     input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
 }
@@ -431,6 +451,8 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
             conn_prefetch_entry(c->table, hashes[i]);
         for (unsigned i = 0; i < chunk; i++) {
             prepare(c, side, pkts[i], now);
+            if (c->cfg.bypass.count && bypassed(c, side, pkts[i]))
+                continue;
             input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), hashes[i], now);
         }
         pkts += chunk;
@@ -544,7 +566,7 @@ const char *checkpoint_reason_name(enum checkpoint_reason r)
 const char *release_reason_name(enum release_reason r)
 {
     static const char *const names[RELEASE_REASON_COUNT] = {
-        "matched", "uncompared", "checkpoint", "forced",
+        "matched", "uncompared", "checkpoint", "forced", "bypassed",
     };
     return (unsigned)r < RELEASE_REASON_COUNT ? names[r] : "unknown";
 }

@@ -479,6 +479,7 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
         out->compare = *colo_compare_stats(p->engine);
         out->conns = *conn_table_stats(colo_compare_table(p->engine));
         out->conns_max = p->cfg.compare.max_conns;
+        out->compare_config = &p->cfg.compare;
     }
     if (p->rewriter)
         out->rewrite = *seq_rewriter_stats(p->rewriter);

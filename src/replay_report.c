@@ -64,9 +64,9 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
     fprintf(out, "accounting: %zu PVM frames in, %" PRIu64 " released%s\n", res->pvm_frames,
             released, released == res->pvm_frames ? " (all)" : " — MISMATCH");
     fprintf(out, "  matched %" PRIu64 ", uncompared (pure ACK/retransmit) %" PRIu64
-                 ", held then flushed by checkpoint %" PRIu64 ", forced at end %" PRIu64 "\n",
+                 ", held then flushed by checkpoint %" PRIu64 ", forced at end %" PRIu64 ", bypassed %" PRIu64 "\n",
             s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
-            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED]);
+            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED]);
     fprintf(out, "SVM frames: %zu in, %" PRIu64 " matched, %" PRIu64 " stale, %" PRIu64
                  " uncompared, %" PRIu64 " unmatched (dropped at a checkpoint or the end), %" PRIu64
                  " untracked\n",

@@ -190,11 +190,11 @@ static void print_summary(const struct socket_mode *sm)
     const struct colo_compare_stats *s = colo_compare_stats(sm->engine);
     fprintf(stderr, "colo-proxy: summary: PVM records in %" PRIu64 ", released %" PRIu64
                     " (matched %" PRIu64 ", uncompared %" PRIu64 ", after checkpoint %" PRIu64
-                    ", at exit %" PRIu64 "); SVM records in %" PRIu64 "; divergences %" PRIu64
+                    ", at exit %" PRIu64 ", bypassed %" PRIu64 "); SVM records in %" PRIu64 "; divergences %" PRIu64
                     "; checkpoint requests",
             sm->stats.records_in[SOCK_PRIMARY_IN], sum(s->released, RELEASE_REASON_COUNT),
             s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
-            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED],
+            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED],
             sm->stats.records_in[SOCK_SECONDARY_IN], sum(s->divergences, DIV_KIND_COUNT));
     for (int i = 0; i < CKPT_REASON_COUNT; i++)
         fprintf(stderr, " %s %" PRIu64, checkpoint_reason_name((enum checkpoint_reason)i),
@@ -396,7 +396,7 @@ static void ops_fill(void *ctx, struct metric_set *m)
                    sm->div_limiter.suppressed);
     metric_counter(m, "input_pauses", "Times input paused for a slow outdev", NULL, NULL, sm->stats.input_pauses);
     const struct conn_table *t = colo_compare_table(sm->engine);
-    status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), sm->cfg.compare.max_conns);
+    status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), &sm->cfg.compare);
     if (sm->qmp)
         status_metrics_qmp(m, checkpoint_ctl_stats(sm->qmp));
 }

@@ -11,9 +11,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <arpa/inet.h>
+
 #include <cmocka.h>
 #include <glib.h>
 
+#include "colo/bypass.h"
 #include "colo/config_file.h"
 #include "colo/divergence_explain.h"
 #include "colo/divergence_report.h"
@@ -224,6 +227,72 @@ static void test_config_refuses_what_is_not_an_option(void **state)
     g_free(path);
 }
 
+static struct pkt_view view_v4(uint8_t proto, const char *guest, uint16_t gport, const char *peer, uint16_t pport,
+                                bool swapped)
+{
+    struct pkt_view v;
+    memset(&v, 0, sizeof(v));
+    v.key.family = FAMILY_IPV4;
+    v.key.proto = proto;
+    v.dir_swapped = swapped;
+    int g = swapped ? 1 : 0;
+    assert_int_equal(inet_pton(AF_INET, guest, v.key.addr[g]), 1);
+    assert_int_equal(inet_pton(AF_INET, peer, v.key.addr[1 - g]), 1);
+    v.key.port[g] = gport;
+    v.key.port[1 - g] = pport;
+    return v;
+}
+
+static void test_bypass_matches_guest_and_peer_by_direction(void **state)
+{
+    (void)state;
+    struct bypass_rules r = { .count = 0 };
+    char err[256];
+    assert_int_equal(bypass_rules_add(&r, "proto=udp,guest_port=123; proto=tcp,peer=10.1.0.0/16,guest_port=80",
+                                      err, sizeof(err)), 0);
+    assert_int_equal(r.count, 2);
+    assert_string_equal(r.rule[1].text, "proto=tcp,peer=10.1.0.0/16,guest_port=80");
+    for (int swapped = 0; swapped < 2; swapped++) {
+        struct pkt_view ntp = view_v4(17, "192.168.0.5", 123, "10.9.9.9", 40000, swapped);
+        struct pkt_view web = view_v4(6, "192.168.0.5", 80, "10.1.200.3", 50000, swapped);
+        struct pkt_view web_far = view_v4(6, "192.168.0.5", 80, "10.2.0.3", 50000, swapped);
+        struct pkt_view reversed = view_v4(6, "10.1.200.3", 50000, "192.168.0.5", 80, swapped);
+        assert_int_equal(bypass_match(&r, &ntp), 0);
+        assert_int_equal(bypass_match(&r, &web), 1);
+        assert_int_equal(bypass_match(&r, &web_far), -1);
+        assert_int_equal(bypass_match(&r, &reversed), -1); /* the guest is the sender, port 80 is not its */
+    }
+}
+
+static void test_bypass_ipv6_prefix_and_errors(void **state)
+{
+    (void)state;
+    struct bypass_rules r = { .count = 0 };
+    char err[256];
+    assert_int_equal(bypass_rules_add(&r, "guest=fd00:1::/32", err, sizeof(err)), 0);
+    struct pkt_view v;
+    memset(&v, 0, sizeof(v));
+    v.key.family = FAMILY_IPV6;
+    assert_int_equal(inet_pton(AF_INET6, "fd00:1:ffff::7", v.key.addr[0]), 1);
+    assert_int_equal(bypass_match(&r, &v), 0);
+    assert_int_equal(inet_pton(AF_INET6, "fd00:2::7", v.key.addr[0]), 1);
+    assert_int_equal(bypass_match(&r, &v), -1);
+    v.key.family = FAMILY_IPV4; /* an IPv6 rule never matches IPv4 */
+    assert_int_equal(bypass_match(&r, &v), -1);
+    const struct { const char *rule, *want; } bad[] = {
+        { "proto=sctpx", "proto='sctpx' is not valid" },
+        { "guest_port=70000", "guest_port='70000'" },
+        { "peer=10.0.0.0/33", "peer='10.0.0.0/33'" },
+        { "port=80", "bypass key 'port' is unknown" },
+        { "tcp", "is not KEY=VALUE" },
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        struct bypass_rules one = { .count = 0 };
+        assert_int_equal(bypass_rules_add(&one, bad[i].rule, err, sizeof(err)), -1);
+        assert_non_null(strstr(err, bad[i].want));
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -239,6 +308,8 @@ int main(void)
         cmocka_unit_test(test_limiter_counts_what_it_suppresses),
         cmocka_unit_test(test_config_keys_become_option_words_in_order),
         cmocka_unit_test(test_config_refuses_what_is_not_an_option),
+        cmocka_unit_test(test_bypass_matches_guest_and_peer_by_direction),
+        cmocka_unit_test(test_bypass_ipv6_prefix_and_errors),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

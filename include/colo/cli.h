@@ -18,6 +18,7 @@ enum {
     CLI_OPT_MAX_QUEUE,
     CLI_OPT_MAX_CONNS,
     CLI_OPT_MIN_INTERVAL,
+    CLI_OPT_BYPASS,
 };
 
 #define CLI_COMPARE_LONGOPTS                                                       \
@@ -28,14 +29,17 @@ enum {
     { "max_queue_size", required_argument, NULL, CLI_OPT_MAX_QUEUE },              \
     { "max-queue-size", required_argument, NULL, CLI_OPT_MAX_QUEUE },              \
     { "max-conns", required_argument, NULL, CLI_OPT_MAX_CONNS },                   \
-    { "checkpoint-min-interval", required_argument, NULL, CLI_OPT_MIN_INTERVAL }
+    { "checkpoint-min-interval", required_argument, NULL, CLI_OPT_MIN_INTERVAL },     \
+    { "bypass", required_argument, NULL, CLI_OPT_BYPASS }
 
 #define CLI_COMPARE_HELP                                                                   \
     "  --compare_timeout MS        hold limit before a checkpoint (default 3000)\n"       \
     "  --expired_scan_cycle MS     connection expiry interval (default 1000)\n"          \
     "  --max_queue_size N          per-connection queue bound (default 1024)\n"         \
     "  --max-conns N               connection table size (default 65536)\n"             \
-    "  --checkpoint-min-interval MS  ask for checkpoints at most this often (default 0: no limit)\n"
+    "  --checkpoint-min-interval MS  ask for checkpoints at most this often (default 0: no limit)\n"  \
+    "  --bypass RULE               leave flows uncompared, e.g. proto=udp,guest_port=123 (repeatable;\n" \
+    "                              ';' separates rules; keys proto, guest, guest_port, peer, peer_port)\n"
 
 /* Options every command has: its configuration file, and a dry run that checks it. */
 enum { CLI_OPT_CONFIG = 350, CLI_OPT_CHECK };

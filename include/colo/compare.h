@@ -24,6 +24,7 @@
 
 #include <stdint.h>
 
+#include "colo/bypass.h"
 #include "colo/latency_hist.h"
 #include "colo/pkt.h"
 #include "colo/tcp_track.h"
@@ -35,6 +36,7 @@ struct colo_compare_config {
     uint32_t max_conns;             /* connection table size, default 1048576 */
     uint32_t checkpoint_min_interval_ms; /* requests at most this often; 0 (default): no limit */
     struct conn_timeouts timeouts;
+    struct bypass_rules bypass;     /* flows left uncompared (bypass.h); none by default */
 };
 
 enum checkpoint_reason {
@@ -52,6 +54,7 @@ enum release_reason {
     RELEASE_UNCOMPARED,   /* carries nothing to compare: pure ACK, verified retransmit */
     RELEASE_CHECKPOINT,   /* held, then flushed by a checkpoint */
     RELEASE_FORCED,       /* colo_compare_release_all: failover or shutdown */
+    RELEASE_BYPASSED,     /* its flow matches a bypass rule: never compared */
     RELEASE_REASON_COUNT
 };
 
@@ -93,6 +96,8 @@ struct colo_compare_stats {
     uint64_t malformed[PARSE_STATUS_COUNT];
     uint64_t pvm_held, svm_held;  /* now */
     uint64_t pvm_held_max;
+    uint64_t svm_bypassed;               /* SVM frames of bypassed flows, discarded */
+    uint64_t bypass_hits[BYPASS_MAX_RULES]; /* frames (both sides) per rule */
     struct latency_hist hold;            /* arrival to release, every released PVM packet */
     struct latency_hist checkpoint_wait; /* a request to its checkpoint's completion */
 };

@@ -76,6 +76,7 @@ struct pipeline_stats {
     struct colo_compare_stats compare;
     struct conn_table_stats conns;  /* primary: the compare engine's connection table */
     uint32_t conns_max;
+    const struct colo_compare_config *compare_config; /* the pipeline's own, fixed while it runs */
     struct seq_rewriter_stats rewrite;
     uint64_t iterations, idle_iterations;
     uint64_t control_ring_full;

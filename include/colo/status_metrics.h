@@ -16,8 +16,9 @@
 
 struct pipeline_stats;
 
+/* cfg gives the table size and the bypass rules' texts. */
 void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
-                            const struct conn_table_stats *conns, uint32_t conns_max);
+                            const struct conn_table_stats *conns, const struct colo_compare_config *cfg);
 void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s);
 void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s);
 

@@ -235,6 +235,7 @@ def main():
         f.write("# socket mode, every option from the file\n[compare]\n"
                 "primary_in = unix:%s,server\nsecondary_in = unix:%s,server\noutdev = unix:%s,server\n"
                 "control = %s\nmetrics = %d\ncompare_timeout = 60000\ndivergence-reports = %s\n"
+                "bypass = proto=udp,guest_port=123; proto=tcp,peer=192.0.2.0/24\n"
                 % (sock["p"], sock["s"], sock["o"], sock["ctl"], port, reports))
     check = subprocess.run([proxy, "compare", "--config", conf, "--check"], capture_output=True, text=True)
     verdict("--check accepts the config socket mode is about to run", check.returncode == 0 and
@@ -265,6 +266,8 @@ def main():
                 re.search(r"^divergences +payload 1,", table.stdout, re.M) and "hold_latency_seconds" in table.stdout,
                 table.stdout[:200] + table.stderr)
         js = json.loads(status(proxy, sock["ctl"], "--json").stdout)
+        verdict("status shows each bypass rule and its count", js.get("bypass_packets") ==
+                {"proto=udp,guest_port=123": 0, "proto=tcp,peer=192.0.2.0/24": 0}, js.get("bypass_packets"))
         verdict("status --json accounts for every PVM packet",
                 js["pvm_packets"] == len(pvm) and sum(js["released_packets"].values()) == len(pvm)
                 and js["hold_latency_seconds"]["count"] == len(pvm) and js["checkpoints"] == 1
@@ -302,6 +305,16 @@ def main():
                         os.path.join(FIXTURES, "http-payload-differs-svm.pcap")], capture_output=True, text=True)
     verdict("replay --reports runs", r.returncode == 0, r.stderr)
     check_report(proxy, replayed, "replay")
+    r = subprocess.run([proxy, "replay", "--json", "--bypass", "proto=tcp,guest_port=80",
+                        os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"),
+                        os.path.join(FIXTURES, "http-payload-differs-svm.pcap")], capture_output=True, text=True)
+    js = json.loads(r.stdout or "{}")
+    from_port_80 = sum(1 for f in pvm if f[12:14] == b"\x08\x00" and f[23] == 6 and
+                       f[14 + (f[14] & 15) * 4:][:2] == b"\x00\x50")
+    verdict("a bypass rule leaves its flows uncompared: no divergence, its %d PVM frames released as bypassed"
+            % from_port_80, r.returncode == 0 and js.get("released_by_reason", {}).get("bypassed") == from_port_80
+            and js.get("released") == len(pvm) and sum(js.get("divergences_by_kind", {"x": 1}).values()) == 0,
+            r.stdout[:300] + r.stderr)
     check_config_checker(proxy, tmp)
     if FAILURES:
         log.seek(0)
