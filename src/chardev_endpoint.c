@@ -9,6 +9,7 @@
  * send a new peer part of a record, or lose queued output when a peer goes.
  */
 #include "colo/chardev_endpoint.h"
+#include "colo/log.h"
 
 #include <errno.h>
 #include <netinet/in.h>
@@ -51,7 +52,7 @@ void chardev_endpoint_flush(struct chardev_endpoint *ep)
         return;
     enum record_write_status st = record_queue_write(&ep->out, ep->fd, ep->pool);
     if (st == RECORD_WRITE_ERROR) {
-        fprintf(stderr, "colo-proxy: %s peer %s went away (%s)\n", ep->name, ep->spec, strerror(errno));
+        log_msg(LOG_INFO, "%s peer %s went away (%s)", ep->name, ep->spec, strerror(errno));
         drop_peer(ep);
         return;
     }
@@ -93,7 +94,7 @@ static void on_record(void *ctx, const uint8_t *bytes, uint32_t len, uint32_t vn
 static bool read_batch(struct chardev_endpoint *ep)
 {
     if (!ep->read_buf && !(ep->read_buf = malloc(READ_BYTES))) {
-        fprintf(stderr, "colo-proxy: out of memory for %s's read buffer\n", ep->name);
+        log_msg(LOG_WARNING, "out of memory for %s's read buffer", ep->name);
         return false;
     }
     for (int i = 0; i < READS_PER_WAKEUP; i++) {
@@ -103,12 +104,12 @@ static bool read_batch(struct chardev_endpoint *ep)
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
             return true;
         if (n <= 0) {
-            fprintf(stderr, "colo-proxy: %s peer %s went away\n", ep->name, ep->spec);
+            log_msg(LOG_INFO, "%s peer %s went away", ep->name, ep->spec);
             return false;
         }
         enum chardev_error e = chardev_decoder_feed(&ep->decoder, ep->read_buf, (size_t)n, on_record, ep);
         if (e != CHARDEV_OK) {
-            fprintf(stderr, "colo-proxy: %s peer sent a bad record (%s); disconnecting it\n", ep->name,
+            log_msg(LOG_WARNING, "%s peer sent a bad record (%s); disconnecting it", ep->name,
                     chardev_error_name(e));
             ep->stats.bad_peers++;
             return false;
@@ -138,7 +139,7 @@ static void attach_connected(struct chardev_endpoint *ep)
         int one = 1;
         setsockopt(ep->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    fprintf(stderr, "colo-proxy: %s connected to %s\n", ep->name, ep->spec);
+    log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
     if (!ep->paused)
         event_add(ep->rd, NULL);
     record_queue_restart(&ep->out); /* what waited goes first, whole records only */
@@ -229,7 +230,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     (void)len;
     struct chardev_endpoint *ep = arg;
     if (ep->fd >= 0) {
-        fprintf(stderr, "colo-proxy: %s: a new peer replaces the old one\n", ep->name);
+        log_msg(LOG_INFO, "%s: a new peer replaces the old one", ep->name);
         close_socket(ep);
     }
     evutil_make_socket_nonblocking(fd);

@@ -9,12 +9,35 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "colo/config_file.h"
+#include "colo/log.h"
+
+static bool errors_to_log;
+
+void cli_errors_to_log(bool on)
+{
+    errors_to_log = on;
+}
+
+/* Option errors: to stderr while starting, to the log once a daemon runs (a reload). */
+static void __attribute__((format(printf, 1, 2))) cli_error(const char *fmt, ...)
+{
+    char msg[768];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    if (errors_to_log)
+        log_msg(LOG_WARNING, "%s", msg);
+    else
+        fprintf(stderr, "colo-proxy: %s\n", msg);
+}
 
 int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
 {
@@ -22,7 +45,7 @@ int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
     errno = 0;
     unsigned long v = strtoul(s, &end, 10);
     if (errno || !isdigit((unsigned char)*s) || *end != '\0' || v < min || v > UINT32_MAX - 1) {
-        fprintf(stderr, "colo-proxy: --%s '%s' is not a whole number >= %u\n", name, s, min);
+        cli_error("--%s '%s' is not a whole number >= %u", name, s, min);
         return -1;
     }
     *out = (uint32_t)v;
@@ -36,7 +59,7 @@ int cli_parse_mac(const char *name, const char *s, uint8_t mac[6])
     for (int i = 0; ok && i < 17; i++)
         ok = i % 3 == 2 ? s[i] == ':' : isxdigit((unsigned char)s[i]);
     if (!ok || sscanf(s, "%2x:%2x:%2x:%2x:%2x:%2x", &b[0], &b[1], &b[2], &b[3], &b[4], &b[5]) != 6) {
-        fprintf(stderr, "colo-proxy: --%s '%s' is not a MAC address like 52:54:00:12:34:56\n", name, s);
+        cli_error("--%s '%s' is not a MAC address like 52:54:00:12:34:56", name, s);
         return -1;
     }
     for (int i = 0; i < 6; i++)
@@ -60,7 +83,7 @@ int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg
     case CLI_OPT_BYPASS: {
         char err[256];
         if (bypass_rules_add(&cfg->bypass, arg, err, sizeof(err)) != 0) {
-            fprintf(stderr, "colo-proxy: --bypass: %s\n", err);
+            cli_error("--bypass: %s", err);
             return -1;
         }
         return 0;
@@ -81,6 +104,15 @@ const char *cli_config_path(int argc, char **argv)
     return NULL;
 }
 
+static int log_option(int c, const char *arg)
+{
+    char err[256];
+    int rc = c == CLI_OPT_LOG ? log_set_target(arg, err, sizeof(err)) : log_set_level(arg, err, sizeof(err));
+    if (rc != 0)
+        cli_error("%s", err);
+    return rc;
+}
+
 /* One getopt pass; `file` names the config file when argv holds its words. */
 static int apply_all(const struct cli_spec *spec, const char *file, int argc, char **argv, void *ctx,
                      struct cli_parsed *out)
@@ -94,7 +126,8 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
             out->check = true;
             continue;
         }
-        int rc = c == '?' ? -1 : spec->apply(ctx, c, optarg);
+        int rc = c == '?' ? -1 : c == CLI_OPT_LOG || c == CLI_OPT_LOG_LEVEL ? log_option(c, optarg)
+                                                                         : spec->apply(ctx, c, optarg);
         if (rc == CLI_HELP) {
             out->help = true;
             return 0;
@@ -102,7 +135,7 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
         if (rc != 0) {
             if (file) {
                 const char *word = argv[optind - 1] + 2, *eq = strchr(word, '=');
-                fprintf(stderr, "colo-proxy: that is key '%.*s' in [%s] of config '%s'\n",
+                cli_error("that is key '%.*s' in [%s] of config '%s'",
                         (int)(eq ? eq - word : (long)strlen(word)), word, spec->group, file);
             }
             return -1;
@@ -121,7 +154,7 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, str
         out->config_words = config_file_words(out->config_path, spec->group, spec->longopts, spec->file_only, err,
                                               sizeof(err));
         if (!out->config_words) {
-            fprintf(stderr, "colo-proxy %s: %s\n", spec->group, err);
+            cli_error("%s", err);
             return -1;
         }
         guint n = g_strv_length(out->config_words);

@@ -11,7 +11,10 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <glib.h>
+
 #include "colo/cli.h"
+#include "colo/log.h"
 #include "colo/socket_mode.h"
 
 enum {
@@ -68,6 +71,37 @@ static int apply_option(void *ctx, int c, const char *arg)
     }
 }
 
+/* What a SIGHUP re-reads: the same command line, so the file changes and the command line still wins. */
+struct compare_reload {
+    int argc;
+    char **argv;
+    const struct cli_spec *spec;
+    GPtrArray *kept; /* every parse's words: the running configuration may point into any of them */
+};
+
+static void reload(void *ctx, struct socket_mode *sm)
+{
+    struct compare_reload *r = ctx;
+    struct socket_mode_config fresh;
+    socket_mode_config_default(&fresh);
+    struct cli_parsed *parsed = g_new0(struct cli_parsed, 1);
+    char err[512];
+    cli_errors_to_log(true);
+    int bad = cli_parse(r->spec, r->argc, r->argv, &fresh, parsed);
+    cli_errors_to_log(false);
+    if (bad)
+        log_msg(LOG_WARNING, "reload failed (the line above says why); the running configuration stays");
+    else if (socket_mode_reload(sm, &fresh, err, sizeof(err)) != 0)
+        log_msg(LOG_WARNING, "reload refused: %s; the running configuration stays", err);
+    g_ptr_array_add(r->kept, parsed);
+}
+
+static void free_parsed(gpointer p)
+{
+    cli_parsed_free(p);
+    g_free(p);
+}
+
 int cmd_compare(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -105,6 +139,9 @@ int cmd_compare(int argc, char **argv)
     } else if (parsed.check) {
         rc = cli_report_check("compare", &parsed, socket_mode_check_config(&cfg, err, sizeof(err)), err);
     } else {
+        struct compare_reload r = { argc, argv, &spec, g_ptr_array_new_with_free_func(free_parsed) };
+        cfg.reload = reload;
+        cfg.reload_ctx = &r;
         struct socket_mode *sm = socket_mode_create(&cfg, err, sizeof(err));
         if (!sm) {
             fprintf(stderr, "colo-proxy compare: %s\n", err);
@@ -112,6 +149,7 @@ int cmd_compare(int argc, char **argv)
             rc = socket_mode_run(sm);
             socket_mode_destroy(sm);
         }
+        g_ptr_array_free(r.kept, TRUE);
     }
     cli_parsed_free(&parsed);
     return rc;

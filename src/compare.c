@@ -34,6 +34,8 @@ struct colo_compare {
     uint32_t *dirty;                            /* ids of connections touched since the last checkpoint */
     uint32_t dirty_len, dirty_cap;
     uint64_t now;                               /* the time of the call being served */
+    struct bypass_rules next_bypass;            /* rules waiting for nothing to be held */
+    bool bypass_waiting;
     bool checkpoint_pending;
     bool requested_before;                      /* last_request_ns holds a real time */
     bool request_deferred;                      /* wanted, but too soon after the last request */
@@ -499,6 +501,21 @@ static void flush_conn(struct colo_compare *c, struct conn *conn, enum release_r
     conn->stream.flags &= (uint16_t)~(CMPF_DIVERGED | CMPF_DIRTY);
 }
 
+static void apply_bypass(struct colo_compare *c)
+{
+    c->cfg.bypass = c->next_bypass;
+    memset(c->stats.bypass_hits, 0, sizeof(c->stats.bypass_hits));
+    c->bypass_waiting = false;
+}
+
+void colo_compare_set_bypass(struct colo_compare *c, const struct bypass_rules *rules)
+{
+    c->next_bypass = *rules;
+    c->bypass_waiting = true;
+    if (!c->age_head && !c->orphan_head)
+        apply_bypass(c);
+}
+
 static void flush_everything(struct colo_compare *c, enum release_reason why)
 {
     for (uint32_t i = 0; i < c->dirty_len; i++) {
@@ -518,6 +535,8 @@ static void flush_everything(struct colo_compare *c, enum release_reason why)
     c->orphan_tail = NULL;
     c->checkpoint_pending = false;
     c->request_deferred = false; /* whatever it was for has just been flushed */
+    if (c->bypass_waiting)
+        apply_bypass(c);
 }
 
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)

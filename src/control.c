@@ -11,6 +11,7 @@
 #include "colo/control.h"
 
 #include <errno.h>
+#include <signal.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -29,6 +30,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "colo/log.h"
 #include "colo/checkpoint_ctl.h"
 #include "colo/ctrl_msg.h"
 #include "colo/metrics.h"
@@ -42,6 +44,7 @@ struct control {
     struct event_base *base;
     struct ops_server *ops;
     struct event *poll_timer;
+    struct event *sighup;
     struct rte_ring *to_dp, *from_dp;
     struct checkpoint_ctl *qmp;
     pthread_t thread;
@@ -52,7 +55,7 @@ static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
 {
     struct ctrl_msg msg = { .type = type, .ptr = ptr };
     if (rte_ring_enqueue_elem(c->to_dp, &msg, sizeof(msg)) != 0)
-        fprintf(stderr, "colo-proxy: control ring to the data plane is full; message %u lost\n", type);
+        log_msg(LOG_WARNING, "control ring to the data plane is full; message %u lost", type);
 }
 
 static void broadcast(struct control *c, const char *line)
@@ -263,7 +266,7 @@ static void qmp_failover(void *ctx, const char *why)
 static void qmp_log(void *ctx, const char *line)
 {
     (void)ctx;
-    fprintf(stderr, "colo-proxy: %s\n", line);
+    log_msg(LOG_INFO, "%s", line);
 }
 
 static void control_free(struct control *c)
@@ -272,6 +275,8 @@ static void control_free(struct control *c)
     ops_server_free(c->ops);
     if (c->poll_timer)
         event_free(c->poll_timer);
+    if (c->sighup)
+        event_free(c->sighup);
     event_base_free(c->base);
     free(c);
 }
@@ -290,6 +295,9 @@ struct control *control_start(const struct ops_server_config *ops_cfg, const str
     c->from_dp = from_dp;
     struct timeval ms = { 0, 1000 };
     c->poll_timer = event_new(c->base, -1, EV_PERSIST, on_poll, c);
+    c->sighup = evsignal_new(c->base, SIGHUP, log_on_sighup, NULL);
+    if (c->sighup)
+        event_add(c->sighup, NULL);
     if (!c->poll_timer || event_add(c->poll_timer, &ms) != 0) {
         snprintf(err, errlen, "cannot create the control timer");
         control_free(c);

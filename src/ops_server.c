@@ -27,6 +27,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "colo/log.h"
 #include "colo/metrics.h"
 
 #define MAX_CLIENTS 32
@@ -197,7 +198,7 @@ static void on_client_read(struct bufferevent *bev, void *arg)
         free(line);
     }
     if (evbuffer_get_length(in) > MAX_LINE) {
-        fprintf(stderr, "colo-proxy: control client sent a line over %d bytes; disconnected\n", MAX_LINE);
+        log_msg(LOG_WARNING, "control client sent a line over %d bytes; disconnected", MAX_LINE);
         drop_client(s, bev);
     }
 }

@@ -24,6 +24,7 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
+#include "colo/log.h"
 #include "colo/announce.h"
 #include "colo/ctrl_msg.h"
 #include "colo/dpdk_port.h"
@@ -133,7 +134,7 @@ static void push(struct pipeline *p, enum port_role r, struct rte_mbuf *m)
 {
     if (!port_txq_push(&p->txq[r], m)) {
         /* Room was checked before receiving; reaching this is a sizing bug. */
-        fprintf(stderr, "colo-proxy: %s TX queue overflow; dropping a frame (a bug: please report)\n",
+        log_msg(LOG_ERROR, "%s TX queue overflow; dropping a frame (a bug: please report)",
                 port_role_name(r));
         rte_pktmbuf_free(m);
     }
@@ -231,8 +232,8 @@ static void continue_alone(struct pipeline *p)
     uint64_t held = colo_compare_stats(p->engine)->pvm_held;
     colo_compare_release_all(p->engine);
     p->stats.alone = true;
-    fprintf(stderr, "colo-proxy: primary continues alone: %" PRIu64 " held frames released, "
-                    "PVM output now passes straight through\n", held);
+    log_msg(LOG_WARNING, "primary continues alone: %" PRIu64 " held frames released, "
+                    "PVM output now passes straight through", held);
     send_to_control(p, MSG_PRIMARY_ALONE, 0, NULL);
 }
 
@@ -263,8 +264,8 @@ static void take_over(struct pipeline *p)
     p->svm_out = PORT_CLIENT;
     seq_rewriter_failover(p->rewriter);
     announce_start(&p->announce, p->now_ns);
-    fprintf(stderr, "colo-proxy: secondary takes over (%s, the primary silent for %" PRIu64
-                    " ms): the SVM serves the clients; announcing %u IPv4 and %u IPv6 addresses\n",
+    log_msg(LOG_WARNING, "secondary takes over (%s, the primary silent for %" PRIu64
+                    " ms): the SVM serves the clients; announcing %u IPv4 and %u IPv6 addresses",
             failover_reason_name(p->stats.failover.reason), p->stats.failover.silent_ms, p->announce.n_ipv4,
             p->announce.n_ipv6);
     send_to_control(p, MSG_TAKEOVER, p->stats.failover.reason, NULL);
@@ -287,8 +288,8 @@ static void consider_takeover(struct pipeline *p)
         return;
     }
     if (p->stats.takeover_guarded++ == 0) {
-        fprintf(stderr, "colo-proxy: the link to the primary is lost but the primary still speaks on the "
-                        "client side: not taking over (split-brain guard)\n");
+        log_msg(LOG_WARNING, "the link to the primary is lost but the primary still speaks on the "
+                        "client side: not taking over (split-brain guard)");
         send_to_control(p, MSG_TAKEOVER_GUARDED, 0, NULL);
     }
 }
@@ -298,7 +299,7 @@ static void judge_peer(struct pipeline *p)
     if (!p->cfg.heartbeat_ms)
         return;
     if (heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns)) {
-        fprintf(stderr, "colo-proxy: the peer colo-proxy is %s (%s)\n", heartbeat_state_name(p->hb.state),
+        log_msg(LOG_WARNING, "the peer colo-proxy is %s (%s)", heartbeat_state_name(p->hb.state),
                 p->stats.ports[PORT_LINK].link_up ? "heartbeat" : "link carrier lost");
         send_to_control(p, MSG_PEER_STATE, p->hb.state, NULL);
         if (p->hb.state == PEER_DOWN && p->cfg.role == ROLE_PRIMARY && !p->stats.alone) {
@@ -494,7 +495,7 @@ static void begin_stop(struct pipeline *p)
         return;
     p->stopping = true;
     p->stop_deadline_ns = p->now_ns + (uint64_t)p->cfg.shutdown_timeout_ms * 1000000ull;
-    fprintf(stderr, "colo-proxy: %s stopping\n", role_name(p->cfg.role));
+    log_msg(LOG_INFO, "%s stopping", role_name(p->cfg.role));
 }
 
 void pipeline_stop(struct pipeline *p)
@@ -545,7 +546,7 @@ static void check_links(struct pipeline *p)
             continue;
         bool up = dpdk_port_link_up(p->port_id[r]);
         if (up != ps->link_up)
-            fprintf(stderr, "colo-proxy: %s port link %s\n", port_role_name(r), up ? "up" : "down");
+            log_msg(LOG_INFO, "%s port link %s", port_role_name(r), up ? "up" : "down");
         ps->link_up = up;
         ps->link_down_seconds += !up;
     }
@@ -602,7 +603,7 @@ void pipeline_stats_snapshot(struct pipeline *p, struct pipeline_stats *out)
 
 void pipeline_run(struct pipeline *p)
 {
-    fprintf(stderr, "colo-proxy: %s running on lcore %u\n", role_name(p->cfg.role), rte_lcore_id());
+    log_msg(LOG_INFO, "%s running on lcore %u", role_name(p->cfg.role), rte_lcore_id());
     for (;;) {
         unsigned got = pipeline_poll_once(p);
         if (p->stopping && drained(p))
@@ -618,7 +619,7 @@ void pipeline_run(struct pipeline *p)
     for (int r = 0; r < PORT_ROLE_COUNT; r++)
         p->stats.shutdown_unsent += port_txq_discard(&p->txq[r]);
     if (p->stats.shutdown_unsent)
-        fprintf(stderr, "colo-proxy: %" PRIu64 " frames could not be sent before shutdown (ports full or down)\n",
+        log_msg(LOG_WARNING, "%" PRIu64 " frames could not be sent before shutdown (ports full or down)",
                 p->stats.shutdown_unsent);
     send_to_control(p, MSG_STOPPED, 0, NULL);
 }

@@ -20,6 +20,7 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
+#include "colo/log.h"
 #include "colo/chardev_endpoint.h"
 #include "colo/divergence_report.h"
 #include "colo/metrics.h"
@@ -41,7 +42,7 @@ struct socket_mode {
     struct record_pool pool;
     uint64_t batch_now; /* one clock reading per batch of records, taken at its first */
     bool batch_now_valid;
-    struct event *tick, *sigint, *sigterm;
+    struct event *tick, *sigint, *sigterm, *sighup;
     struct checkpoint_ctl *qmp;
     struct ops_server *ops;
     bool inputs_paused;
@@ -122,7 +123,7 @@ static void send_word(struct socket_mode *sm, const char *word)
     uint32_t len = (uint32_t)strlen(word);
     struct sock_record *rec = record_get(&sm->pool, len);
     if (!rec) {
-        fprintf(stderr, "colo-proxy: out of memory for the notify_dev word %s\n", word);
+        log_msg(LOG_WARNING, "out of memory for the notify_dev word %s", word);
         return;
     }
     memcpy(rec->data, word, len);
@@ -135,7 +136,7 @@ static void on_request(void *ctx, enum checkpoint_reason why, uint64_t now)
     (void)now;
     struct socket_mode *sm = ctx;
     bool notify = sm->opened[SOCK_NOTIFY_DEV];
-    fprintf(stderr, "colo-proxy: checkpoint requested (%s)%s\n", checkpoint_reason_name(why),
+    log_msg(LOG_INFO, "checkpoint requested (%s)%s", checkpoint_reason_name(why),
             sm->qmp || notify ? "" : "; no --qmp or --notify_dev: only QEMU's periodic checkpoints complete it");
     if (sm->qmp)
         checkpoint_ctl_request(sm->qmp);
@@ -160,7 +161,7 @@ static void on_divergence(void *ctx, const struct divergence *d)
     char line[1024];
     divergence_capture_fill(sm->div_capture, number, d, now, unix_ns());
     divergence_report_publish(sm->div_capture, sm->cfg.divergence_reports, &sm->div_reports, line, sizeof(line));
-    fprintf(stderr, "colo-proxy: %s\n", line);
+    log_msg(LOG_INFO, "%s", line);
     if (sm->ops)
         ops_server_broadcast(sm->ops, line);
 }
@@ -170,8 +171,8 @@ static void log_suppressed(struct socket_mode *sm)
 {
     struct divergence_limiter *l = &sm->div_limiter;
     if (l->suppressed_unlogged && now_ns() - l->window_start_ns >= 60ull * 1000000000ull) {
-        fprintf(stderr, "colo-proxy: %" PRIu64 " more divergences were not logged or reported "
-                        "(over --divergence-reports-per-minute %u)\n", l->suppressed_unlogged, l->per_minute);
+        log_msg(LOG_WARNING, "%" PRIu64 " more divergences were not logged or reported "
+                        "(over --divergence-reports-per-minute %u)", l->suppressed_unlogged, l->per_minute);
         l->suppressed_unlogged = 0;
     }
 }
@@ -188,19 +189,19 @@ static uint64_t sum(const uint64_t *v, int n)
 static void print_summary(const struct socket_mode *sm)
 {
     const struct colo_compare_stats *s = colo_compare_stats(sm->engine);
-    fprintf(stderr, "colo-proxy: summary: PVM records in %" PRIu64 ", released %" PRIu64
-                    " (matched %" PRIu64 ", uncompared %" PRIu64 ", after checkpoint %" PRIu64
-                    ", at exit %" PRIu64 ", bypassed %" PRIu64 "); SVM records in %" PRIu64 "; divergences %" PRIu64
-                    "; checkpoint requests",
+    char requests[256] = "";
+    size_t used = 0;
+    for (int i = 0; i < CKPT_REASON_COUNT && used < sizeof(requests); i++)
+        used += (size_t)snprintf(requests + used, sizeof(requests) - used, " %s %" PRIu64,
+                                 checkpoint_reason_name((enum checkpoint_reason)i), s->checkpoint_requests[i]);
+    log_msg(LOG_INFO, "summary: PVM records in %" PRIu64 ", released %" PRIu64 " (matched %" PRIu64
+            ", uncompared %" PRIu64 ", after checkpoint %" PRIu64 ", at exit %" PRIu64 ", bypassed %" PRIu64
+            "); SVM records in %" PRIu64 "; divergences %" PRIu64 "; checkpoint requests%s; deferred by "
+            "checkpoint-min-interval %" PRIu64 "; checkpoints done %" PRIu64,
             sm->stats.records_in[SOCK_PRIMARY_IN], sum(s->released, RELEASE_REASON_COUNT),
-            s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED],
-            s->released[RELEASE_CHECKPOINT], s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED],
-            sm->stats.records_in[SOCK_SECONDARY_IN], sum(s->divergences, DIV_KIND_COUNT));
-    for (int i = 0; i < CKPT_REASON_COUNT; i++)
-        fprintf(stderr, " %s %" PRIu64, checkpoint_reason_name((enum checkpoint_reason)i),
-                s->checkpoint_requests[i]);
-    fprintf(stderr, "; deferred by checkpoint-min-interval %" PRIu64 "; checkpoints done %" PRIu64 "\n",
-            s->checkpoint_requests_deferred, s->checkpoints_done);
+            s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED], s->released[RELEASE_CHECKPOINT],
+            s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED], sm->stats.records_in[SOCK_SECONDARY_IN],
+            sum(s->divergences, DIV_KIND_COUNT), requests, s->checkpoint_requests_deferred, s->checkpoints_done);
 }
 
 static void on_notify_word(struct socket_mode *sm, const uint8_t *bytes, uint32_t len)
@@ -215,8 +216,8 @@ static void on_notify_word(struct socket_mode *sm, const uint8_t *bytes, uint32_
         break;
     case NOTIFY_IGNORE:
         if (log_it)
-            fprintf(stderr, "colo-proxy: notify_dev sent an unknown word of %u bytes; ignored (%" PRIu64
-                            " so far; logged once per 1024)\n", len, sm->notify_peer.unknown_words);
+            log_msg(LOG_WARNING, "notify_dev sent an unknown word of %u bytes; ignored (%" PRIu64
+                            " so far; logged once per 1024)", len, sm->notify_peer.unknown_words);
         break;
     }
 }
@@ -236,7 +237,7 @@ static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *byt
         return; /* QEMU never writes here; whatever comes is ignored */
     struct sock_record *rec = record_packet(&sm->pool, bytes, len, vnet_len);
     if (!rec) {
-        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
+        log_msg(LOG_WARNING, "out of memory for a %u-byte record from %s", len, role_names[role]);
         return;
     }
     rec->pkt.owner_index = sm->stats.records_in[role]++;
@@ -312,8 +313,34 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct socket_mode *sm = arg;
-    fprintf(stderr, "colo-proxy: signal %d: releasing what is held and stopping\n", (int)sig);
+    log_msg(LOG_INFO, "signal %d: releasing what is held and stopping", (int)sig);
     event_base_loopbreak(sm->base);
+}
+
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct socket_mode *sm = arg;
+    log_reopen();
+    log_msg(LOG_INFO, "SIGHUP: log reopened%s", sm->cfg.reload ? "; reloading the configuration" : "");
+    if (sm->cfg.reload)
+        sm->cfg.reload(sm->cfg.reload_ctx, sm);
+}
+
+int socket_mode_reload(struct socket_mode *sm, const struct socket_mode_config *fresh, char *err, size_t errlen)
+{
+    if (socket_mode_check_config(fresh, err, errlen) != 0)
+        return -1;
+    sm->cfg.divergence_reports = fresh->divergence_reports;
+    sm->cfg.divergence_reports_per_minute = fresh->divergence_reports_per_minute;
+    sm->div_limiter.per_minute = fresh->divergence_reports_per_minute;
+    sm->cfg.compare.bypass = fresh->compare.bypass;
+    colo_compare_set_bypass(sm->engine, &fresh->compare.bypass);
+    log_msg(LOG_INFO, "reloaded: divergence reports %s, at most %u a minute; %u bypass rules%s",
+            fresh->divergence_reports ? fresh->divergence_reports : "off", fresh->divergence_reports_per_minute,
+            fresh->compare.bypass.count, colo_compare_stats(sm->engine)->pvm_held ? " (from the next checkpoint)" : "");
+    return 0;
 }
 
 static void qmp_done(void *ctx)
@@ -326,7 +353,7 @@ static void qmp_done(void *ctx)
 static void qmp_failover(void *ctx, const char *why)
 {
     struct socket_mode *sm = ctx;
-    fprintf(stderr, "colo-proxy: COLO ended (%s)\n", why);
+    log_msg(LOG_WARNING, "COLO ended (%s)", why);
     if (sm->ops) {
         char line[128];
         snprintf(line, sizeof(line), "event colo-exit %.64s", why);
@@ -337,7 +364,7 @@ static void qmp_failover(void *ctx, const char *why)
 static void qmp_log(void *ctx, const char *line)
 {
     (void)ctx;
-    fprintf(stderr, "colo-proxy: %s\n", line);
+    log_msg(LOG_INFO, "%s", line);
 }
 
 /* ---- the control socket and metrics ---- */
@@ -464,8 +491,10 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
     event_add(sm->tick, &tick);
     sm->sigint = evsignal_new(sm->base, SIGINT, on_signal, sm);
     sm->sigterm = evsignal_new(sm->base, SIGTERM, on_signal, sm);
+    sm->sighup = evsignal_new(sm->base, SIGHUP, on_sighup, sm);
     event_add(sm->sigint, NULL);
     event_add(sm->sigterm, NULL);
+    event_add(sm->sighup, NULL);
     return sm;
 }
 
@@ -482,8 +511,8 @@ int socket_mode_run(struct socket_mode *sm)
         event_base_loop(sm->base, EVLOOP_ONCE);
     size_t left = out->out.bytes;
     if (left)
-        fprintf(stderr, "colo-proxy: %zu bytes of released frames could not reach outdev within %d s of "
-                        "stopping; exiting with status 1\n", left, DRAIN_LIMIT_S);
+        log_msg(LOG_WARNING, "%zu bytes of released frames could not reach outdev within %d s of "
+                        "stopping; exiting with status 1", left, DRAIN_LIMIT_S);
     print_summary(sm);
     return left ? 1 : 0;
 }
@@ -504,6 +533,8 @@ void socket_mode_destroy(struct socket_mode *sm)
         event_free(sm->sigint);
     if (sm->sigterm)
         event_free(sm->sigterm);
+    if (sm->sighup)
+        event_free(sm->sighup);
     record_pool_free(&sm->pool);
     free(sm->div_capture);
     if (sm->base)

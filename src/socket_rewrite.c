@@ -19,6 +19,7 @@
 
 #include <event2/event.h>
 
+#include "colo/log.h"
 #include "colo/chardev_endpoint.h"
 #include "colo/checkpoint_ctl.h"
 #include "colo/pkt_parse.h"
@@ -35,7 +36,7 @@ struct socket_rewrite {
     struct chardev_endpoint ep[RW_ROLE_COUNT];
     bool opened[RW_ROLE_COUNT];
     struct record_pool pool;
-    struct event *tick, *sigint, *sigterm;
+    struct event *tick, *sigint, *sigterm, *sighup;
     struct checkpoint_ctl *qmp;
     uint64_t dropped;
 };
@@ -94,7 +95,7 @@ static void on_record(void *ctx, struct chardev_endpoint *ep, const uint8_t *byt
         return; /* nothing is expected from the outputs' peers; whatever comes is ignored */
     struct sock_record *rec = record_packet(&sr->pool, bytes, len, vnet_len);
     if (!rec) {
-        fprintf(stderr, "colo-proxy: out of memory for a %u-byte record from %s\n", len, role_names[role]);
+        log_msg(LOG_WARNING, "out of memory for a %u-byte record from %s", len, role_names[role]);
         return;
     }
     if (role == RW_MIRROR_IN)
@@ -136,7 +137,7 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
 {
     (void)what;
     struct socket_rewrite *sr = arg;
-    fprintf(stderr, "colo-proxy: signal %d: sending what is queued and stopping\n", (int)sig);
+    log_msg(LOG_INFO, "signal %d: sending what is queued and stopping", (int)sig);
     event_base_loopbreak(sr->base);
 }
 
@@ -149,13 +150,13 @@ static void qmp_done(void *ctx)
 static void qmp_failover(void *ctx, const char *why)
 {
     (void)ctx;
-    fprintf(stderr, "colo-proxy: COLO ended (%s); rewriting carries on for the connections it knows\n", why);
+    log_msg(LOG_WARNING, "COLO ended (%s); rewriting carries on for the connections it knows", why);
 }
 
 static void qmp_log(void *ctx, const char *line)
 {
     (void)ctx;
-    fprintf(stderr, "colo-proxy: %s\n", line);
+    log_msg(LOG_INFO, "%s", line);
 }
 
 int socket_rewrite_check_config(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
@@ -187,8 +188,8 @@ static int open_endpoints(struct socket_rewrite *sr, char *err, size_t errlen)
 static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
 {
     if (!sr->cfg.qmp) {
-        fprintf(stderr, "colo-proxy: no --qmp: offsets are never reset by checkpoints; give the "
-                        "secondary QEMU's monitor for a real COLO pair\n");
+        log_msg(LOG_WARNING, "no --qmp: offsets are never reset by checkpoints; give the "
+                        "secondary QEMU's monitor for a real COLO pair");
         return 0;
     }
     struct checkpoint_ctl_config q;
@@ -227,6 +228,8 @@ struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config 
     sr->sigterm = evsignal_new(sr->base, SIGTERM, on_signal, sr);
     event_add(sr->sigint, NULL);
     event_add(sr->sigterm, NULL);
+    sr->sighup = evsignal_new(sr->base, SIGHUP, log_on_sighup, NULL);
+    event_add(sr->sighup, NULL);
     return sr;
 }
 
@@ -240,10 +243,10 @@ int socket_rewrite_run(struct socket_rewrite *sr)
                                   (chardev_endpoint_connected(&sr->ep[RW_TO_PRIMARY]) && sr->ep[RW_TO_PRIMARY].out.head)))
         event_base_loop(sr->base, EVLOOP_ONCE);
     const struct seq_rewriter_stats *st = seq_rewriter_stats(sr->rw);
-    fprintf(stderr, "colo-proxy: summary: client frames in %" PRIu64 ", SVM frames in %" PRIu64
+    log_msg(LOG_INFO, "summary: client frames in %" PRIu64 ", SVM frames in %" PRIu64
                     "; rewritten toward the SVM %" PRIu64 ", toward the primary %" PRIu64
                     "; offsets learned %" PRIu64 " (client-opened) + %" PRIu64
-                    " (guest-opened); checkpoints %" PRIu64 "; given up on (no SYN-ACK in time) %" PRIu64 "\n",
+                    " (guest-opened); checkpoints %" PRIu64 "; given up on (no SYN-ACK in time) %" PRIu64,
             sr->ep[RW_MIRROR_IN].stats.records_in, sr->ep[RW_FROM_SVM].stats.records_in, st->rewritten_to_svm,
             st->rewritten_to_link, st->learned_passive, st->learned_active, st->checkpoints, sr->dropped);
     return 0;
@@ -264,6 +267,8 @@ void socket_rewrite_destroy(struct socket_rewrite *sr)
         event_free(sr->sigint);
     if (sr->sigterm)
         event_free(sr->sigterm);
+    if (sr->sighup)
+        event_free(sr->sighup);
     record_pool_free(&sr->pool);
     if (sr->base)
         event_base_free(sr->base);

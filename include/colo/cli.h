@@ -42,15 +42,19 @@ enum {
     "                              ';' separates rules; keys proto, guest, guest_port, peer, peer_port)\n"
 
 /* Options every command has: its configuration file, and a dry run that checks it. */
-enum { CLI_OPT_CONFIG = 350, CLI_OPT_CHECK };
+enum { CLI_OPT_CONFIG = 350, CLI_OPT_CHECK, CLI_OPT_LOG, CLI_OPT_LOG_LEVEL };
 
 #define CLI_COMMON_LONGOPTS                                                        \
     { "config", required_argument, NULL, CLI_OPT_CONFIG },                         \
-    { "check", no_argument, NULL, CLI_OPT_CHECK }
+    { "check", no_argument, NULL, CLI_OPT_CHECK },                                 \
+    { "log", required_argument, NULL, CLI_OPT_LOG },                               \
+    { "log-level", required_argument, NULL, CLI_OPT_LOG_LEVEL }
 
 #define CLI_COMMON_HELP                                                                    \
     "  --config FILE               read this command's [group] of FILE first (docs/config.md)\n" \
-    "  --check                     check the options and the config file, then exit\n"
+    "  --check                     check the options and the config file, then exit\n"      \
+    "  --log stderr|journal|file:PATH  where messages go (default stderr; SIGHUP reopens a file)\n" \
+    "  --log-level LEVEL           error, warning, info (default) or debug\n"
 
 /* What an apply function returns besides 0 (applied) and -1 (bad value, reported). */
 #define CLI_HELP 1
@@ -82,6 +86,9 @@ void cli_parsed_free(struct cli_parsed *p);
 
 /* The verdict of --check: prints it (naming the file), returns the exit status (0 good, 2 bad). */
 int cli_report_check(const char *command, const struct cli_parsed *p, int check_rc, const char *err);
+
+/* Sends option errors to the log (log.h) instead of stderr: for reloads while running. */
+void cli_errors_to_log(bool on);
 
 /* After a bad option: one line pointing at the command's --help. */
 void cli_usage_hint(const char *command);

@@ -134,6 +134,13 @@ void colo_compare_release_all(struct colo_compare *c);
 
 bool colo_compare_checkpoint_pending(const struct colo_compare *c);
 
+/*
+ * New bypass rules (counts restart from zero). They take effect at once when no
+ * PVM packet is held, else after the next checkpoint or release_all, so a flow
+ * that changes sides never overtakes its own held packets.
+ */
+void colo_compare_set_bypass(struct colo_compare *c, const struct bypass_rules *rules);
+
 const struct colo_compare_stats *colo_compare_stats(const struct colo_compare *c);
 const struct conn_table *colo_compare_table(const struct colo_compare *c);
 

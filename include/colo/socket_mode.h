@@ -35,6 +35,8 @@
 #include "colo/checkpoint_ctl.h"
 #include "colo/compare.h"
 
+struct socket_mode;
+
 enum socket_role { SOCK_PRIMARY_IN, SOCK_SECONDARY_IN, SOCK_OUTDEV, SOCK_NOTIFY_DEV, SOCK_ROLE_COUNT };
 
 struct socket_mode_config {
@@ -48,14 +50,15 @@ struct socket_mode_config {
     uint32_t divergence_reports_per_minute; /* log lines and reports; 0: no limit */
     const char *control;            /* NULL: no control socket (ops_server.h) */
     const char *metrics_addr;       /* NULL: no metrics endpoint */
+    /* On SIGHUP, after the log is reopened: re-reads the configuration (may be NULL). */
+    void (*reload)(void *ctx, struct socket_mode *sm);
+    void *reload_ctx;
 };
 
 struct socket_mode_stats {
     uint64_t records_in[SOCK_ROLE_COUNT], records_out, bytes_out;
     uint64_t input_pauses; /* connects and bad peers are counted per endpoint */
 };
-
-struct socket_mode;
 
 void socket_mode_config_default(struct socket_mode_config *cfg);
 
@@ -64,6 +67,13 @@ int socket_mode_check_config(const struct socket_mode_config *cfg, char *err, si
 
 struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, char *err,
                                        size_t errlen);
+/*
+ * Applies what can change while running — the divergence report directory and
+ * rate, the bypass rules — from fresh; the rest needs a restart. -1 with why
+ * (nothing changes).
+ */
+int socket_mode_reload(struct socket_mode *sm, const struct socket_mode_config *fresh, char *err, size_t errlen);
+
 /* Runs until SIGINT/SIGTERM; then releases what is held and drains outdev (bounded). */
 int socket_mode_run(struct socket_mode *sm);
 void socket_mode_destroy(struct socket_mode *sm);

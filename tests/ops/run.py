@@ -22,6 +22,7 @@ Each check prints "ops: PASS|FAIL what".
 import json
 import os
 import re
+import signal
 import socket
 import struct
 import subprocess
@@ -142,6 +143,36 @@ def check_prometheus(text, js):
             any(l.startswith('colo_proxy_hold_latency_seconds{quantile="0.99"}') for l in lines))
 
 
+def wait_for(path, text, timeout=5):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        if os.path.exists(path) and text in open(path).read():
+            return True
+        time.sleep(0.05)
+    return False
+
+
+def check_sighup(proxy, p, conf, conf_text, logfile, ctl):
+    """logrotate's way: move the file, SIGHUP; the file's new bypass rule is taken, a bad file is not."""
+    os.rename(logfile, logfile + ".1")
+    with open(conf, "w") as f:
+        f.write(conf_text.replace("proto=udp,guest_port=123;", "proto=udp,guest_port=123; proto=udp,guest_port=53;"))
+    p.send_signal(signal.SIGHUP)
+    verdict("SIGHUP reopens the moved log file", wait_for(logfile, "SIGHUP: log reopened"))
+    verdict("SIGHUP reloads the config file", wait_for(logfile, "reloaded: divergence reports"))
+    js = json.loads(status(proxy, ctl, "--json").stdout)
+    verdict("the reloaded bypass rules show in status", sorted(js.get("bypass_packets", {})) ==
+            ["proto=tcp,peer=192.0.2.0/24", "proto=udp,guest_port=123", "proto=udp,guest_port=53"],
+            js.get("bypass_packets"))
+    with open(conf, "w") as f:
+        f.write(conf_text.replace("compare_timeout = 60000", "compare_timeout = soon"))
+    p.send_signal(signal.SIGHUP)
+    verdict("a bad config on SIGHUP is refused and the proxy runs on",
+            wait_for(logfile, "reload failed") and status(proxy, ctl).returncode == 0 and p.poll() is None)
+    with open(conf, "w") as f:
+        f.write(conf_text)
+
+
 def pcap_count(path):
     r = subprocess.run(["tcpdump", "-nr", path], capture_output=True, text=True)
     return len(r.stdout.splitlines()) if r.returncode == 0 else -1
@@ -231,12 +262,14 @@ def main():
     reports = os.path.join(tmp, "reports")
     os.mkdir(reports)
     conf = os.path.join(tmp, "colo-proxy.conf")
+    logfile = os.path.join(tmp, "colo-proxy.log")
+    conf_text = ("# socket mode, every option from the file\n[compare]\n"
+                 "primary_in = unix:%s,server\nsecondary_in = unix:%s,server\noutdev = unix:%s,server\n"
+                 "control = %s\nmetrics = %d\ncompare_timeout = 60000\ndivergence-reports = %s\n"
+                 "log = file:%s\nbypass = proto=udp,guest_port=123; proto=tcp,peer=192.0.2.0/24\n"
+                 % (sock["p"], sock["s"], sock["o"], sock["ctl"], port, reports, logfile))
     with open(conf, "w") as f:
-        f.write("# socket mode, every option from the file\n[compare]\n"
-                "primary_in = unix:%s,server\nsecondary_in = unix:%s,server\noutdev = unix:%s,server\n"
-                "control = %s\nmetrics = %d\ncompare_timeout = 60000\ndivergence-reports = %s\n"
-                "bypass = proto=udp,guest_port=123; proto=tcp,peer=192.0.2.0/24\n"
-                % (sock["p"], sock["s"], sock["o"], sock["ctl"], port, reports))
+        f.write(conf_text)
     check = subprocess.run([proxy, "compare", "--config", conf, "--check"], capture_output=True, text=True)
     verdict("--check accepts the config socket mode is about to run", check.returncode == 0 and
             "configuration OK" in check.stdout, check.stderr)
@@ -286,6 +319,7 @@ def main():
                 .stdout.split()[3].startswith("127.0.0.1:"))
         verdict("an unknown control command is refused by name",
                 control(sock["ctl"], "frobnicate").startswith("error unknown command 'frobnicate'"))
+        check_sighup(proxy, p, conf, conf_text, logfile, sock["ctl"])
     finally:
         p.terminate()
         rc = p.wait(timeout=10)
@@ -293,10 +327,13 @@ def main():
     gone = status(proxy, os.path.join(tmp, "nobody"))
     verdict("status against a dead socket says what to do", gone.returncode == 1 and "--control" in gone.stderr,
             gone.stderr)
+    rotated = open(logfile + ".1").read()
+    verdict("the log file has time, level and the divergence's line naming its report",
+            re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info colo-proxy: divergence 1 \(payload\) on tcp "
+                      r"10\.99\.0\.2:80 > 10\.99\.0\.1:41002 at stream offset 490; report %s/divergence-1\.txt$"
+                      % re.escape(reports), rotated, re.M), rotated[:500])
     log.seek(0)
-    verdict("the divergence's log line names its report",
-            "divergence 1 (payload) on tcp 10.99.0.2:80 > 10.99.0.1:41002 at stream offset 490; report %s/"
-            "divergence-1.txt" % reports in log.read())
+    verdict("with a log file, stderr stays quiet", log.read().strip() == "", "")
     check_report(proxy, reports, "socket mode")
     replayed = os.path.join(tmp, "replayed")
     os.mkdir(replayed)
