@@ -48,11 +48,11 @@ struct colo_compare {
 
 void colo_compare_config_default(struct colo_compare_config *cfg)
 {
+    memset(cfg, 0, sizeof(*cfg)); /* no bypass rules, and nothing left to chance */
     cfg->compare_timeout_ms = 3000;
     cfg->expired_scan_cycle_ms = 1000;
     cfg->max_queue_size = 1024;
     cfg->max_conns = 1u << 20;
-    cfg->checkpoint_min_interval_ms = 0;
     conn_timeouts_default(&cfg->timeouts);
 }
 
