@@ -22,6 +22,7 @@
 #include "colo/cli.h"
 #include "colo/config_file.h"
 #include "colo/control.h"
+#include "colo/divergence_report.h"
 #include "colo/ops_server.h"
 #include "colo/pipeline.h"
 
@@ -43,6 +44,8 @@ enum {
     OPT_HEARTBEAT_MISSES,
     OPT_NO_CLIENT_HEARTBEAT,
     OPT_METRICS,
+    OPT_REPORTS,
+    OPT_REPORTS_RATE,
     OPT_HELP,
 };
 
@@ -59,6 +62,8 @@ static void run_usage(FILE *out)
           "  --control PATH      unix socket for colo-proxy status and line commands: checkpoint-done,\n"
           "                      stats, shutdown\n"
           "  --metrics [ADDR:]PORT  serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
+          "  --divergence-reports DIR  primary: a report per divergence there (colo-proxy explain reads it)\n"
+          "  --divergence-reports-per-minute N  log and report at most N divergences a minute (default 60)\n"
           "  --qmp ADDR          QEMU's QMP (unix:/path or tcp:host:port): checkpoints are asked\n"
           "                      for there, and QEMU's STOP/RESUME flushes held packets\n"
           "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
@@ -87,6 +92,7 @@ struct run_options {
     bool role_given;
     struct pipeline_config pipeline;
     struct ops_server_config ops;
+    const char *divergence_reports;
     struct checkpoint_ctl_config qmp;
 };
 
@@ -110,6 +116,9 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_SVM_PORT: cfg->port_name[PORT_SVM] = arg; return 0;
     case OPT_CONTROL: o->ops.control_path = arg; return 0;
     case OPT_METRICS: o->ops.metrics_addr = arg; return 0;
+    case OPT_REPORTS: o->divergence_reports = arg; return 0;
+    case OPT_REPORTS_RATE:
+        return cli_parse_u32("divergence-reports-per-minute", arg, 0, &cfg->divergence_reports_per_minute);
     case OPT_QMP: o->qmp.qmp = arg; return 0;
     case OPT_CHECKPOINT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &o->qmp.period_ms);
     case OPT_HEARTBEAT: return cli_parse_u32("heartbeat-ms", arg, 0, &cfg->heartbeat_ms);
@@ -144,6 +153,8 @@ static const struct option run_longopts[] = {
     { "svm-port", required_argument, NULL, OPT_SVM_PORT },
     { "control", required_argument, NULL, OPT_CONTROL },
     { "metrics", required_argument, NULL, OPT_METRICS },
+    { "divergence-reports", required_argument, NULL, OPT_REPORTS },
+    { "divergence-reports-per-minute", required_argument, NULL, OPT_REPORTS_RATE },
     { "vm-mac", required_argument, NULL, OPT_VM_MAC },
     { "mbufs", required_argument, NULL, OPT_MBUFS },
     { "idle-sleep-us", required_argument, NULL, OPT_IDLE_SLEEP },
@@ -236,6 +247,8 @@ static int check_run_options(const struct run_options *o, char *err, size_t errl
         return -1;
     if (o->qmp.qmp && checkpoint_ctl_check_address(o->qmp.qmp, err, errlen) != 0)
         return -1;
+    if (o->divergence_reports && divergence_report_check_dir(o->divergence_reports, err, errlen) != 0)
+        return -1;
     return pipeline_check_config(&o->pipeline, err, errlen);
 }
 
@@ -266,8 +279,9 @@ static int run_data_plane(struct run_options *o)
 {
     char err[512];
     struct pipeline *p = pipeline_create(&o->pipeline, err, sizeof(err));
-    struct control *ctl = p ? control_start(&o->ops, o->qmp.qmp ? &o->qmp : NULL, pipeline_ring_to_dataplane(p),
-                                            pipeline_ring_from_dataplane(p), err, sizeof(err))
+    struct control_config cc = { &o->ops, o->qmp.qmp ? &o->qmp : NULL, o->divergence_reports };
+    struct control *ctl = p ? control_start(&cc, pipeline_ring_to_dataplane(p), pipeline_ring_from_dataplane(p), err,
+                                            sizeof(err))
                             : NULL;
     int rc = 2;
     if (!p || !ctl) {

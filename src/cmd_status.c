@@ -60,11 +60,23 @@ static bool answer_complete(const char *buf, size_t len, bool one_line)
     return len >= 2 && buf[len - 1] == '\n' && buf[len - 2] == '\n';
 }
 
+/* Events are broadcast to every client: drop whole "event ..." lines ahead of the answer. */
+static size_t drop_events(char *buf, size_t len)
+{
+    char *nl;
+    while (len > 6 && strncmp(buf, "event ", 6) == 0 && (nl = memchr(buf, '\n', len))) {
+        size_t line = (size_t)(nl - buf) + 1;
+        memmove(buf, buf + line, len - line);
+        len -= line;
+    }
+    return len;
+}
+
 static int read_answer(int fd, bool one_line)
 {
     static char buf[1 << 20];
     size_t len = 0;
-    while (!answer_complete(buf, len, one_line)) {
+    while (!answer_complete(buf, len = drop_events(buf, len), one_line)) {
         struct pollfd p = { .fd = fd, .events = POLLIN };
         if (len == sizeof(buf) || poll(&p, 1, ANSWER_TIMEOUT_MS) != 1) {
             fputs("colo-proxy status: no whole answer within 5 s; is colo-proxy stuck?\n", stderr);

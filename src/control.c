@@ -30,9 +30,10 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
-#include "colo/log.h"
 #include "colo/checkpoint_ctl.h"
 #include "colo/ctrl_msg.h"
+#include "colo/divergence_report.h"
+#include "colo/log.h"
 #include "colo/metrics.h"
 #include "colo/ops_server.h"
 #include "colo/pipeline.h"
@@ -49,6 +50,8 @@ struct control {
     struct checkpoint_ctl *qmp;
     pthread_t thread;
     struct pipeline_stats stats_buf; /* lent to the data plane while a snapshot is taken */
+    const char *divergence_reports;
+    struct divergence_report_stats reports;
 };
 
 static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
@@ -186,8 +189,27 @@ static void on_fill(void *ctx, struct metric_set *m)
 {
     struct control *c = ctx;
     status_metrics_pipeline(m, &c->stats_buf);
+    if (c->stats_buf.role == ROLE_PRIMARY) {
+        metric_counter(m, "divergence_reports", "Divergences logged (and written, with a report directory)", NULL,
+                       NULL, c->reports.reported);
+        metric_counter(m, "divergence_reports_written", "Divergence reports written", NULL, NULL,
+                       c->reports.written);
+        metric_counter(m, "divergence_reports_suppressed", "Divergences over the per-minute limit", NULL, NULL,
+                       c->stats_buf.divergence_reports_suppressed);
+    }
     if (c->qmp)
         status_metrics_qmp(m, checkpoint_ctl_stats(c->qmp));
+}
+
+/* A capture the data plane lent: logged, written, announced, handed back. */
+static void publish_divergence(struct control *c, const struct divergence_capture *cap)
+{
+    char line[1024], event[1100];
+    divergence_report_publish(cap, c->divergence_reports, &c->reports, line, sizeof(line));
+    log_msg(LOG_INFO, "%s", line);
+    snprintf(event, sizeof(event), "event %s", line);
+    broadcast(c, event);
+    send_to_dataplane(c, MSG_DIVERGENCE_DONE, NULL);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -224,6 +246,9 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             broadcast(c, line);
             if (c->qmp)
                 checkpoint_ctl_lost_heartbeat(c->qmp);
+            break;
+        case MSG_DIVERGENCE:
+            publish_divergence(c, msgs[i].ptr);
             break;
         case MSG_TAKEOVER_GUARDED:
             broadcast(c, "event takeover-guarded the primary still speaks on the client side");
@@ -281,10 +306,10 @@ static void control_free(struct control *c)
     free(c);
 }
 
-struct control *control_start(const struct ops_server_config *ops_cfg, const struct checkpoint_ctl_config *qmp,
-                              struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
-                              size_t errlen)
+struct control *control_start(const struct control_config *cfg, struct rte_ring *to_dp, struct rte_ring *from_dp,
+                              char *err, size_t errlen)
 {
+    const struct checkpoint_ctl_config *qmp = cfg->qmp;
     struct control *c = calloc(1, sizeof(*c));
     if (!c || !(c->base = event_base_new())) {
         snprintf(err, errlen, "cannot create the control event loop");
@@ -304,7 +329,8 @@ struct control *control_start(const struct ops_server_config *ops_cfg, const str
         return NULL;
     }
     static const struct ops_server_ops ops = { on_command, on_refresh, on_fill };
-    if (!(c->ops = ops_server_start(c->base, ops_cfg, &ops, c, err, errlen))) {
+    c->divergence_reports = cfg->divergence_reports;
+    if (!(c->ops = ops_server_start(c->base, cfg->ops, &ops, c, err, errlen))) {
         control_free(c);
         return NULL;
     }

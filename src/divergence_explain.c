@@ -224,6 +224,11 @@ static int report_load(struct report *r, const char *file, char *err, size_t err
 
 /* ---- printing ---- */
 
+static bool has_bytes(const struct report_side *side, int64_t from)
+{
+    return side->payload && from + ROW > 0 && from < (int64_t)side->payload_len;
+}
+
 static void hex_cells(FILE *out, const struct report_side *side, int64_t from)
 {
     for (int i = 0; i < ROW; i++) {
@@ -272,12 +277,12 @@ static void hex_view(FILE *out, const struct report *r)
 {
     bool tcp = r->kind != DIV_DATAGRAM_LEN && strncmp(r->connection, "tcp", 3) == 0;
     int64_t first_row = -(int64_t)(r->side[0].at % ROW) - ROWS_BEFORE * ROW;
-    fprintf(out, "%-10s %-48s %-18s  %-48s %s\n", tcp ? "stream" : "payload", "PVM", "", "SVM", "");
+    fprintf(out, "%-10s %-48s %-18s  %-48s %s\n", tcp ? "stream/hex" : "payload/hex", "PVM", "", "SVM", "");
     for (int row = 0; row < ROWS_BEFORE + ROWS_AFTER + 1; row++) {
         int64_t rel = first_row + row * ROW;
         int64_t pvm_from = (int64_t)r->side[0].at + rel;
         int64_t label = tcp ? (int64_t)r->stream_offset + rel : pvm_from;
-        if (label < 0)
+        if (label < 0 || (!has_bytes(&r->side[0], pvm_from) && !has_bytes(&r->side[1], (int64_t)r->side[1].at + rel)))
             continue;
         fprintf(out, "%010" PRIx64 " ", (uint64_t)label);
         hex_cells(out, &r->side[0], pvm_from);

@@ -24,10 +24,11 @@
 #include <rte_ring.h>
 #include <rte_ring_elem.h>
 
-#include "colo/log.h"
 #include "colo/announce.h"
 #include "colo/ctrl_msg.h"
+#include "colo/divergence_report.h"
 #include "colo/dpdk_port.h"
+#include "colo/log.h"
 #include "colo/pkt_parse.h"
 
 #define BURST 32
@@ -55,6 +56,10 @@ struct pipeline {
     struct announce announce;    /* secondary: the VM's addresses, announced after a takeover */
     uint64_t stop_deadline_ns;
     struct pipeline_stats stats;
+    struct divergence_capture *capture; /* lent to the control thread while capture_busy */
+    bool capture_busy;
+    struct divergence_limiter div_limiter;
+    uint64_t divergences;
 };
 
 static const bool role_uses[2][PORT_ROLE_COUNT] = {
@@ -80,6 +85,7 @@ void pipeline_config_default(struct pipeline_config *cfg)
     cfg->heartbeat_ms = 20;
     cfg->heartbeat_misses = 4;
     cfg->client_heartbeat = true;
+    cfg->divergence_reports_per_minute = 60;
 }
 
 void pipeline_request_stop(void)
@@ -511,6 +517,27 @@ static void checkpoint_done(struct pipeline *p)
         seq_rewriter_checkpoint_done(p->rewriter);
 }
 
+static uint64_t unix_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts); /* vDSO: no system call */
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Copies the divergence for the control thread, which logs and writes it; one at a time, within the limit. */
+static void on_divergence(void *ctx, const struct divergence *d)
+{
+    struct pipeline *p = ctx;
+    uint64_t number = ++p->divergences;
+    if (p->capture_busy || !divergence_limiter_allow(&p->div_limiter, p->now_ns)) {
+        p->stats.divergence_reports_suppressed++;
+        return;
+    }
+    divergence_capture_fill(p->capture, number, d, p->now_ns, unix_ns());
+    p->capture_busy = true;
+    send_to_control(p, MSG_DIVERGENCE, 0, p->capture);
+}
+
 static void handle_control(struct pipeline *p)
 {
     struct ctrl_msg msgs[CONTROL_BURST];
@@ -526,6 +553,9 @@ static void handle_control(struct pipeline *p)
         case MSG_STATS_REQUEST:
             snapshot(p, msgs[i].ptr);
             send_to_control(p, MSG_STATS_READY, 0, msgs[i].ptr);
+            break;
+        case MSG_DIVERGENCE_DONE:
+            p->capture_busy = false;
             break;
         default:
             break;
@@ -688,8 +718,11 @@ static int create_stage(struct pipeline *p, char *err, size_t errlen)
             .release = on_release,
             .discard = on_discard,
             .request_checkpoint = on_checkpoint_request,
+            .divergence = on_divergence,
         };
-        p->engine = colo_compare_create(&p->cfg.compare, &ops, p);
+        p->div_limiter.per_minute = p->cfg.divergence_reports_per_minute;
+        p->capture = malloc(sizeof(*p->capture));
+        p->engine = p->capture ? colo_compare_create(&p->cfg.compare, &ops, p) : NULL;
     } else {
         static const struct seq_rewriter_ops ops = { .to_svm = to_svm, .to_link = to_link,
                                                      .drop = on_discard };
@@ -749,6 +782,7 @@ void pipeline_destroy(struct pipeline *p)
     rte_ring_free(p->from_dp);
     rte_mempool_free(p->pool);
     rte_mempool_free(p->clone_pool);
+    free(p->capture);
     free(p);
 }
 

@@ -20,9 +20,9 @@
 #include <event2/buffer.h>
 #include <event2/event.h>
 
-#include "colo/log.h"
 #include "colo/chardev_endpoint.h"
 #include "colo/divergence_report.h"
+#include "colo/log.h"
 #include "colo/metrics.h"
 #include "colo/notify_words.h"
 #include "colo/ops_server.h"

@@ -19,9 +19,9 @@
 
 #include <event2/event.h>
 
-#include "colo/log.h"
 #include "colo/chardev_endpoint.h"
 #include "colo/checkpoint_ctl.h"
+#include "colo/log.h"
 #include "colo/pkt_parse.h"
 #include "colo/record_buf.h"
 #include "colo/seq_rewrite.h"

@@ -89,7 +89,8 @@ static void rig_up_as(struct rig *r, enum colo_role role, uint32_t compare_timeo
     q.qmp = qmp_address;
     q.period_ms = 2000; /* keep QEMU's period as the pair was started */
     struct ops_server_config no_ops = { NULL, NULL };
-    r->ctl = control_start(&no_ops, &q, pipeline_ring_to_dataplane(r->p),
+    struct control_config cc = { &no_ops, &q, NULL };
+    r->ctl = control_start(&cc, pipeline_ring_to_dataplane(r->p),
                            pipeline_ring_from_dataplane(r->p), err, sizeof(err));
     if (!r->ctl)
         fail_msg("%s", err);

@@ -22,14 +22,15 @@ struct control;
 struct checkpoint_ctl_config;
 struct ops_server_config;
 
-/*
- * Starts the thread. ops may name no socket and no endpoint; qmp may be
- * NULL (no QEMU channel: checkpoint requests only reach socket clients).
- * NULL with a reason in err.
- */
-struct control *control_start(const struct ops_server_config *ops, const struct checkpoint_ctl_config *qmp,
-                              struct rte_ring *to_dp, struct rte_ring *from_dp, char *err,
-                              size_t errlen);
+struct control_config {
+    const struct ops_server_config *ops;     /* may name no socket and no endpoint */
+    const struct checkpoint_ctl_config *qmp; /* NULL: no QEMU channel (requests reach socket clients only) */
+    const char *divergence_reports;          /* a directory for the data plane's captures; NULL: log only */
+};
+
+/* Starts the thread; NULL with a reason in err. */
+struct control *control_start(const struct control_config *cfg, struct rte_ring *to_dp, struct rte_ring *from_dp,
+                              char *err, size_t errlen);
 
 /* Waits for the data plane's STOPPED message to be seen, then joins the thread. */
 void control_stop(struct control *c);

@@ -16,6 +16,7 @@ enum ctrl_msg_type {
     MSG_CHECKPOINT_DONE = 1,
     MSG_SHUTDOWN,
     MSG_STATS_REQUEST,
+    MSG_DIVERGENCE_DONE,    /* the capture lent with MSG_DIVERGENCE is free again */
     /* data plane -> control */
     MSG_CHECKPOINT_REQUEST, /* arg: enum checkpoint_reason */
     MSG_STATS_READY,
@@ -25,6 +26,7 @@ enum ctrl_msg_type {
     MSG_TAKEOVER,           /* the secondary serves the clients now (arg: enum failover_reason):
                                tell QEMU x-colo-lost-heartbeat */
     MSG_TAKEOVER_GUARDED,   /* the link is lost but the primary still speaks on the client side */
+    MSG_DIVERGENCE,         /* ptr: a divergence_capture to log and write, then hand back */
 };
 
 struct ctrl_msg {

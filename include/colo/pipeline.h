@@ -52,6 +52,7 @@ struct pipeline_config {
     uint32_t heartbeat_ms;                  /* 0: no heartbeat on the link */
     uint32_t heartbeat_misses;
     bool client_heartbeat;                  /* primary: heartbeats on the client side too (split-brain guard) */
+    uint32_t divergence_reports_per_minute; /* primary: divergences captured for the log and reports; 0: all */
 };
 
 /* Why this side stopped running COLO. */
@@ -90,6 +91,7 @@ struct pipeline_stats {
     uint64_t takeover_guarded;      /* secondary: takeovers held back because the primary still speaks */
     uint64_t client_ignored;        /* secondary: client-side frames before a takeover (not ours to serve) */
     uint64_t announce_frames;       /* secondary: RARP/GARP/NA sent after the takeover */
+    uint64_t divergence_reports_suppressed; /* primary: over the per-minute limit, or the capture still busy */
     uint32_t announce_ipv4, announce_ipv6;
 };
 

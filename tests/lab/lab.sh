@@ -124,10 +124,12 @@ capture_if_asked() { # LAB_PCAP=1: record what the PVM and the SVM send, for dia
 }
 
 start_proxies() {
+    mkdir -p "$work/reports"
     # shellcheck disable=SC2046
     bg_in_ns ph "$proxy" run $(eal pri 0) $(afp 0 cli) $(afp 1 pvm) $(afp 2 lnk) -- \
         --role primary --client-port net_af_packet0 --pvm-port net_af_packet1 \
         --link-port net_af_packet2 --control "$work/primary.sock" --idle-sleep-us 20 \
+        --divergence-reports "$work/reports" --metrics 9464 \
         --vm-mac 52:54:00:77:00:02 --mbufs 32768 "${proxy_extra[@]}" >"$work/primary.log" 2>&1
     primary_pid=$!
     # shellcheck disable=SC2046
@@ -254,6 +256,18 @@ scenario_diverge() {
     check "exactly one checkpoint was requested, for the divergence" \
         [ "$(stat_of primary "checkpoint_requests['divergence']")" = 1 ]
     check "the checkpoint listener saw exactly that request" [ "$(cat "$work/checkpoints.log")" = divergence ]
+    check "colo-proxy status (DPDK) shows the divergence and the hold latency" \
+        sh -c "'$proxy' status --control '$work/primary.sock' | grep -E '^divergences +payload 1,' >/dev/null &&
+               '$proxy' status --control '$work/primary.sock' --json | python3 -c 'import json,sys; \
+               d=json.load(sys.stdin); sys.exit(not (d[\"hold_latency_seconds\"][\"count\"] > 0 and \
+               d[\"role\"] == \"primary\" and d[\"port_link_up\"] == {\"client\": 1, \"pvm\": 1, \"link\": 1}))'"
+    check "GET /metrics (DPDK, on the primary's loopback) counts the divergence" \
+        sh -c "ip netns exec '$p-ph' python3 -c 'import urllib.request; \
+               print(urllib.request.urlopen(\"http://127.0.0.1:9464/metrics\", timeout=5).read().decode())' |
+               grep -qx 'colo_proxy_divergences_total{kind=\"payload\"} 1'"
+    check "the data plane's divergence became a report that explain reads (the PVM's X against the SVM's Y)" \
+        sh -c "'$proxy' explain '$work/reports/divergence-1.txt' | grep -E '^ +\\^\\^' >/dev/null &&
+               '$proxy' explain '$work/reports/divergence-1-pvm.pcap' | grep -q '|cept one: X.    |  .*|cept one: Y.    |'"
 }
 
 scenario_bad_link() {
