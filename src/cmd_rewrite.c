@@ -25,6 +25,8 @@ enum {
     OPT_VNET,
     OPT_QMP,
     OPT_MAX_CONNS,
+    OPT_CONTROL,
+    OPT_METRICS,
     OPT_HELP,
 };
 
@@ -40,6 +42,8 @@ static void rewrite_usage(FILE *out)
           "  --vnet_hdr_support     records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
           "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset\n"
           "  --max-conns N          connection table size (default 65536)\n"
+          "  --control PATH         unix socket for colo-proxy status and line commands\n"
+          "  --metrics [ADDR:]PORT  serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
           CLI_COMMON_HELP,
           out);
 }
@@ -55,6 +59,8 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_VNET: cfg->vnet_hdr_support = true; return 0;
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_MAX_CONNS: return cli_parse_u32("max-conns", arg, 16, &cfg->max_conns);
+    case OPT_CONTROL: cfg->control = arg; return 0;
+    case OPT_METRICS: cfg->metrics_addr = arg; return 0;
     case OPT_HELP: return CLI_HELP;
     default: return -1;
     }
@@ -71,6 +77,8 @@ int cmd_rewrite(int argc, char **argv)
         { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
         { "qmp", required_argument, NULL, OPT_QMP },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
+        { "control", required_argument, NULL, OPT_CONTROL },
+        { "metrics", required_argument, NULL, OPT_METRICS },
         { "help", no_argument, NULL, OPT_HELP },
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },

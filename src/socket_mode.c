@@ -396,18 +396,7 @@ static void ops_fill(void *ctx, struct metric_set *m)
 {
     struct socket_mode *sm = ctx;
     metric_info(m, "role", "What this colo-proxy is", "role", "compare");
-    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
-        if (sm->opened[r])
-            metric_gauge(m, "socket_connected", "1 while the chardev peer is connected", "socket", role_names[r],
-                         chardev_endpoint_connected(&sm->ep[r]));
-    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
-        if (sm->opened[r])
-            metric_counter(m, "socket_connects", "Chardev peers connected", "socket", role_names[r],
-                           sm->ep[r].stats.connects);
-    for (int r = 0; r < SOCK_ROLE_COUNT; r++)
-        if (sm->opened[r])
-            metric_counter(m, "socket_bad_peers", "Peers disconnected for a bad record", "socket", role_names[r],
-                           sm->ep[r].stats.bad_peers);
+    status_metrics_endpoints(m, sm->ep, sm->opened, role_names, SOCK_ROLE_COUNT);
     metric_counter(m, "socket_records_in", "Records read", "socket", "primary_in",
                    sm->stats.records_in[SOCK_PRIMARY_IN]);
     metric_counter(m, "socket_records_in", "Records read", "socket", "secondary_in",

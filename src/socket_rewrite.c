@@ -17,14 +17,18 @@
 #include <string.h>
 #include <time.h>
 
+#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
 #include "colo/checkpoint_ctl.h"
 #include "colo/log.h"
+#include "colo/metrics.h"
+#include "colo/ops_server.h"
 #include "colo/pkt_parse.h"
 #include "colo/record_buf.h"
 #include "colo/seq_rewrite.h"
+#include "colo/status_metrics.h"
 
 #define TICK_US 100000
 #define DRAIN_LIMIT_S 5
@@ -38,6 +42,7 @@ struct socket_rewrite {
     struct record_pool pool;
     struct event *tick, *sigint, *sigterm, *sighup;
     struct checkpoint_ctl *qmp;
+    struct ops_server *ops;
     uint64_t dropped;
 };
 
@@ -169,6 +174,11 @@ int socket_rewrite_check_config(const struct socket_rewrite_config *cfg, char *e
         if (chardev_endpoint_check_spec(role_names[r], cfg->endpoint[r], err, errlen) != 0)
             return -1;
     }
+    char addr[64];
+    unsigned port;
+    if (cfg->metrics_addr &&
+        ops_server_parse_metrics_addr(cfg->metrics_addr, addr, sizeof(addr), &port, err, errlen) != 0)
+        return -1;
     return cfg->qmp ? checkpoint_ctl_check_address(cfg->qmp, err, errlen) : 0;
 }
 
@@ -200,6 +210,50 @@ static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
     return sr->qmp ? 0 : -1;
 }
 
+/* ---- the control socket and metrics ---- */
+
+static enum ops_reply ops_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
+{
+    (void)fresh;
+    struct socket_rewrite *sr = ctx;
+    if (strcmp(line, "checkpoint-done") == 0) {
+        qmp_done(sr);
+        evbuffer_add_printf(out, "ok\n");
+    } else if (strcmp(line, "shutdown") == 0) {
+        evbuffer_add_printf(out, "ok\n");
+        event_base_loopbreak(sr->base);
+    } else {
+        return OPS_UNKNOWN;
+    }
+    return OPS_DONE;
+}
+
+static void ops_refresh(void *ctx)
+{
+    struct socket_rewrite *sr = ctx;
+    ops_server_snapshot_ready(sr->ops); /* one thread: always consistent */
+}
+
+static void ops_fill(void *ctx, struct metric_set *m)
+{
+    struct socket_rewrite *sr = ctx;
+    metric_info(m, "role", "What this colo-proxy is", "role", "rewrite");
+    status_metrics_endpoints(m, sr->ep, sr->opened, role_names, RW_ROLE_COUNT);
+    status_metrics_rewriter(m, seq_rewriter_stats(sr->rw));
+    if (sr->qmp)
+        status_metrics_qmp(m, checkpoint_ctl_stats(sr->qmp));
+}
+
+static int start_ops(struct socket_rewrite *sr, char *err, size_t errlen)
+{
+    if (!sr->cfg.control && !sr->cfg.metrics_addr)
+        return 0;
+    static const struct ops_server_ops ops = { ops_command, ops_refresh, ops_fill };
+    struct ops_server_config oc = { sr->cfg.control, sr->cfg.metrics_addr };
+    sr->ops = ops_server_start(sr->base, &oc, &ops, sr, err, errlen);
+    return sr->ops ? 0 : -1;
+}
+
 struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
 {
     if (socket_rewrite_check_config(cfg, err, errlen) != 0)
@@ -217,7 +271,7 @@ struct socket_rewrite *socket_rewrite_create(const struct socket_rewrite_config 
         socket_rewrite_destroy(sr);
         return NULL;
     }
-    if (open_endpoints(sr, err, errlen) != 0 || start_qmp(sr, err, errlen) != 0) {
+    if (open_endpoints(sr, err, errlen) != 0 || start_qmp(sr, err, errlen) != 0 || start_ops(sr, err, errlen) != 0) {
         socket_rewrite_destroy(sr);
         return NULL;
     }
@@ -261,6 +315,7 @@ void socket_rewrite_destroy(struct socket_rewrite *sr)
         if (sr->opened[r])
             chardev_endpoint_close(&sr->ep[r]);
     checkpoint_ctl_free(sr->qmp);
+    ops_server_free(sr->ops);
     if (sr->tick)
         event_free(sr->tick);
     if (sr->sigint)

@@ -7,7 +7,9 @@
  */
 #include "colo/status_metrics.h"
 
+#include "colo/chardev_endpoint.h"
 #include "colo/pipeline.h"
+#include "colo/seq_rewrite.h"
 
 static void labelled(struct metric_set *m, const char *name, const char *help, const char *label,
                      const uint64_t *v, int n, const char *(*label_of)(int))
@@ -99,12 +101,40 @@ void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *
         metric_gauge(m, "alone", "1 once the secondary is lost and PVM output passes straight", NULL, NULL,
                      s->alone);
     } else {
-        metric_counter(m, "rewritten_packets", "Segments rewritten", "direction", "to_svm",
-                       s->rewrite.rewritten_to_svm);
-        metric_counter(m, "rewritten_packets", "Segments rewritten", "direction", "to_link",
-                       s->rewrite.rewritten_to_link);
-        metric_counter(m, "checkpoints", "Checkpoints completed", NULL, NULL, s->rewrite.checkpoints);
+        status_metrics_rewriter(m, &s->rewrite);
         metric_gauge(m, "taken_over", "1 once this secondary serves the clients", NULL, NULL, s->taken_over);
     }
     heartbeat(m, s);
+}
+
+void status_metrics_rewriter(struct metric_set *m, const struct seq_rewriter_stats *s)
+{
+    metric_counter(m, "forwarded_packets", "Frames passed on", "direction", "to_svm", s->to_svm);
+    metric_counter(m, "forwarded_packets", "Frames passed on", "direction", "to_primary", s->to_link);
+    metric_counter(m, "rewritten_packets", "Segments whose sequence numbers were shifted", "direction", "to_svm",
+                   s->rewritten_to_svm);
+    metric_counter(m, "rewritten_packets", "Segments whose sequence numbers were shifted", "direction",
+                   "to_primary", s->rewritten_to_link);
+    metric_counter(m, "offsets_learned", "Connections whose offset was learned", "open", "client", s->learned_passive);
+    metric_counter(m, "offsets_learned", "Connections whose offset was learned", "open", "guest", s->learned_active);
+    metric_counter(m, "early_segments_held", "Client segments held until the SVM's SYN-ACK", NULL, NULL,
+                   s->held_early);
+    metric_counter(m, "early_segments_dropped", "Held client segments given up on", NULL, NULL, s->dropped_early);
+    metric_counter(m, "checkpoints", "Checkpoints completed (offsets reset)", NULL, NULL, s->checkpoints);
+}
+
+void status_metrics_endpoints(struct metric_set *m, const struct chardev_endpoint *ep, const bool *opened,
+                              const char *const *names, int n)
+{
+    for (int r = 0; r < n; r++)
+        if (opened[r])
+            metric_gauge(m, "socket_connected", "1 while the chardev peer is connected", "socket", names[r],
+                         chardev_endpoint_connected(&ep[r]));
+    for (int r = 0; r < n; r++)
+        if (opened[r])
+            metric_counter(m, "socket_connects", "Chardev peers connected", "socket", names[r], ep[r].stats.connects);
+    for (int r = 0; r < n; r++)
+        if (opened[r])
+            metric_counter(m, "socket_bad_peers", "Peers disconnected for a bad record", "socket", names[r],
+                           ep[r].stats.bad_peers);
 }

@@ -36,6 +36,8 @@ struct socket_rewrite_config {
     const char *qmp;      /* the secondary QEMU's QMP; NULL: offsets never reset */
     uint32_t max_conns;
     size_t high_water;    /* pause the feeding input above this many queued output bytes */
+    const char *control;      /* NULL: no control socket (ops_server.h) */
+    const char *metrics_addr; /* NULL: no metrics endpoint */
 };
 
 struct socket_rewrite;

@@ -14,12 +14,18 @@
 #include "colo/metrics.h"
 #include "colo/tcp_track.h"
 
+struct chardev_endpoint;
 struct pipeline_stats;
+struct seq_rewriter_stats;
 
 /* cfg gives the table size and the bypass rules' texts. */
 void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
                             const struct conn_table_stats *conns, const struct colo_compare_config *cfg);
 void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s);
 void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s);
+void status_metrics_rewriter(struct metric_set *m, const struct seq_rewriter_stats *s);
+/* Socket modes: each opened endpoint's connection state, peers and bad peers, by its option name. */
+void status_metrics_endpoints(struct metric_set *m, const struct chardev_endpoint *ep, const bool *opened,
+                              const char *const *names, int n);
 
 #endif

@@ -252,6 +252,31 @@ def check_config_checker(proxy, tmp):
             and "No such file" in r.stderr, r.stderr)
 
 
+def check_rewrite_status(proxy, tmp):
+    """The secondary's socket mode answers status too: its role, its sockets, its rewriting counters."""
+    eps = {r: os.path.join(tmp, "rw-" + r) for r in ("mirror_in", "to_svm", "from_svm", "to_primary")}
+    ctl = os.path.join(tmp, "rw.ctl")
+    args = [proxy, "rewrite", "--control", ctl]
+    for role, path in eps.items():
+        args += ["--" + role, "unix:%s,server" % path]
+    p = subprocess.Popen(args, stderr=subprocess.DEVNULL)
+    try:
+        mirror = connect_unix(eps["mirror_in"])
+        deadline = time.time() + 5
+        js = {}
+        while time.time() < deadline and js.get("socket_connected", {}).get("mirror_in") != 1:
+            r = status(proxy, ctl, "--json")
+            js = json.loads(r.stdout) if r.returncode == 0 else {}
+            time.sleep(0.05)
+        verdict("rewrite mode answers status --json: role, sockets, rewriting counters",
+                js.get("role") == "rewrite" and js.get("socket_connected", {}).get("mirror_in") == 1
+                and js.get("socket_connected", {}).get("to_svm") == 0 and "offsets_learned" in js, js)
+        mirror.close()
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+
+
 def main():
     proxy = os.path.abspath(sys.argv[1])
     pvm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"))
@@ -353,6 +378,7 @@ def main():
             and js.get("released") == len(pvm) and sum(js.get("divergences_by_kind", {"x": 1}).values()) == 0,
             r.stdout[:300] + r.stderr)
     check_config_checker(proxy, tmp)
+    check_rewrite_status(proxy, tmp)
     if FAILURES:
         log.seek(0)
         sys.stderr.write(log.read()[-4000:])
