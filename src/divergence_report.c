@@ -14,6 +14,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "colo/pcap_port.h"
@@ -124,7 +125,7 @@ static int write_side(const struct divergence_capture *cap, enum divcap_side sid
     return 0;
 }
 
-int divergence_capture_write(const struct divergence_capture *cap, const char *dir, char *err, size_t errlen)
+static int write_files(const struct divergence_capture *cap, const char *dir, char *err, size_t errlen)
 {
     static const char *const side_name[2] = { "pvm", "svm" };
     int64_t diverging[2];
@@ -158,6 +159,15 @@ int divergence_capture_write(const struct divergence_capture *cap, const char *d
         rc = -1;
     }
     g_key_file_free(kf);
+    return rc;
+}
+
+/* Reports hold payload bytes: owner-only files. One thread writes reports, so the umask dance is safe. */
+int divergence_capture_write(const struct divergence_capture *cap, const char *dir, char *err, size_t errlen)
+{
+    mode_t was = umask(077);
+    int rc = write_files(cap, dir, err, errlen);
+    umask(was);
     return rc;
 }
 
