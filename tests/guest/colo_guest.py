@@ -233,6 +233,29 @@ def proxy_summary(log_path):
     return reasons, m, text
 
 
+def operator_view(proxy, control, reports):
+    """What an operator sees of this run: the status table, and a real divergence explained."""
+    table = subprocess.run([proxy, "status", "--control", control], capture_output=True, text=True, timeout=10)
+    print("guest: colo-proxy status during the run:\n" + "\n".join("guest:   " + l for l in table.stdout.splitlines()))
+    js = json.loads(subprocess.run([proxy, "status", "--control", control, "--json"], capture_output=True,
+                                   text=True, timeout=10).stdout or "{}")
+    verdict("colo-proxy status: connected to QEMU in COLO, every socket up, divergences and checkpoints counted",
+            js.get("qmp_connected") == 1 and js.get("qmp_in_colo") == 1
+            and set(js.get("socket_connected", {}).values()) == {1} and sum(js.get("divergences", {}).values()) > 0
+            and js.get("checkpoints", 0) > 0 and js.get("hold_latency_seconds", {}).get("count", 0) > 0)
+    explained = []
+    for name in sorted(os.listdir(reports), key=lambda n: int(re.sub(r"\D", "", n) or 0)):
+        if name.endswith(".txt"):
+            out = subprocess.run([proxy, "explain", os.path.join(reports, name)], capture_output=True, text=True,
+                                 timeout=10).stdout
+            explained.append(out)
+            if "hint: no known cause" not in out:
+                print("guest: colo-proxy explain %s:\n%s" % (name, "\n".join("guest:   " + l for l in out.splitlines())))
+                break
+    verdict("colo-proxy explain finds a known cause in a real divergence report (%d reports read)" % len(explained),
+            any("hint: " in e and "hint: no known cause" not in e for e in explained))
+
+
 def main():
     proxy, preload, img = sys.argv[1:4]
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
@@ -248,9 +271,13 @@ def main():
         pri = ns.run(primary_args(img, d), open(d + "/primary.log", "w"), env)
         procs.append(pri)
         proxy_log = d + "/proxy.log"
+        reports = d + "/reports"
+        os.makedirs(reports, exist_ok=True)
+        control = d + "/proxy.sock"
         px = ns.run([proxy, "compare", "--primary_in", "tcp:127.0.0.1:9001",
                      "--secondary_in", "tcp:127.0.0.1:9004,server", "--outdev", "tcp:127.0.0.1:9005", "--vnet_hdr_support",
-                     "--qmp", "unix:%s/proxy.qmp" % d, "--checkpoint-period-ms", str(PERIOD_MS)],
+                     "--qmp", "unix:%s/proxy.qmp" % d, "--checkpoint-period-ms", str(PERIOD_MS),
+                     "--control", control, "--divergence-reports", reports],
                     open(proxy_log, "w"))
         procs.append(px)
         rewriter = None
@@ -299,6 +326,7 @@ def main():
         durations = sorted(ckpts.durations[before:])
         verdict("QEMU kept COLO running (no COLO_EXIT: %s)" % (ckpts.colo_exit or "none"),
                 ckpts.colo_exit is None and p.cmd("query-colo-status")["mode"] == "primary")
+        operator_view(proxy, control, reports)
         px.send_signal(signal.SIGTERM)
         rc = px.wait(timeout=15)
         verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
@@ -325,7 +353,7 @@ def main():
         verdict("colo-proxy released every PVM record it got (%s)"
                 % (summary.group(0) if summary else "no summary in the log"),
                 summary is not None and summary.group(1) == summary.group(2))
-        divergences = len(re.findall(r"divergence \(", log))
+        divergences = len(re.findall(r"divergence \d+ \(", log))
         print("guest: %d divergences logged by colo-proxy; whole run %.0f s" % (divergences, time.monotonic() - started))
     finally:
         for proc in procs:
