@@ -70,8 +70,18 @@ static int parse_addr(const char *v, struct bypass_end *e)
     return 0;
 }
 
+static char *trimmed(char *s)
+{
+    while (isspace((unsigned char)*s))
+        s++;
+    for (char *end = s + strlen(s); end > s && isspace((unsigned char)end[-1]);)
+        *--end = '\0';
+    return s;
+}
+
 static int parse_field(struct bypass_rule *rule, char *field, char *err, size_t errlen)
 {
+    field = trimmed(field);
     char *eq = strchr(field, '=');
     if (!eq) {
         snprintf(err, errlen, "bypass field '%s' is not KEY=VALUE (keys: proto, guest, guest_port, peer, peer_port)",
@@ -79,7 +89,7 @@ static int parse_field(struct bypass_rule *rule, char *field, char *err, size_t 
         return -1;
     }
     *eq = '\0';
-    const char *key = field, *value = eq + 1;
+    const char *key = trimmed(field), *value = trimmed(eq + 1);
     int bad;
     if (strcmp(key, "proto") == 0)
         bad = parse_proto(value, &rule->proto), rule->proto_set = true;
@@ -128,10 +138,7 @@ int bypass_rules_add(struct bypass_rules *r, const char *text, char *err, size_t
     strcpy(buf, text);
     char *save = NULL;
     for (char *one = strtok_r(buf, ";", &save); one; one = strtok_r(NULL, ";", &save)) {
-        while (isspace((unsigned char)*one))
-            one++;
-        for (char *end = one + strlen(one); end > one && isspace((unsigned char)end[-1]);)
-            *--end = '\0';
+        one = trimmed(one);
         if (r->count == BYPASS_MAX_RULES) {
             snprintf(err, errlen, "more than %d bypass rules; merge some with address prefixes", BYPASS_MAX_RULES);
             return -1;

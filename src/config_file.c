@@ -16,17 +16,22 @@
 
 #define SUGGEST_MAX_DISTANCE 3
 
+static GKeyFile *loaded(GKeyFile *kf, bool ok, GError *e, const char *name, char *err, size_t errlen)
+{
+    if (ok)
+        return kf;
+    snprintf(err, errlen, "config '%s': %s", name, e->message);
+    g_error_free(e);
+    g_key_file_free(kf);
+    return NULL;
+}
+
 static GKeyFile *load(const char *path, char *err, size_t errlen)
 {
     GKeyFile *kf = g_key_file_new();
     GError *e = NULL;
-    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e)) {
-        snprintf(err, errlen, "config '%s': %s", path, e->message);
-        g_error_free(e);
-        g_key_file_free(kf);
-        return NULL;
-    }
-    return kf;
+    bool ok = g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &e);
+    return loaded(kf, ok, e, path, err, errlen);
 }
 
 static size_t edit_distance(const char *a, const char *b)
@@ -90,13 +95,20 @@ static const struct option *find_option(const char *key, const struct option *lo
 static int key_to_word(GKeyFile *kf, const char *path, const char *group, const char *key,
                        const struct option *o, GPtrArray *words, char *err, size_t errlen)
 {
-    g_autofree char *value = g_key_file_get_string(kf, group, key, NULL);
+    GError *bad = NULL;
+    g_autofree char *value = g_key_file_get_string(kf, group, key, &bad);
+    if (!value) {
+        snprintf(err, errlen, "config '%s' [%s]: the value of %s is not UTF-8 text: %s", path, group, key,
+                 bad ? bad->message : "unreadable");
+        g_clear_error(&bad);
+        return -1;
+    }
     if (o->has_arg == no_argument) {
         GError *e = NULL;
         gboolean on = g_key_file_get_boolean(kf, group, key, &e);
         if (e) {
             snprintf(err, errlen, "config '%s' [%s]: %s = '%s' is a flag: write true or false", path, group, key,
-                     value ? value : "");
+                     value);
             g_error_free(e);
             return -1;
         }
@@ -111,12 +123,10 @@ static int key_to_word(GKeyFile *kf, const char *path, const char *group, const 
     return 0;
 }
 
-char **config_file_words(const char *path, const char *group, const struct option *longopts,
-                         const char *const *extra, char *err, size_t errlen)
+/* Takes kf. */
+static char **words_of(GKeyFile *kf, const char *path, const char *group, const struct option *longopts,
+                       const char *const *extra, char *err, size_t errlen)
 {
-    GKeyFile *kf = load(path, err, errlen);
-    if (!kf)
-        return NULL;
     if (!g_key_file_has_group(kf, group)) {
         snprintf(err, errlen, "config '%s' has no [%s] group: put the options of 'colo-proxy %s' there", path,
                  group, group);
@@ -150,6 +160,24 @@ char **config_file_words(const char *path, const char *group, const struct optio
         return NULL;
     }
     return out;
+}
+
+char **config_file_words(const char *path, const char *group, const struct option *longopts,
+                         const char *const *extra, char *err, size_t errlen)
+{
+    GKeyFile *kf = load(path, err, errlen);
+    return kf ? words_of(kf, path, group, longopts, extra, err, errlen) : NULL;
+}
+
+char **config_file_words_from_data(const char *data, size_t len, const char *name, const char *group,
+                                   const struct option *longopts, const char *const *extra, char *err,
+                                   size_t errlen)
+{
+    GKeyFile *kf = g_key_file_new();
+    GError *e = NULL;
+    bool ok = g_key_file_load_from_data(kf, data, len, G_KEY_FILE_NONE, &e);
+    kf = loaded(kf, ok, e, name, err, errlen);
+    return kf ? words_of(kf, name, group, longopts, extra, err, errlen) : NULL;
 }
 
 char *config_file_string(const char *path, const char *group, const char *key)

@@ -30,6 +30,11 @@
 char **config_file_words(const char *path, const char *group, const struct option *longopts,
                          const char *const *extra, char *err, size_t errlen);
 
+/* The same from the file's text in memory; `name` stands for the file in messages. */
+char **config_file_words_from_data(const char *data, size_t len, const char *name, const char *group,
+                                   const struct option *longopts, const char *const *extra, char *err,
+                                   size_t errlen);
+
 /* A key's value (g_free it), or NULL when it is not there. */
 char *config_file_string(const char *path, const char *group, const char *key);
 

@@ -80,6 +80,10 @@ def main():
         for _ in range(4):  # the first records, whole
             whole += 16 + struct.unpack("<I", data[whole + 8:whole + 12])[0]
         write(out, "pcap", "first-" + os.path.basename(path), data[:whole])
+    conf = (b"# socket mode\n[compare]\nprimary_in = tcp:127.0.0.1:9001\ncompare_timeout = 3000\n"
+            b"vnet_hdr_support = true\nvnet-hdr = 12\nbypass = proto=udp,guest_port=123\n[run]\neal = -l 1\n")
+    write(out, "settings", "good", conf + b"\0proto=tcp,guest=10.0.0.0/8,guest_port=80; peer=fd00::/16\0" + bytes(48))
+    write(out, "settings", "bad", b"[compare]\ncompare_timout=1\nvnet_hdr_support=perhaps\n\0proto=sctpx;;,=\0")
     write(out, "config", "knobs", b"\x003000\x001000\x011024\x02\x0365536\x0420\x0552:54:00:12:34:56\x00")
 
 
