@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 
@@ -42,6 +43,7 @@ struct checkpoint_ctl {
     struct qmp_parser parser;
     enum session session;
     bool stopped, request_pending, request_in_flight;
+    uint64_t stopped_at_ns;          /* the last STOP, for the checkpoint's duration */
     uint64_t next_id;
     struct checkpoint_ctl_stats stats;
 };
@@ -60,6 +62,13 @@ static void say(struct checkpoint_ctl *c, const char *fmt, const char *arg)
     snprintf(line, sizeof(line), fmt, arg);
     if (c->ops.log)
         c->ops.log(c->ctx, line);
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 static void arm(struct event *ev, uint32_t ms)
@@ -145,8 +154,10 @@ static void on_event(struct checkpoint_ctl *c, const struct qmp_message *m)
         return;
     if (strcmp(ev, "STOP") == 0) {
         c->stopped = true;
+        c->stopped_at_ns = monotonic_ns();
     } else if (strcmp(ev, "RESUME") == 0 && c->stopped) {
         c->stopped = false;
+        latency_hist_record(&c->stats.stopped, monotonic_ns() - c->stopped_at_ns);
         c->request_in_flight = false;
         c->stats.checkpoints_seen++;
         event_del(c->request_timer);

@@ -63,6 +63,7 @@ void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats 
     metric_counter(m, "qmp_checkpoints_seen", "Checkpoints seen on QMP (STOP then RESUME)", NULL, NULL,
                    s->checkpoints_seen);
     metric_counter(m, "qmp_errors", "Errors QEMU answered", NULL, NULL, s->errors);
+    metric_latency(m, "checkpoint_duration_seconds", "Checkpoints as QEMU ran them, STOP to RESUME", &s->stopped);
 }
 
 static void ports(struct metric_set *m, const struct pipeline_stats *s)

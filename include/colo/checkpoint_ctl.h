@@ -17,6 +17,8 @@
 #define COLO_CHECKPOINT_CTL_H
 
 #include <stdbool.h>
+
+#include "colo/latency_hist.h"
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,6 +41,7 @@ struct checkpoint_ctl_stats {
     uint64_t connects, disconnects, requests_sent, requests_coalesced, requests_before_colo;
     uint64_t checkpoints_seen, errors;
     bool connected, in_colo;
+    struct latency_hist stopped; /* each checkpoint as QEMU ran it: STOP to RESUME */
 };
 
 struct checkpoint_ctl;

@@ -242,7 +242,8 @@ def operator_view(proxy, control, reports):
     verdict("colo-proxy status: connected to QEMU in COLO, every socket up, divergences and checkpoints counted",
             js.get("qmp_connected") == 1 and js.get("qmp_in_colo") == 1
             and set(js.get("socket_connected", {}).values()) == {1} and sum(js.get("divergences", {}).values()) > 0
-            and js.get("checkpoints", 0) > 0 and js.get("hold_latency_seconds", {}).get("count", 0) > 0)
+            and js.get("checkpoints", 0) > 0 and js.get("hold_latency_seconds", {}).get("count", 0) > 0
+            and js.get("checkpoint_duration_seconds", {}).get("count", 0) > 0)
     explained = []
     for name in sorted(os.listdir(reports), key=lambda n: int(re.sub(r"\D", "", n) or 0)):
         if name.endswith(".txt"):
