@@ -277,6 +277,38 @@ def check_rewrite_status(proxy, tmp):
         p.wait(timeout=10)
 
 
+def run_briefly(proxy, tmp, *extra):
+    """Socket mode for a moment, with one peer connecting: its stderr."""
+    eps = {r: os.path.join(tmp, "lg-" + r) for r in ("p", "s", "o")}
+    p = subprocess.Popen([proxy, "compare", "--primary_in", "unix:%s,server" % eps["p"], "--secondary_in",
+                          "unix:%s,server" % eps["s"], "--outdev", "unix:%s,server" % eps["o"], *extra],
+                         stderr=subprocess.PIPE, text=True)
+    peer = connect_unix(eps["o"])
+    time.sleep(0.3)
+    p.terminate()
+    err = p.communicate(timeout=10)[1]
+    peer.close()
+    return p.returncode, err
+
+
+def check_log_options(proxy, tmp):
+    rc, err = run_briefly(proxy, tmp)
+    verdict("by default info lines reach stderr (a peer connecting, the summary)",
+            rc == 0 and "outdev connected" in err and "summary: PVM records in 0" in err, err)
+    rc, err = run_briefly(proxy, tmp, "--log-level", "warning")
+    verdict("--log-level warning keeps info lines out", rc == 0 and "connected" not in err and "summary" not in err, err)
+    journald = os.path.exists("/run/systemd/journal/socket")
+    rc, err = run_briefly(proxy, tmp, "--log", "journal")
+    verdict("--log journal: %s" % ("to the journal" if journald else "no journald here, so stderr instead of nothing"),
+            rc == 0 and (("summary" not in err) if journald else ("summary: PVM records in 0" in err)), err)
+    for args, want in ((["--log", "syslog"], "use stderr, journal or file:PATH"),
+                       (["--log-level", "loud"], "use error, warning, info or debug"),
+                       (["--log", "file:/nonexistent/dir/x.log"], "cannot open '/nonexistent/dir/x.log'")):
+        r = subprocess.run([proxy, "compare", *args, "--check"], capture_output=True, text=True)
+        verdict("%s is refused with what to write instead" % " ".join(args), r.returncode == 2 and want in r.stderr,
+                r.stderr)
+
+
 def main():
     proxy = os.path.abspath(sys.argv[1])
     pvm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"))
@@ -379,6 +411,7 @@ def main():
             r.stdout[:300] + r.stderr)
     check_config_checker(proxy, tmp)
     check_rewrite_status(proxy, tmp)
+    check_log_options(proxy, tmp)
     if FAILURES:
         log.seek(0)
         sys.stderr.write(log.read()[-4000:])
