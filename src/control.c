@@ -1,31 +1,25 @@
 /*
- * control.c — the control thread: line commands on a unix socket, events out,
- * statistics snapshots, all to and from the data plane through rings.
+ * control.c — the control thread: the DPDK mode's commands, events, snapshots,
+ * divergence reports and QMP, all to and from the data plane through rings.
  *
- * Owns: the libevent base and its thread, the listening socket and clients,
- * and the statistics buffer lent to the data plane for a snapshot. Polls the
+ * Owns: the libevent base and its thread, the ops server (the control socket
+ * and /metrics, ops_server.c), the statistics buffer lent to the data plane for
+ * a snapshot, and the writing of the captures it lends for divergences. Polls the
  * ring from the data plane on a 1 ms timer. Must never: touch data-plane state
- * except through the rings; let a slow or malicious client block it (input
- * lines are bounded, output is buffered by libevent).
+ * except through the rings and the buffers lent with them.
  */
 #include "colo/control.h"
 
 #include <errno.h>
-#include <signal.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/stat.h>
-#include <sys/un.h>
-#include <unistd.h>
 
 #include <event2/buffer.h>
-#include <event2/bufferevent.h>
 #include <event2/event.h>
-#include <event2/listener.h>
 
 #include <rte_ring.h>
 #include <rte_ring_elem.h>

@@ -53,6 +53,11 @@ struct ops_server {
     struct waiter waiters[MAX_WAITERS];
     int n_waiters;
     bool refreshing;
+    struct {                      /* ops_server_start_local's owner */
+        void (*fill)(void *ctx, struct metric_set *m);
+        void (*checkpoint_done)(void *ctx);
+        void *ctx;
+    } local;
 };
 
 /* ---- answers ---- */
@@ -324,6 +329,47 @@ struct ops_server *ops_server_start(struct event_base *base, const struct ops_se
         (cfg->metrics_addr && listen_http(s, cfg->metrics_addr, err, errlen) != 0)) {
         ops_server_free(s);
         return NULL;
+    }
+    return s;
+}
+
+static enum ops_reply local_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
+{
+    (void)fresh;
+    struct ops_server *s = ctx;
+    if (strcmp(line, "checkpoint-done") == 0)
+        s->local.checkpoint_done(s->local.ctx);
+    else if (strcmp(line, "shutdown") == 0)
+        event_base_loopbreak(s->base);
+    else
+        return OPS_UNKNOWN;
+    evbuffer_add_printf(out, "ok\n");
+    return OPS_DONE;
+}
+
+static void local_refresh(void *ctx)
+{
+    ops_server_snapshot_ready(ctx); /* one thread: the counters are always consistent */
+}
+
+static void local_fill(void *ctx, struct metric_set *m)
+{
+    struct ops_server *s = ctx;
+    s->local.fill(s->local.ctx, m);
+}
+
+struct ops_server *ops_server_start_local(struct event_base *base, const struct ops_server_config *cfg,
+                                          void (*fill)(void *ctx, struct metric_set *m),
+                                          void (*checkpoint_done)(void *ctx), void *ctx, char *err,
+                                          size_t errlen)
+{
+    static const struct ops_server_ops ops = { local_command, local_refresh, local_fill };
+    struct ops_server *s = ops_server_start(base, cfg, &ops, NULL, err, errlen);
+    if (s) {
+        s->ctx = s;
+        s->local.fill = fill;
+        s->local.checkpoint_done = checkpoint_done;
+        s->local.ctx = ctx;
     }
     return s;
 }

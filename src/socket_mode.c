@@ -17,7 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
@@ -369,29 +368,6 @@ static void qmp_log(void *ctx, const char *line)
 
 /* ---- the control socket and metrics ---- */
 
-static enum ops_reply ops_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
-{
-    (void)fresh;
-    struct socket_mode *sm = ctx;
-    if (strcmp(line, "checkpoint-done") == 0) {
-        qmp_done(sm);
-        evbuffer_add_printf(out, "ok\n");
-    } else if (strcmp(line, "shutdown") == 0) {
-        evbuffer_add_printf(out, "ok\n");
-        event_base_loopbreak(sm->base);
-    } else {
-        return OPS_UNKNOWN;
-    }
-    return OPS_DONE;
-}
-
-/* Socket mode is one thread: its counters are always a consistent snapshot. */
-static void ops_refresh(void *ctx)
-{
-    struct socket_mode *sm = ctx;
-    ops_server_snapshot_ready(sm->ops);
-}
-
 static void ops_fill(void *ctx, struct metric_set *m)
 {
     struct socket_mode *sm = ctx;
@@ -419,11 +395,8 @@ static void ops_fill(void *ctx, struct metric_set *m)
 
 static int start_ops(struct socket_mode *sm, char *err, size_t errlen)
 {
-    if (!sm->cfg.control && !sm->cfg.metrics_addr)
-        return 0;
-    static const struct ops_server_ops ops = { ops_command, ops_refresh, ops_fill };
     struct ops_server_config oc = { sm->cfg.control, sm->cfg.metrics_addr };
-    sm->ops = ops_server_start(sm->base, &oc, &ops, sm, err, errlen);
+    sm->ops = ops_server_start_local(sm->base, &oc, ops_fill, qmp_done, sm, err, errlen);
     return sm->ops ? 0 : -1;
 }
 

@@ -17,7 +17,6 @@
 #include <string.h>
 #include <time.h>
 
-#include <event2/buffer.h>
 #include <event2/event.h>
 
 #include "colo/chardev_endpoint.h"
@@ -212,28 +211,6 @@ static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
 
 /* ---- the control socket and metrics ---- */
 
-static enum ops_reply ops_command(void *ctx, const char *line, bool fresh, struct evbuffer *out)
-{
-    (void)fresh;
-    struct socket_rewrite *sr = ctx;
-    if (strcmp(line, "checkpoint-done") == 0) {
-        qmp_done(sr);
-        evbuffer_add_printf(out, "ok\n");
-    } else if (strcmp(line, "shutdown") == 0) {
-        evbuffer_add_printf(out, "ok\n");
-        event_base_loopbreak(sr->base);
-    } else {
-        return OPS_UNKNOWN;
-    }
-    return OPS_DONE;
-}
-
-static void ops_refresh(void *ctx)
-{
-    struct socket_rewrite *sr = ctx;
-    ops_server_snapshot_ready(sr->ops); /* one thread: always consistent */
-}
-
 static void ops_fill(void *ctx, struct metric_set *m)
 {
     struct socket_rewrite *sr = ctx;
@@ -246,11 +223,8 @@ static void ops_fill(void *ctx, struct metric_set *m)
 
 static int start_ops(struct socket_rewrite *sr, char *err, size_t errlen)
 {
-    if (!sr->cfg.control && !sr->cfg.metrics_addr)
-        return 0;
-    static const struct ops_server_ops ops = { ops_command, ops_refresh, ops_fill };
     struct ops_server_config oc = { sr->cfg.control, sr->cfg.metrics_addr };
-    sr->ops = ops_server_start(sr->base, &oc, &ops, sr, err, errlen);
+    sr->ops = ops_server_start_local(sr->base, &oc, ops_fill, qmp_done, sr, err, errlen);
     return sr->ops ? 0 : -1;
 }
 

@@ -47,6 +47,14 @@ struct ops_server;
 /* NULL with a one-line reason in err. */
 struct ops_server *ops_server_start(struct event_base *base, const struct ops_server_config *cfg,
                                     const struct ops_server_ops *ops, void *ctx, char *err, size_t errlen);
+/*
+ * For an owner that runs on one thread (the socket modes): snapshots are taken at
+ * once, `checkpoint-done` calls checkpoint_done(ctx), `shutdown` breaks base's loop.
+ */
+struct ops_server *ops_server_start_local(struct event_base *base, const struct ops_server_config *cfg,
+                                          void (*fill)(void *ctx, struct metric_set *m),
+                                          void (*checkpoint_done)(void *ctx), void *ctx, char *err,
+                                          size_t errlen);
 void ops_server_free(struct ops_server *s);
 
 void ops_server_snapshot_ready(struct ops_server *s);
