@@ -23,6 +23,7 @@
 #include "colo/config_file.h"
 #include "colo/control.h"
 #include "colo/divergence_report.h"
+#include "colo/log.h"
 #include "colo/ops_server.h"
 #include "colo/pipeline.h"
 
@@ -252,11 +253,19 @@ static int check_run_options(const struct run_options *o, char *err, size_t errl
     return pipeline_check_config(&o->pipeline, err, errlen);
 }
 
+static const struct cli_spec run_spec = { "run", "", run_longopts, file_only_keys, apply_option };
+
+static void run_options_default(struct run_options *o)
+{
+    memset(o, 0, sizeof(*o));
+    pipeline_config_default(&o->pipeline);
+    checkpoint_ctl_config_default(&o->qmp);
+}
+
 /* 0 and a config to run; 1 when done (help, check); 2 on a bad option. */
 static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_parsed *parsed)
 {
-    static const struct cli_spec spec = { "run", "", run_longopts, file_only_keys, apply_option };
-    if (cli_parse(&spec, (int)run->len - 1, (char **)run->pdata, o, parsed) != 0) {
+    if (cli_parse(&run_spec, (int)run->len - 1, (char **)run->pdata, o, parsed) != 0) {
         cli_usage_hint("run");
         return 2;
     }
@@ -275,11 +284,54 @@ static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_p
     return 0;
 }
 
-static int run_data_plane(struct run_options *o)
+/* What a SIGHUP re-reads: the same command line and file, so the command line still wins. */
+struct run_reload {
+    int argc;
+    char **argv;
+    GPtrArray *kept; /* every parse's words: what was applied may point into any of them */
+};
+
+static void free_parsed(gpointer p)
+{
+    cli_parsed_free(p);
+    g_free(p);
+}
+
+static int reload(void *ctx, struct pipeline_reload *out, const char **divergence_reports)
+{
+    struct run_reload *r = ctx;
+    GPtrArray *eal = g_ptr_array_new(), *run = g_ptr_array_new();
+    char **eal_words = NULL;
+    struct run_options o;
+    run_options_default(&o);
+    struct cli_parsed *parsed = g_new0(struct cli_parsed, 1);
+    char err[512];
+    cli_errors_to_log(true);
+    int rc = split_argv(r->argc, r->argv, eal, run, &eal_words) != 0 ? -1
+             : cli_parse(&run_spec, (int)run->len - 1, (char **)run->pdata, &o, parsed);
+    cli_errors_to_log(false);
+    if (rc != 0)
+        log_msg(LOG_WARNING, "reload failed (the line above says why); the running configuration stays");
+    else if ((rc = check_run_options(&o, err, sizeof(err))) != 0)
+        log_msg(LOG_WARNING, "reload refused: %s; the running configuration stays", err);
+    if (rc == 0) {
+        out->bypass = o.pipeline.compare.bypass;
+        out->divergence_reports_per_minute = o.pipeline.divergence_reports_per_minute;
+        *divergence_reports = o.divergence_reports;
+    }
+    g_ptr_array_add(r->kept, parsed);
+    g_strfreev(eal_words);
+    g_ptr_array_free(eal, TRUE);
+    g_ptr_array_free(run, TRUE);
+    return rc;
+}
+
+static int run_data_plane(struct run_options *o, int argc, char **argv)
 {
     char err[512];
     struct pipeline *p = pipeline_create(&o->pipeline, err, sizeof(err));
-    struct control_config cc = { &o->ops, o->qmp.qmp ? &o->qmp : NULL, o->divergence_reports };
+    struct run_reload again = { argc, argv, g_ptr_array_new_with_free_func(free_parsed) };
+    struct control_config cc = { &o->ops, o->qmp.qmp ? &o->qmp : NULL, o->divergence_reports, reload, &again };
     struct control *ctl = p ? control_start(&cc, pipeline_ring_to_dataplane(p), pipeline_ring_from_dataplane(p), err,
                                             sizeof(err))
                             : NULL;
@@ -294,6 +346,7 @@ static int run_data_plane(struct run_options *o)
         rc = 0;
     }
     pipeline_destroy(p);
+    g_ptr_array_free(again.kept, TRUE);
     return rc;
 }
 
@@ -307,9 +360,8 @@ int cmd_run(int argc, char **argv)
     }
     GPtrArray *eal = g_ptr_array_new(), *run = g_ptr_array_new();
     char **eal_words = NULL;
-    struct run_options o = { .ops = { NULL, NULL } };
-    pipeline_config_default(&o.pipeline);
-    checkpoint_ctl_config_default(&o.qmp);
+    struct run_options o;
+    run_options_default(&o);
     struct cli_parsed parsed = { .config_words = NULL };
     int rc = split_argv(argc, argv, eal, run, &eal_words) != 0 ? 2 : parse_run_options(run, &o, &parsed);
     if (rc == 0) {
@@ -319,7 +371,7 @@ int cmd_run(int argc, char **argv)
                     rte_strerror(rte_errno));
             rc = 2;
         } else {
-            rc = run_data_plane(&o);
+            rc = run_data_plane(&o, argc, argv);
             rte_eal_cleanup();
         }
     }

@@ -516,6 +516,11 @@ void colo_compare_set_bypass(struct colo_compare *c, const struct bypass_rules *
         apply_bypass(c);
 }
 
+const struct bypass_rules *colo_compare_bypass(const struct colo_compare *c)
+{
+    return &c->cfg.bypass;
+}
+
 static void flush_everything(struct colo_compare *c, enum release_reason why)
 {
     for (uint32_t i = 0; i < c->dirty_len; i++) {

@@ -46,6 +46,11 @@ struct control {
     struct pipeline_stats stats_buf; /* lent to the data plane while a snapshot is taken */
     const char *divergence_reports;
     struct divergence_report_stats reports;
+    int (*reload)(void *ctx, struct pipeline_reload *out, const char **divergence_reports);
+    void *reload_ctx;
+    struct pipeline_reload reload_buf; /* lent to the data plane while reload_in_flight */
+    const char *reload_reports;
+    bool reload_in_flight;
 };
 
 static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
@@ -195,6 +200,34 @@ static void on_fill(void *ctx, struct metric_set *m)
         status_metrics_qmp(m, checkpoint_ctl_stats(c->qmp));
 }
 
+static void on_sighup(evutil_socket_t sig, short what, void *arg)
+{
+    (void)sig;
+    (void)what;
+    struct control *c = arg;
+    log_reopen();
+    log_msg(LOG_INFO, "SIGHUP: log reopened%s", c->reload ? "; reloading the configuration" : "");
+    if (!c->reload)
+        return;
+    if (c->reload_in_flight) {
+        log_msg(LOG_WARNING, "the previous reload is still being applied; send SIGHUP again in a moment");
+        return;
+    }
+    if (c->reload(c->reload_ctx, &c->reload_buf, &c->reload_reports) != 0)
+        return;
+    c->reload_in_flight = true;
+    send_to_dataplane(c, MSG_RELOAD, &c->reload_buf);
+}
+
+static void reload_applied(struct control *c)
+{
+    c->reload_in_flight = false;
+    c->divergence_reports = c->reload_reports;
+    log_msg(LOG_INFO, "reloaded: divergence reports %s, at most %u a minute; %u bypass rules (in effect once "
+            "nothing is held)", c->divergence_reports ? c->divergence_reports : "off",
+            c->reload_buf.divergence_reports_per_minute, c->reload_buf.bypass.count);
+}
+
 /* A capture the data plane lent: logged, written, announced, handed back. */
 static void publish_divergence(struct control *c, const struct divergence_capture *cap)
 {
@@ -243,6 +276,9 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
             break;
         case MSG_DIVERGENCE:
             publish_divergence(c, msgs[i].ptr);
+            break;
+        case MSG_RELOAD_DONE:
+            reload_applied(c);
             break;
         case MSG_TAKEOVER_GUARDED:
             broadcast(c, "event takeover-guarded the primary still speaks on the client side");
@@ -314,7 +350,7 @@ struct control *control_start(const struct control_config *cfg, struct rte_ring 
     c->from_dp = from_dp;
     struct timeval ms = { 0, 1000 };
     c->poll_timer = event_new(c->base, -1, EV_PERSIST, on_poll, c);
-    c->sighup = evsignal_new(c->base, SIGHUP, log_on_sighup, NULL);
+    c->sighup = evsignal_new(c->base, SIGHUP, on_sighup, c);
     if (c->sighup)
         event_add(c->sighup, NULL);
     if (!c->poll_timer || event_add(c->poll_timer, &ms) != 0) {
@@ -324,6 +360,8 @@ struct control *control_start(const struct control_config *cfg, struct rte_ring 
     }
     static const struct ops_server_ops ops = { on_command, on_refresh, on_fill };
     c->divergence_reports = cfg->divergence_reports;
+    c->reload = cfg->reload;
+    c->reload_ctx = cfg->reload_ctx;
     if (!(c->ops = ops_server_start(c->base, cfg->ops, &ops, c, err, errlen))) {
         control_free(c);
         return NULL;

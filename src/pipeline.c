@@ -486,7 +486,7 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
         out->compare = *colo_compare_stats(p->engine);
         out->conns = *conn_table_stats(colo_compare_table(p->engine));
         out->conns_max = p->cfg.compare.max_conns;
-        out->compare_config = &p->cfg.compare;
+        out->bypass = *colo_compare_bypass(p->engine);
     }
     if (p->rewriter)
         out->rewrite = *seq_rewriter_stats(p->rewriter);
@@ -538,6 +538,13 @@ static void on_divergence(void *ctx, const struct divergence *d)
     send_to_control(p, MSG_DIVERGENCE, 0, p->capture);
 }
 
+static void apply_reload(struct pipeline *p, const struct pipeline_reload *r)
+{
+    p->div_limiter.per_minute = r->divergence_reports_per_minute;
+    if (p->engine)
+        colo_compare_set_bypass(p->engine, &r->bypass);
+}
+
 static void handle_control(struct pipeline *p)
 {
     struct ctrl_msg msgs[CONTROL_BURST];
@@ -556,6 +563,10 @@ static void handle_control(struct pipeline *p)
             break;
         case MSG_DIVERGENCE_DONE:
             p->capture_busy = false;
+            break;
+        case MSG_RELOAD:
+            apply_reload(p, msgs[i].ptr);
+            send_to_control(p, MSG_RELOAD_DONE, 0, msgs[i].ptr);
             break;
         default:
             break;

@@ -334,7 +334,6 @@ int socket_mode_reload(struct socket_mode *sm, const struct socket_mode_config *
     sm->cfg.divergence_reports = fresh->divergence_reports;
     sm->cfg.divergence_reports_per_minute = fresh->divergence_reports_per_minute;
     sm->div_limiter.per_minute = fresh->divergence_reports_per_minute;
-    sm->cfg.compare.bypass = fresh->compare.bypass;
     colo_compare_set_bypass(sm->engine, &fresh->compare.bypass);
     log_msg(LOG_INFO, "reloaded: divergence reports %s, at most %u a minute; %u bypass rules%s",
             fresh->divergence_reports ? fresh->divergence_reports : "off", fresh->divergence_reports_per_minute,
@@ -388,7 +387,8 @@ static void ops_fill(void *ctx, struct metric_set *m)
                    sm->div_limiter.suppressed);
     metric_counter(m, "input_pauses", "Times input paused for a slow outdev", NULL, NULL, sm->stats.input_pauses);
     const struct conn_table *t = colo_compare_table(sm->engine);
-    status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), &sm->cfg.compare);
+    status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), sm->cfg.compare.max_conns,
+                           colo_compare_bypass(sm->engine));
     if (sm->qmp)
         status_metrics_qmp(m, checkpoint_ctl_stats(sm->qmp));
 }

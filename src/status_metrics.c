@@ -23,10 +23,11 @@ static const char *release_label(int i) { return release_reason_name((enum relea
 static const char *div_label(int i) { return divergence_kind_name((enum divergence_kind)i); }
 
 void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
-                            const struct conn_table_stats *conns, const struct colo_compare_config *cfg)
+                            const struct conn_table_stats *conns, uint32_t conns_max,
+                            const struct bypass_rules *bypass)
 {
     metric_gauge(m, "connections", "Connections tracked now", NULL, NULL, conns->in_use);
-    metric_gauge(m, "connections_max", "Size of the connection table", NULL, NULL, cfg->max_conns);
+    metric_gauge(m, "connections_max", "Size of the connection table", NULL, NULL, conns_max);
     metric_counter(m, "connections_created", "Connections created", NULL, NULL, conns->created);
     metric_counter(m, "connections_expired", "Connections expired (FIN, RST, idle)", NULL, NULL, conns->expired);
     metric_counter(m, "connections_evicted", "Connections evicted for room", NULL, NULL, conns->evicted);
@@ -44,9 +45,9 @@ void status_metrics_compare(struct metric_set *m, const struct colo_compare_stat
     metric_counter(m, "checkpoint_requests_deferred", "Requests delayed by checkpoint-min-interval", NULL, NULL,
                    s->checkpoint_requests_deferred);
     metric_counter(m, "checkpoints", "Checkpoints completed", NULL, NULL, s->checkpoints_done);
-    for (unsigned i = 0; i < cfg->bypass.count; i++)
+    for (unsigned i = 0; i < bypass->count; i++)
         metric_counter(m, "bypass_packets", "Frames (PVM and SVM) left uncompared, by bypass rule", "rule",
-                       cfg->bypass.rule[i].text, s->bypass_hits[i]);
+                       bypass->rule[i].text, s->bypass_hits[i]);
     metric_latency(m, "hold_latency_seconds", "Time a PVM packet was held before release", &s->hold);
     metric_latency(m, "checkpoint_wait_seconds", "Time from a checkpoint request to its completion",
                    &s->checkpoint_wait);
@@ -98,7 +99,7 @@ void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *
     if (s->role == ROLE_PRIMARY) {
         metric_counter(m, "mirrored_packets", "Client frames mirrored to the secondary", NULL, NULL,
                        s->mirror.mirrored);
-        status_metrics_compare(m, &s->compare, &s->conns, s->compare_config);
+        status_metrics_compare(m, &s->compare, &s->conns, s->conns_max, &s->bypass);
         metric_gauge(m, "alone", "1 once the secondary is lost and PVM output passes straight", NULL, NULL,
                      s->alone);
     } else {

@@ -26,6 +26,7 @@
 #include <rte_ring_elem.h>
 
 #include "colo/ctrl_msg.h"
+#include "colo/divergence_report.h"
 #include "colo/pipeline.h"
 #include "frame_builder.h"
 
@@ -210,6 +211,16 @@ static bool event(struct bench *b, uint32_t type, uint32_t *arg)
     return false;
 }
 
+/* Like event(), but hands back the message's pointer. */
+static void *event_ptr(struct bench *b, uint32_t type)
+{
+    struct ctrl_msg msg;
+    while (rte_ring_dequeue_elem(pipeline_ring_from_dataplane(b->p), &msg, sizeof(msg)) == 0)
+        if (msg.type == type)
+            return msg.ptr;
+    return NULL;
+}
+
 static void test_client_frames_reach_pvm_and_link_without_copy(void **state)
 {
     (void)state;
@@ -266,6 +277,69 @@ static void test_divergence_requests_checkpoint_over_the_ring(void **state)
     control(&b, MSG_CHECKPOINT_DONE, NULL);
     poll_n(&b, 1);
     assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    bench_down(&b);
+}
+
+static void test_divergence_is_lent_to_control_as_a_capture(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAA"));
+    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAB"));
+    poll_n(&b, 2);
+    const struct divergence_capture *cap = event_ptr(&b, MSG_DIVERGENCE);
+    assert_non_null(cap);
+    assert_int_equal(cap->number, 1);
+    assert_int_equal(cap->kind, DIV_PAYLOAD);
+    assert_int_equal(cap->stream_offset, 3); /* the fourth byte differs */
+    assert_int_equal(cap->n_frames, 2);      /* the PVM's held frame and the SVM's */
+    assert_string_equal(cap->flow, "tcp 10.0.0.2:80 > 10.0.0.1:40000");
+    /* While the capture is lent, a second divergence is only counted. */
+    control(&b, MSG_CHECKPOINT_DONE, NULL);
+    send_on(&b, PORT_PVM, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "CCCC"));
+    send_on(&b, PORT_LINK, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "CCCD"));
+    poll_n(&b, 2);
+    assert_null(event_ptr(&b, MSG_DIVERGENCE));
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.divergence_reports_suppressed, 1);
+    control(&b, MSG_DIVERGENCE_DONE, NULL);
+    bench_down(&b);
+}
+
+static void test_reload_over_the_ring_applies_bypass_once_nothing_is_held(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "held"));
+    poll_n(&b, 1);
+    static struct pipeline_reload r;
+    char err[128];
+    memset(&r, 0, sizeof(r));
+    assert_int_equal(bypass_rules_add(&r.bypass, "proto=tcp,guest_port=80", err, sizeof(err)), 0);
+    r.divergence_reports_per_minute = 5;
+    control(&b, MSG_RELOAD, &r);
+    poll_n(&b, 1);
+    assert_ptr_equal(event_ptr(&b, MSG_RELOAD_DONE), &r);
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.bypass.count, 0); /* a packet of that flow is held: the rules wait */
+    send_on(&b, PORT_PVM, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "more"));
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 0); /* not overtaking what is held */
+    control(&b, MSG_CHECKPOINT_DONE, NULL);
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 2);
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.bypass.count, 1);
+    send_on(&b, PORT_PVM, frame(&b, false, 5009, 101, TCPF_ACK | TCPF_PSH, "free"));
+    poll_n(&b, 1);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 3); /* bypassed: out at once, no SVM needed */
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.compare.released[RELEASE_BYPASSED], 1);
+    assert_int_equal(st.compare.bypass_hits[0], 1);
     bench_down(&b);
 }
 
@@ -603,6 +677,8 @@ int main(void)
         cmocka_unit_test(test_partial_transmits_are_retried_in_order),
         cmocka_unit_test(test_secondary_rewrites_both_directions),
         cmocka_unit_test(test_stats_snapshot_over_the_rings),
+        cmocka_unit_test(test_divergence_is_lent_to_control_as_a_capture),
+        cmocka_unit_test(test_reload_over_the_ring_applies_bypass_once_nothing_is_held),
         cmocka_unit_test(test_shutdown_releases_held_packets),
         cmocka_unit_test(test_heartbeat_detects_a_dead_secondary_and_the_primary_goes_on_alone),
         cmocka_unit_test(test_primary_beats_on_the_client_side_too),

@@ -89,7 +89,7 @@ static void rig_up_as(struct rig *r, enum colo_role role, uint32_t compare_timeo
     q.qmp = qmp_address;
     q.period_ms = 2000; /* keep QEMU's period as the pair was started */
     struct ops_server_config no_ops = { NULL, NULL };
-    struct control_config cc = { &no_ops, &q, NULL };
+    struct control_config cc = { &no_ops, &q, NULL, NULL, NULL };
     r->ctl = control_start(&cc, pipeline_ring_to_dataplane(r->p),
                            pipeline_ring_from_dataplane(r->p), err, sizeof(err));
     if (!r->ctl)

@@ -140,6 +140,8 @@ bool colo_compare_checkpoint_pending(const struct colo_compare *c);
  * that changes sides never overtakes its own held packets.
  */
 void colo_compare_set_bypass(struct colo_compare *c, const struct bypass_rules *rules);
+/* The rules in effect now (their counts are stats.bypass_hits). */
+const struct bypass_rules *colo_compare_bypass(const struct colo_compare *c);
 
 const struct colo_compare_stats *colo_compare_stats(const struct colo_compare *c);
 const struct conn_table *colo_compare_table(const struct colo_compare *c);

@@ -21,11 +21,19 @@ struct control;
 
 struct checkpoint_ctl_config;
 struct ops_server_config;
+struct pipeline_reload;
 
 struct control_config {
     const struct ops_server_config *ops;     /* may name no socket and no endpoint */
     const struct checkpoint_ctl_config *qmp; /* NULL: no QEMU channel (requests reach socket clients only) */
     const char *divergence_reports;          /* a directory for the data plane's captures; NULL: log only */
+    /*
+     * On SIGHUP, after the log is reopened (may be NULL): re-reads the configuration
+     * into out and the report directory; 0 to apply it, -1 (said in the log) to keep
+     * the running one. The data plane gets out through its ring.
+     */
+    int (*reload)(void *ctx, struct pipeline_reload *out, const char **divergence_reports);
+    void *reload_ctx;
 };
 
 /* Starts the thread; NULL with a reason in err. */

@@ -17,6 +17,7 @@ enum ctrl_msg_type {
     MSG_SHUTDOWN,
     MSG_STATS_REQUEST,
     MSG_DIVERGENCE_DONE,    /* the capture lent with MSG_DIVERGENCE is free again */
+    MSG_RELOAD,             /* ptr: a pipeline_reload to apply; answered with MSG_RELOAD_DONE */
     /* data plane -> control */
     MSG_CHECKPOINT_REQUEST, /* arg: enum checkpoint_reason */
     MSG_STATS_READY,
@@ -27,6 +28,7 @@ enum ctrl_msg_type {
                                tell QEMU x-colo-lost-heartbeat */
     MSG_TAKEOVER_GUARDED,   /* the link is lost but the primary still speaks on the client side */
     MSG_DIVERGENCE,         /* ptr: a divergence_capture to log and write, then hand back */
+    MSG_RELOAD_DONE,        /* ptr: the pipeline_reload, applied (its rules maybe pending a checkpoint) */
 };
 
 struct ctrl_msg {

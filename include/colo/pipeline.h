@@ -77,7 +77,7 @@ struct pipeline_stats {
     struct colo_compare_stats compare;
     struct conn_table_stats conns;  /* primary: the compare engine's connection table */
     uint32_t conns_max;
-    const struct colo_compare_config *compare_config; /* the pipeline's own, fixed while it runs */
+    struct bypass_rules bypass;     /* primary: the rules in effect, whose counts are compare.bypass_hits */
     struct seq_rewriter_stats rewrite;
     uint64_t iterations, idle_iterations;
     uint64_t control_ring_full;
@@ -93,6 +93,12 @@ struct pipeline_stats {
     uint64_t announce_frames;       /* secondary: RARP/GARP/NA sent after the takeover */
     uint64_t divergence_reports_suppressed; /* primary: over the per-minute limit, or the capture still busy */
     uint32_t announce_ipv4, announce_ipv6;
+};
+
+/* What a reload (SIGHUP) may change while the data plane runs; lent to it with MSG_RELOAD. */
+struct pipeline_reload {
+    struct bypass_rules bypass;             /* primary: applied once nothing is held */
+    uint32_t divergence_reports_per_minute;
 };
 
 struct pipeline;

@@ -18,9 +18,10 @@ struct chardev_endpoint;
 struct pipeline_stats;
 struct seq_rewriter_stats;
 
-/* cfg gives the table size and the bypass rules' texts. */
+/* bypass: the rules in effect, whose counts are s->bypass_hits. */
 void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
-                            const struct conn_table_stats *conns, const struct colo_compare_config *cfg);
+                            const struct conn_table_stats *conns, uint32_t conns_max,
+                            const struct bypass_rules *bypass);
 void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s);
 void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s);
 void status_metrics_rewriter(struct metric_set *m, const struct seq_rewriter_stats *s);

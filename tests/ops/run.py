@@ -309,6 +309,36 @@ def check_log_options(proxy, tmp):
                 r.stderr)
 
 
+def check_dpdk_reload(proxy, tmp):
+    """The DPDK data plane, from a config file alone; SIGHUP hands the new bypass rules to the lcore."""
+    conf, ctl, logfile = (os.path.join(tmp, n) for n in ("run.conf", "run.sock", "run.log"))
+    text = ("[run]\neal = -l 0 --no-huge -m 256 --no-pci --no-shconf --no-telemetry --log-level=error "
+            "--file-prefix colo-ops-%d --vdev=net_ring0 --vdev=net_ring1 --vdev=net_ring2\n"
+            "role = primary\nclient-port = net_ring0\npvm-port = net_ring1\nlink-port = net_ring2\n"
+            "mbufs = 4096\nidle-sleep-us = 100\ncontrol = %s\nlog = file:%s\n" % (os.getpid(), ctl, logfile))
+    open(conf, "w").write(text)
+    p = subprocess.Popen([proxy, "run", "--config", conf], stderr=subprocess.DEVNULL)
+    try:
+        up = wait_for(logfile, "primary running on lcore", 20)
+        js = json.loads(status(proxy, ctl, "--json").stdout or "{}") if up else {}
+        verdict("run from a config file alone: EAL and options from [run], status answers",
+                js.get("role") == "primary" and "bypass_packets" not in js, js)
+        open(conf, "w").write(text + "bypass = proto=udp,guest_port=123\ndivergence-reports-per-minute = 5\n")
+        p.send_signal(signal.SIGHUP)
+        reloaded = wait_for(logfile, "reloaded: divergence reports off, at most 5 a minute; 1 bypass rules")
+        js = json.loads(status(proxy, ctl, "--json").stdout or "{}")
+        verdict("SIGHUP reloads the DPDK data plane's bypass rules and report rate through its ring",
+                reloaded and js.get("bypass_packets") == {"proto=udp,guest_port=123": 0}, js.get("bypass_packets"))
+        open(conf, "w").write(text.replace("role = primary", "role = tertiary"))
+        p.send_signal(signal.SIGHUP)
+        verdict("a bad [run] on SIGHUP is refused and the data plane runs on",
+                wait_for(logfile, "reload failed") and p.poll() is None and status(proxy, ctl).returncode == 0)
+    finally:
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=20)
+    verdict("the data plane stops cleanly after reloads (%d)" % rc, rc == 0)
+
+
 def main():
     proxy = os.path.abspath(sys.argv[1])
     pvm = read_pcap(os.path.join(FIXTURES, "http-payload-differs-pvm.pcap"))
@@ -412,6 +442,7 @@ def main():
     check_config_checker(proxy, tmp)
     check_rewrite_status(proxy, tmp)
     check_log_options(proxy, tmp)
+    check_dpdk_reload(proxy, tmp)
     if FAILURES:
         log.seek(0)
         sys.stderr.write(log.read()[-4000:])
