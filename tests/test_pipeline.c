@@ -221,6 +221,14 @@ static void *event_ptr(struct bench *b, uint32_t type)
     return NULL;
 }
 
+/* The PVM's segment on its port and the SVM's on the link, the same sequence number; then two polls. */
+static void pvm_and_svm_send(struct bench *b, uint32_t seq, const char *pvm, const char *svm)
+{
+    send_on(b, PORT_PVM, frame(b, false, seq, 101, TCPF_ACK | TCPF_PSH, pvm));
+    send_on(b, PORT_LINK, frame(b, false, seq, 101, TCPF_ACK | TCPF_PSH, svm));
+    poll_n(b, 2);
+}
+
 static void test_client_frames_reach_pvm_and_link_without_copy(void **state)
 {
     (void)state;
@@ -267,9 +275,7 @@ static void test_divergence_requests_checkpoint_over_the_ring(void **state)
     (void)state;
     struct bench b;
     bench_up(&b, ROLE_PRIMARY, 1024);
-    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAA"));
-    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAB"));
-    poll_n(&b, 2);
+    pvm_and_svm_send(&b, 5001, "AAAA", "AAAB");
     uint32_t reason = 99;
     assert_true(event(&b, MSG_CHECKPOINT_REQUEST, &reason));
     assert_int_equal(reason, CKPT_DIVERGENCE);
@@ -285,9 +291,7 @@ static void test_divergence_is_lent_to_control_as_a_capture(void **state)
     (void)state;
     struct bench b;
     bench_up(&b, ROLE_PRIMARY, 1024);
-    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAA"));
-    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "AAAB"));
-    poll_n(&b, 2);
+    pvm_and_svm_send(&b, 5001, "AAAA", "AAAB");
     const struct divergence_capture *cap = event_ptr(&b, MSG_DIVERGENCE);
     assert_non_null(cap);
     assert_int_equal(cap->number, 1);
@@ -297,9 +301,7 @@ static void test_divergence_is_lent_to_control_as_a_capture(void **state)
     assert_string_equal(cap->flow, "tcp 10.0.0.2:80 > 10.0.0.1:40000");
     /* While the capture is lent, a second divergence is only counted. */
     control(&b, MSG_CHECKPOINT_DONE, NULL);
-    send_on(&b, PORT_PVM, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "CCCC"));
-    send_on(&b, PORT_LINK, frame(&b, false, 5005, 101, TCPF_ACK | TCPF_PSH, "CCCD"));
-    poll_n(&b, 2);
+    pvm_and_svm_send(&b, 5005, "CCCC", "CCCD");
     assert_null(event_ptr(&b, MSG_DIVERGENCE));
     struct pipeline_stats st;
     pipeline_stats_snapshot(b.p, &st);
