@@ -103,6 +103,13 @@ static int key_to_word(GKeyFile *kf, const char *path, const char *group, const 
         g_clear_error(&bad);
         return -1;
     }
+    for (const char *c = value; *c; c++) {
+        if ((unsigned char)*c < 0x20) {
+            snprintf(err, errlen, "config '%s' [%s]: the value of %s holds a control character (an escaped "
+                     "line break or tab?): write it plainly on one line", path, group, key);
+            return -1;
+        }
+    }
     if (o->has_arg == no_argument) {
         GError *e = NULL;
         gboolean on = g_key_file_get_boolean(kf, group, key, &e);

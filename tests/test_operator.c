@@ -207,6 +207,7 @@ static void test_config_refuses_what_is_not_an_option(void **state)
         { "[compare]\nhelp = true\n", "unknown key 'help'" },
         { "[compare]\nvnet_hdr_support = perhaps\n", "write true or false" },
         { "[run]\neal = -l 1\n", "no [compare] group" },
+        { "[compare]\ncompare_timeout = 1\\n2\n", "holds a control character" },
     };
     for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
         char *path = write_conf(cases[i].text);
