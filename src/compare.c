@@ -579,6 +579,11 @@ const struct conn_table *colo_compare_table(const struct colo_compare *c)
     return c->table;
 }
 
+double colo_compare_bytes_per_conn(const struct colo_compare *c)
+{
+    return conn_table_bytes_per_conn(c->table) + (double)sizeof(*c->dirty) * c->dirty_cap / c->cfg.max_conns;
+}
+
 const char *checkpoint_reason_name(enum checkpoint_reason r)
 {
     static const char *const names[CKPT_REASON_COUNT] = {

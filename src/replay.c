@@ -286,7 +286,7 @@ static void collect(struct replay_run *r)
     res->pvm_frames = r->pvm_trace.count;
     res->svm_frames = r->svm_trace.count;
     const struct conn_table *t = colo_compare_table(r->engine);
-    res->bytes_per_conn = conn_table_bytes_per_conn(t);
+    res->bytes_per_conn = colo_compare_bytes_per_conn(r->engine);
     res->conns_created = conn_table_stats(t)->created;
     uint64_t first = UINT64_MAX, last = 0;
     const struct pcap_trace *traces[2] = { &r->pvm_trace, &r->svm_trace };

@@ -72,8 +72,9 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
                  " untracked\n",
             res->svm_frames, s->svm_matched, s->svm_stale, s->svm_uncompared, s->svm_flushed,
             s->svm_untracked);
-    fprintf(out, "connections: %" PRIu64 " tracked, %.0f bytes of table per connection\n",
-            res->conns_created, res->bytes_per_conn);
+    fprintf(out, "connections: %" PRIu64 " tracked; memory: %.0f bytes per connection of capacity "
+                 "(--max-conns %u: table entry, lookup slots, checkpoint list)\n",
+            res->conns_created, res->bytes_per_conn, opt->compare.max_conns);
     fprintf(out, "divergences: %" PRIu64 " (payload %" PRIu64 ", fin_vs_data %" PRIu64
                  ", rst %" PRIu64 ", datagram_length %" PRIu64 ")\n",
             sum(s->divergences, DIV_KIND_COUNT), s->divergences[DIV_PAYLOAD],

@@ -145,6 +145,12 @@ const struct bypass_rules *colo_compare_bypass(const struct colo_compare *c);
 
 const struct colo_compare_stats *colo_compare_stats(const struct colo_compare *c);
 const struct conn_table *colo_compare_table(const struct colo_compare *c);
+/*
+ * Memory allocated at creation per connection of capacity (max_conns): the table's
+ * entry and share of lookup slots plus the engine's share of the checkpoint list.
+ * Allocated once, whether the connections are used or not.
+ */
+double colo_compare_bytes_per_conn(const struct colo_compare *c);
 
 const char *checkpoint_reason_name(enum checkpoint_reason r);
 const char *release_reason_name(enum release_reason r);
