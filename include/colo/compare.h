@@ -16,8 +16,8 @@
  * previous request: a request due earlier waits for the interval (on a tick) and is
  * counted as deferred. That call releases every held PVM packet, discards every held SVM
  * packet and resynchronises each connection so stale SVM data causes no false
- * divergence. The rules themselves are in docs/compare-rules.md and
- * ../shared/colo-semantics.md.
+ * divergence. The rules themselves, and where they differ from QEMU's colo-compare,
+ * are in docs/compare-rules.md and docs/qemu-faults.md.
  */
 #ifndef COLO_COMPARE_H
 #define COLO_COMPARE_H
