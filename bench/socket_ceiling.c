@@ -1,14 +1,16 @@
 /*
- * socket_ceiling.c — the socket ceiling for bench/run-socket: what this machine
- * moves through colo-compare's three sockets when nothing is compared.
+ * socket_ceiling.c — the plain relay of bench/run and bench/run-socket: what this
+ * machine moves through colo-compare's three sockets when nothing is compared.
  *
  *   socket_ceiling PRIMARY_IN SECONDARY_IN OUTDEV
  *
  * Listens on the three endpoints (a TCP port on 127.0.0.1, or a unix socket path
  * when it starts with '/'), like a colo-compare. Every byte from PRIMARY_IN is
  * written to OUTDEV as it came (the records pass through whole), SECONDARY_IN is
- * read and thrown away, in large reads, with poll(). No parsing, no queues: a
- * comparing proxy's figures read as a fraction of this one.
+ * read and thrown away, in large reads, with poll(). No parsing, no queues. It is
+ * a reference, not an upper bound: it blocks in write() until OUTDEV takes what
+ * it read, so with small records a proxy that batches its reads and writes can
+ * move more records per second than this relay does.
  */
 #include <errno.h>
 #include <poll.h>
