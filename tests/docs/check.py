@@ -8,9 +8,15 @@
     the DPDK primary and secondary on ring ports) is in docs/operations.md;
   * the systemd units verify cleanly (systemd-analyze, no warning);
   * every ini example in docs/ passes `--check`;
-  * quick start 1 (replay) runs as written and shows what it promises.
+  * quick start 1 (replay) runs as written and shows what it promises;
+  * every page leads somewhere: each relative link and each repository path named in
+    the Markdown pages, the man page, the systemd units and include/ exists, and no
+    text in the repository points outside it (`../` out of the tree, a `shared/`
+    folder, an "issue N" of a tracker users cannot see).
 Each check prints "docs: PASS|FAIL what".
 """
+import fnmatch
+import glob
 import os
 import re
 import shutil
@@ -155,10 +161,105 @@ def check_quickstart_replay(tmp):
             and os.path.exists("/tmp/colo-quickstart/divergence-1-pvm.pcap"), (out[-300:] + r.stderr[-300:]))
 
 
+# Where a path named in running text is read from: the top of the repository.
+REPO_DIRS = ("docs", "src", "include", "tests", "bench", "scripts", "contrib", "pcap_fixtures", ".ci")
+PATH_WORD = re.compile(r"(?<![\w./~$<-])((?:\./)?(?:%s)/[\w.@*{}/,+-]*[\w*}/])" % "|".join(re.escape(d) for d in REPO_DIRS))
+MD_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
+OUTSIDE = [(re.compile(r"(?<![\w-])shared/"), "a shared/ folder users do not have"),
+           (re.compile(r"\bissues? #?\d+", re.I), "an issue number users cannot look up")]
+# Made by a run, never committed: named in the docs as where output goes.
+GENERATED = ("bench/results",)
+
+
+def tracked(*patterns):
+    r = subprocess.run(["git", "-C", TOP, "ls-files", "--"] + list(patterns), capture_output=True, text=True)
+    if r.returncode == 0 and r.stdout.strip():
+        return sorted(set(r.stdout.split()))
+    found = []  # not a git checkout (an exported tree): its files, matched as git matches a pathspec
+    for root, dirs, files in os.walk(TOP):
+        rel = os.path.relpath(root, TOP)
+        dirs[:] = [d for d in dirs if not d.startswith((".", "build")) and os.path.join(rel, d) != "bench/results"]
+        for f in files:
+            name = os.path.normpath(os.path.join(rel, f))
+            if any(fnmatch.fnmatch(name, p) for p in patterns):
+                found.append(name)
+    return sorted(found)
+
+
+def expand_braces(word):
+    m = re.search(r"\{([^{}]*)\}", word)
+    if not m:
+        return [word]
+    return [w for alt in m.group(1).split(",") for w in expand_braces(word[:m.start()] + alt + word[m.end():])]
+
+
+def exists_in_repo(path):
+    """A path that names something inside the repository: globs, {a,b} and placeholder parts (NAME) allowed."""
+    for word in expand_braces(path):
+        word = "/".join("*" if re.fullmatch(r"[A-Z][A-Z_]+", part) else part for part in word.split("/"))
+        full = os.path.normpath(os.path.join(TOP, word))
+        if not (full + "/").startswith(TOP.rstrip("/") + "/"):
+            return False
+        if word.startswith(GENERATED):
+            continue
+        if not glob.glob(full):
+            return False
+    return True
+
+
+def link_targets(name, text):
+    """(target as written, path from the top) of every relative Markdown link and named repository path."""
+    here = os.path.dirname(name)
+    found = []
+    for target in MD_LINK.findall(text):
+        if re.match(r"[a-z][a-z0-9+.-]*:", target, re.I) or target.startswith("#"):
+            continue
+        found.append((target, os.path.normpath(os.path.join(here, target.split("#")[0]))))
+    prose = MD_LINK.sub(" ", text)
+    for word in PATH_WORD.findall(prose):
+        found.append((word, os.path.normpath(word.rstrip("/")) if not word.startswith("./") else word[2:]))
+    return found
+
+
+def man_text(text):
+    """The man page's words as a reader sees them: groff escapes for hyphens and zero widths undone."""
+    return re.sub(r"\\&|\\f[BIRP]", "", text).replace("\\-", "-").replace("\\(em", " ")
+
+
+def check_links():
+    sources = tracked("*.md", "docs/colo-proxy.8", "include/*", "contrib/systemd/*")
+    broken, outside = [], []
+    for name in sources:
+        text = open(os.path.join(TOP, name), errors="replace").read()
+        if name.endswith(".8"):
+            text = man_text(text)
+        for written, path in link_targets(name, text):
+            if path.startswith("..") or not exists_in_repo(path):
+                broken.append("%s: %s" % (name, written))
+        prose = MD_LINK.sub(" ", text)  # a link's ../ is checked above: it must stay inside
+        outside += ["%s:%d: ../ (a path outside the repository)" % (name, prose[:m.start()].count("\n") + 1)
+                    for m in re.finditer(r"\.\./", prose)]
+    verdict("every relative link and repository path in %d files (Markdown, the man page, the units, include/) exists"
+            % len(sources), not broken, "; ".join(broken[:8]) + (" …" if len(broken) > 8 else ""))
+    for name in tracked("*"):
+        if name == "tests/docs/check.py" or name.startswith("tests/fuzz/") or name.endswith((".pcap", ".png")):
+            continue
+        try:
+            text = open(os.path.join(TOP, name)).read()
+        except (UnicodeDecodeError, IsADirectoryError, FileNotFoundError):
+            continue
+        for pattern, what in OUTSIDE:
+            outside += ["%s:%d: %s (%s)" % (name, text[:m.start()].count("\n") + 1, m.group(0), what)
+                        for m in pattern.finditer(text)]
+    verdict("no text in the repository points outside it (../ out of the tree, shared/, issue numbers)",
+            not outside, "; ".join(outside[:8]) + (" …" if len(outside) > 8 else ""))
+
+
 def main():
     proxy = os.path.abspath(sys.argv[1])
     tmp = tempfile.mkdtemp(prefix="colo-docs-")
     try:
+        check_links()
         man = rendered_man()
         check_options(proxy, man)
         check_metrics(proxy, tmp)
