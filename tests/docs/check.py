@@ -7,6 +7,11 @@
   * every metric family a running colo-proxy exports (socket mode, rewrite mode,
     the DPDK primary and secondary on ring ports) is in docs/operations.md;
   * the systemd units verify cleanly (systemd-analyze, no warning);
+  * quick start 3's [run] example starts as colo-proxy-run@.service runs it (as root: the
+    unit's user, capabilities, umask, runtime directory and sandbox applied by hand in a
+    network and a mount namespace, since systemd is not PID 1 on CI machines), and a
+    QEMU in the unit's group connects to its vhost-user socket and makes the monitor
+    colo-proxy connects to;
   * every ini example in docs/ passes `--check`;
   * quick start 1 (replay) runs as written and shows what it promises;
   * every page leads somewhere: each relative link and each repository path named in
@@ -33,6 +38,7 @@ FAILURES = 0
 
 def verdict(what, ok, detail=""):
     global FAILURES
+    detail = " | ".join(line.strip() for line in detail.splitlines() if line.strip())
     print("docs: %s %s%s" % ("PASS" if ok else "FAIL", what, "" if ok or not detail else " (%s)" % detail), flush=True)
     FAILURES += not ok
 
@@ -130,16 +136,167 @@ def check_units(proxy, tmp):
             and not (r.stdout + r.stderr).strip(), (r.stdout + r.stderr)[:400])
 
 
+def unit_settings(name):
+    """A unit file's [Service] settings, each key's values in order."""
+    settings = {}
+    for line in open(os.path.join(TOP, "contrib", "systemd", name)):
+        m = re.match(r"^(\w+)=(.*)$", line.strip())
+        if m:
+            settings.setdefault(m.group(1), []).append(m.group(2))
+    return settings
+
+
+# ProtectSystem=strict, PrivateTmp=yes, ProtectHome=yes, the unit's writable directories, then
+# the unit's user, capabilities and umask: what systemd would set up, done by hand in a mount
+# namespace (systemd is not PID 1 here, so it cannot start the unit itself).
+SANDBOX = r"""set -eu
+writable="$1"; shift
+mount --make-rprivate /
+for d in /tmp /var/tmp; do mount -t tmpfs -o mode=1777 tmpfs "$d"; done
+for d in /home /root /run/user; do [ ! -d "$d" ] || mount -t tmpfs -o mode=0755,ro tmpfs "$d"; done
+for d in $writable; do mount --bind "$d" "$d"; done
+awk '{print $2}' /proc/self/mounts | sed 's/\\040/ /g' | sort -u | while read -r m; do
+    case "$m" in /dev|/dev/*|/proc|/proc/*|/sys|/sys/*|/tmp|/var/tmp) continue ;; esac
+    for d in $writable; do [ "$m" != "$d" ] || continue 2; done
+    mount -o remount,bind,ro "$m" 2>/dev/null || true
+done
+if touch /run/.colo-docs-probe 2>/dev/null || touch /usr/.colo-docs-probe 2>/dev/null; then
+    echo "sandbox: the system is still writable" >&2; exit 97
+fi
+umask "$UNIT_UMASK"
+exec setpriv --reuid="$UNIT_UID" --regid="$UNIT_GID" --clear-groups --no-new-privs \
+    --inh-caps="$UNIT_CAPS" --ambient-caps="$UNIT_CAPS" --bounding-set="$UNIT_CAPS" "$@"
+"""
+
+
+def caps_arg(names):
+    return ",".join(["-all"] + ["+" + c.lower()[4:] for c in names.split()])
+
+
+def check_run_unit(proxy, tmp):
+    """Quick start 3's [run] example under colo-proxy-run@.service's user, capabilities and sandbox, with a
+    QEMU in the unit's group sharing the runtime directory: colo-proxy serves its vhost-user socket there,
+    QEMU connects to it and makes its monitor there, colo-proxy connects to the monitor."""
+    what = "quick start 3's [run] example starts as colo-proxy-run@.service would run it, and shares its sockets with QEMU"
+    print("docs: note PID 1 is %s, so the unit's user, capabilities, umask and sandbox are applied by hand"
+          % open("/proc/1/comm").read().strip(), flush=True)
+    if os.geteuid() != 0:
+        print("docs: SKIP %s (needs root: a network namespace, a mount namespace, setpriv)" % what, flush=True)
+        return
+    unit = unit_settings("colo-proxy-run@.service")
+    name = "docscheck%d" % os.getpid()
+    rundir, statedir = "/run/colo-proxy/" + name, "/var/lib/colo-proxy/" + name
+    made = [d for d in ("/run/colo-proxy", "/var/lib/colo-proxy") if not os.path.isdir(d)]
+    ns, qemu, px, log = "colo-docs-%d" % os.getpid(), None, None, os.path.join(tmp, "run-unit.log")
+    # The unit's user is colo-proxy (contrib/systemd/colo-proxy.sysusers); nobody:nogroup stands in for it
+    # unless it exists, and QEMU runs as another user in that group.
+    try:
+        import pwd
+        user = pwd.getpwnam(unit["User"][0])
+        uid, gid = user.pw_uid, user.pw_gid
+    except KeyError:
+        uid, gid = 65534, 65534
+    try:
+        for d in made:
+            os.makedirs(d, mode=0o755)
+        os.makedirs(rundir)
+        os.chown(rundir, uid, gid)
+        os.chmod(rundir, int(unit["RuntimeDirectoryMode"][0], 8))
+        os.makedirs(statedir)
+        os.chown(statedir, uid, gid)
+        os.chmod(statedir, int(unit.get("StateDirectoryMode", ["0755"])[0], 8))
+        # The binary where the unit expects it to be readable: a clone in a 0700 home is not, and
+        # ProtectHome hides /root and /home anyway.
+        bindir = os.path.join(rundir, "bin")
+        os.makedirs(bindir, mode=0o755)
+        binary = os.path.join(bindir, "colo-proxy")
+        shutil.copy(proxy, binary)
+        block = [b for b in ini_blocks("quickstart.md") if b.startswith("[run]")][0]
+        conf = os.path.join(rundir, name + ".conf")
+        open(conf, "w").write(block.replace("/run/colo-proxy/vm1", rundir).replace("-l 2", "-l 0"))
+        os.chmod(conf, 0o644)
+        subprocess.run(["ip", "netns", "add", ns], check=True)
+        for i in (0, 1):
+            subprocess.run(["ip", "-n", ns, "link", "add", "eth%d" % i, "type", "veth", "peer", "name", "peer%d" % i],
+                           check=True)
+            for dev in ("eth%d" % i, "peer%d" % i):
+                subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+
+        def unit_line(key):
+            words = unit[key][0].replace("%i", name).split()
+            return [binary if w == "/usr/local/bin/colo-proxy" else conf if w == "/etc/colo-proxy/%s.conf" % name
+                    else w for w in words]
+
+        env = dict(os.environ, UNIT_UID=str(uid), UNIT_GID=str(gid), UNIT_UMASK=unit["UMask"][0],
+                   UNIT_CAPS=caps_arg(unit["AmbientCapabilities"][0]))
+        sandbox = ["ip", "netns", "exec", ns, "unshare", "--mount", "bash", "-c", SANDBOX, "sandbox",
+                   rundir + " " + statedir]
+        pre = subprocess.run(sandbox + unit_line("ExecStartPre"), env=env, capture_output=True, text=True)
+        # The journal may not run here: the log goes to the unit's stderr instead.
+        start = [w if w != "journal" else "stderr" for w in unit_line("ExecStart")]
+        px = subprocess.Popen(sandbox + start, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
+        vhost = os.path.join(rundir, "vhost-pvm.sock")
+        deadline = time.time() + 20
+        while time.time() < deadline and not os.path.exists(vhost) and px.poll() is None:
+            time.sleep(0.2)
+        qemu = subprocess.Popen(["ip", "netns", "exec", ns, "setpriv", "--reuid=%d" % (uid - 1), "--regid=%d" % gid,
+                                 "--clear-groups", "bash", "-c", "umask 0007; exec qemu-system-x86_64 -M none "
+                                 "-nodefaults -display none -chardev socket,id=vu0,path=%s -netdev "
+                                 "vhost-user,id=hn0,chardev=vu0 -qmp unix:%s/qmp.sock,server=on,wait=off"
+                                 % (vhost, rundir)], stdout=subprocess.DEVNULL, stderr=open(log + ".qemu", "w"))
+        status = ""
+        while time.time() < deadline and px.poll() is None and qemu.poll() is None:
+            r = subprocess.run([proxy, "status", "--control", os.path.join(rundir, "control.sock")],
+                               capture_output=True, text=True)
+            status = r.stdout
+            if re.search(r"^\s*qmp_connected\s+1\b", status, re.M):
+                break
+            time.sleep(0.5)
+        st = os.stat(vhost) if os.path.exists(vhost) else None
+        problems = []
+        if pre.returncode != 0:
+            problems.append("ExecStartPre failed: %s" % (pre.stdout + pre.stderr).strip()[-200:])
+        if px.poll() is not None:
+            problems.append("colo-proxy exited %s: %s" % (px.returncode, " ".join(open(log).read().splitlines()[-2:])))
+        if qemu.poll() is not None:
+            problems.append("QEMU exited %s: %s" % (qemu.returncode, " ".join(open(log + ".qemu").read().splitlines()[-2:])))
+        if not st or st.st_uid != uid or st.st_gid != gid or not st.st_mode & 0o060:
+            problems.append("the vhost-user socket is not the unit user's and group-writable (%s)"
+                            % (oct(st.st_mode) if st else "missing"))
+        if not re.search(r"^\s*qmp_connected\s+1\b", status, re.M):
+            problems.append("colo-proxy did not connect to QEMU's monitor in %s" % rundir)
+        verdict(what, not problems, "; ".join(problems))
+    finally:
+        for proc in (qemu, px):
+            if proc and proc.poll() is None:
+                proc.terminate()
+                try:
+                    proc.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait()
+        subprocess.run(["ip", "netns", "del", ns], capture_output=True)
+        shutil.rmtree(rundir, ignore_errors=True)
+        shutil.rmtree(statedir, ignore_errors=True)
+        for d in reversed(made):
+            try:
+                os.rmdir(d)
+            except OSError:
+                pass
+
+
 def ini_blocks(name):
     return re.findall(r"```ini\n(.*?)```", read(name), re.S)
 
 
 def check_examples(proxy, tmp):
-    reports = os.path.join(tmp, "reports")
+    reports, run = os.path.join(tmp, "reports"), os.path.join(tmp, "run")
     os.makedirs(reports, exist_ok=True)
+    os.makedirs(run, exist_ok=True)
     for doc in ("config.md", "quickstart.md", "migration.md"):
-        for i, block in enumerate(ini_blocks(doc)):
-            text = re.sub(r"/var/lib/colo-proxy(/vm1)?", reports, block)
+        for i, block in enumerate(ini_blocks(doc)):  # the units' state and runtime directories, here
+            text = re.sub(r"/run/colo-proxy/vm1", run, re.sub(r"/var/lib/colo-proxy(/vm1)?", reports, block))
             path = os.path.join(tmp, "example.conf")
             open(path, "w").write(text)
             for group in re.findall(r"^\[(\w+)\]", text, re.M):
@@ -264,6 +421,7 @@ def main():
         check_options(proxy, man)
         check_metrics(proxy, tmp)
         check_units(proxy, tmp)
+        check_run_unit(proxy, tmp)
         check_examples(proxy, tmp)
         check_quickstart_replay(tmp)
     finally:
