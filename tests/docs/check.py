@@ -177,7 +177,8 @@ def check_run_unit(proxy, tmp):
     """Quick start 3's [run] example under colo-proxy-run@.service's user, capabilities and sandbox, with a
     QEMU in the unit's group sharing the runtime directory: colo-proxy serves its vhost-user socket there,
     QEMU connects to it and makes its monitor there, colo-proxy connects to the monitor."""
-    what = "quick start 3's [run] example starts as colo-proxy-run@.service would run it, and shares its sockets with QEMU"
+    what = ("quick start 3's [run] example starts as colo-proxy-run@.service would run it, shares its sockets with "
+            "QEMU, and starts again after a crash")
     print("docs: note PID 1 is %s, so the unit's user, capabilities, umask and sandbox are applied by hand"
           % open("/proc/1/comm").read().strip(), flush=True)
     if os.geteuid() != 0:
@@ -223,49 +224,83 @@ def check_run_unit(proxy, tmp):
                 subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
 
-        def unit_line(key):
-            words = unit[key][0].replace("%i", name).split()
-            return [binary if w == "/usr/local/bin/colo-proxy" else conf if w == "/etc/colo-proxy/%s.conf" % name
-                    else w for w in words]
+        def unit_lines(key):
+            """The unit's command lines for KEY, with this check's binary, config, instance and user."""
+            lines = []
+            for value in unit[key]:
+                words = value.replace("%i", name).split()
+                words = [binary if w == "/usr/local/bin/colo-proxy" else conf if w == "/etc/colo-proxy/%s.conf" % name
+                         else str(uid) if w == unit["User"][0] and words[0].endswith("/find") else w for w in words]
+                lines.append(["stderr" if w == "journal" else w for w in words])  # the journal may not run here
+            return lines
 
         env = dict(os.environ, UNIT_UID=str(uid), UNIT_GID=str(gid), UNIT_UMASK=unit["UMask"][0],
                    UNIT_CAPS=caps_arg(unit["AmbientCapabilities"][0]))
         sandbox = ["ip", "netns", "exec", ns, "unshare", "--mount", "bash", "-c", SANDBOX, "sandbox",
                    rundir + " " + statedir]
-        pre = subprocess.run(sandbox + unit_line("ExecStartPre"), env=env, capture_output=True, text=True)
-        # The journal may not run here: the log goes to the unit's stderr instead.
-        start = [w if w != "journal" else "stderr" for w in unit_line("ExecStart")]
-        px = subprocess.Popen(sandbox + start, env=env, stdout=open(log, "w"), stderr=subprocess.STDOUT)
-        vhost = os.path.join(rundir, "vhost-pvm.sock")
-        deadline = time.time() + 20
-        while time.time() < deadline and not os.path.exists(vhost) and px.poll() is None:
-            time.sleep(0.2)
+        vhost, control = os.path.join(rundir, "vhost-pvm.sock"), os.path.join(rundir, "control.sock")
+        problems = []
+
+        def start_unit(attempt):
+            """ExecStartPre lines in order, then ExecStart; the process once it answers on its control socket
+            (its ports are started by then: a vhost-user socket file exists before it listens)."""
+            for line in unit_lines("ExecStartPre"):
+                r = subprocess.run(sandbox + line, env=env, capture_output=True, text=True)
+                if r.returncode != 0:
+                    problems.append("%s: ExecStartPre %s failed: %s" % (attempt, line[0], (r.stdout + r.stderr)[-200:]))
+            proc = subprocess.Popen(sandbox + unit_lines("ExecStart")[0], env=env, stdout=open(log, "a"),
+                                    stderr=subprocess.STDOUT)
+            deadline = time.time() + 20
+            while time.time() < deadline and proc.poll() is None and subprocess.run(
+                    [proxy, "status", "--control", control], capture_output=True).returncode != 0:
+                time.sleep(0.2)
+            return proc
+
+        def connected(attempt, proc):
+            """colo-proxy up and connected to QEMU's monitor, as its status says."""
+            deadline, status = time.time() + 20, ""
+            while time.time() < deadline and proc.poll() is None and qemu.poll() is None:
+                status = subprocess.run([proxy, "status", "--control", control], capture_output=True, text=True).stdout
+                if re.search(r"^\s*qmp_connected\s+1\b", status, re.M):
+                    return True
+                time.sleep(0.5)
+            if proc.poll() is not None:
+                problems.append("%s: colo-proxy exited %s: %s" % (attempt, proc.returncode,
+                                                                  " ".join(open(log).read().splitlines()[-2:])))
+            if qemu.poll() is not None:
+                problems.append("%s: QEMU exited %s: %s" % (attempt, qemu.returncode,
+                                                            " ".join(open(log + ".qemu").read().splitlines()[-2:])))
+            problems.append("%s: colo-proxy did not connect to QEMU's monitor in %s" % (attempt, rundir))
+            return False
+
+        def reconnected():
+            """QEMU's vhost-user NIC is connected to the restarted colo-proxy's socket again."""
+            deadline = time.time() + 20
+            while time.time() < deadline:
+                ss = subprocess.run(["ip", "netns", "exec", ns, "ss", "-xH", "state", "established"],
+                                    capture_output=True, text=True).stdout
+                if vhost in ss:
+                    return True
+                time.sleep(0.5)
+            return False
+
+        px = start_unit("start")
         qemu = subprocess.Popen(["ip", "netns", "exec", ns, "setpriv", "--reuid=%d" % (uid - 1), "--regid=%d" % gid,
                                  "--clear-groups", "bash", "-c", "umask 0007; exec qemu-system-x86_64 -M none "
-                                 "-nodefaults -display none -chardev socket,id=vu0,path=%s -netdev "
+                                 "-nodefaults -display none -chardev socket,id=vu0,path=%s,reconnect=1 -netdev "
                                  "vhost-user,id=hn0,chardev=vu0 -qmp unix:%s/qmp.sock,server=on,wait=off"
                                  % (vhost, rundir)], stdout=subprocess.DEVNULL, stderr=open(log + ".qemu", "w"))
-        status = ""
-        while time.time() < deadline and px.poll() is None and qemu.poll() is None:
-            r = subprocess.run([proxy, "status", "--control", os.path.join(rundir, "control.sock")],
-                               capture_output=True, text=True)
-            status = r.stdout
-            if re.search(r"^\s*qmp_connected\s+1\b", status, re.M):
-                break
-            time.sleep(0.5)
-        st = os.stat(vhost) if os.path.exists(vhost) else None
-        problems = []
-        if pre.returncode != 0:
-            problems.append("ExecStartPre failed: %s" % (pre.stdout + pre.stderr).strip()[-200:])
-        if px.poll() is not None:
-            problems.append("colo-proxy exited %s: %s" % (px.returncode, " ".join(open(log).read().splitlines()[-2:])))
+        if connected("start", px):
+            st = os.stat(vhost)
+            if st.st_uid != uid or st.st_gid != gid or not st.st_mode & 0o060:
+                problems.append("the vhost-user socket is not the unit user's and group-writable (%o)" % st.st_mode)
+            px.kill()  # a crash: Restart=on-failure starts it again in the directory it left behind
+            px.wait()
+            px = start_unit("restart after a crash")
+            if connected("restart after a crash", px) and not reconnected():
+                problems.append("QEMU's vhost-user NIC did not come back to the restarted colo-proxy")
         if qemu.poll() is not None:
             problems.append("QEMU exited %s: %s" % (qemu.returncode, " ".join(open(log + ".qemu").read().splitlines()[-2:])))
-        if not st or st.st_uid != uid or st.st_gid != gid or not st.st_mode & 0o060:
-            problems.append("the vhost-user socket is not the unit user's and group-writable (%s)"
-                            % (oct(st.st_mode) if st else "missing"))
-        if not re.search(r"^\s*qmp_connected\s+1\b", status, re.M):
-            problems.append("colo-proxy did not connect to QEMU's monitor in %s" % rundir)
         verdict(what, not problems, "; ".join(problems))
     finally:
         for proc in (qemu, px):
