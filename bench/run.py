@@ -221,8 +221,9 @@ def make_trace(tmp, payload, packets, flows, batch=64, diverge_every=0):
     return pvm, svm
 
 
-def drive(target, transport, pair, tmp, rate=0, lat_file=None, notify=False, loops=1):
-    """Replays a pcap pair into a target with chardev_load; returns its figures and the target's RSS (KiB)."""
+def drive(target, transport, pair, tmp, rate=0, lat_file=None, notify=False, loops=1, usage=None):
+    """Replays a pcap pair into a target with chardev_load; returns its figures and the target's RSS (KiB).
+    usage, a dict, gets the read and write system calls the target made during the replay."""
     eps = endpoints(transport, tmp, 4 if notify else 3)
     proc = start_target(target, eps, transport)
     args = [LOAD] + eps[:3] + [str(proc.pid), "--pcap-pvm", pair[0], "--pcap-svm", pair[1], "--loops", str(loops)]
@@ -230,13 +231,26 @@ def drive(target, transport, pair, tmp, rate=0, lat_file=None, notify=False, loo
         args += ["--rate", str(rate), "--latency-file", lat_file]
     if notify:
         args += ["--notify", eps[3]]
+    before = system_calls(proc.pid)
     try:
         out = subprocess.run(args, capture_output=True, text=True, timeout=300).stdout.split()
         rss = resident_kib(proc.pid)
+        after = system_calls(proc.pid)
+        if usage is not None and before and after:
+            usage.update({k: after[k] - before[k] for k in after})
     finally:
         proc.kill()
         proc.wait()
     return [float(x) for x in out], rss
+
+
+def system_calls(pid):
+    """Read and write system calls a process made so far (/proc/PID/io)."""
+    try:
+        io = open("/proc/%d/io" % pid).read()
+        return {k: int(re.search(r"%s: (\d+)" % k, io).group(1)) for k in ("syscr", "syscw")}
+    except (OSError, AttributeError):
+        return {}
 
 
 def resident_kib(pid):
@@ -253,9 +267,12 @@ def socket_mode(fig, size, tmp):
     for transport in size["transports"]:
         for payload in PAYLOADS:
             for target in TARGETS:
-                r, _ = drive(target, transport, make_trace(tmp, payload, size["socket"], 8), tmp)
+                usage = {}
+                r, _ = drive(target, transport, make_trace(tmp, payload, size["socket"], 8), tmp, usage=usage)
                 if len(r) >= 5:
                     base = "socket/%s/%s/%d" % (transport, target, payload)
+                    if usage and r[2]:
+                        fig.add(base + "/syscalls", (usage["syscr"] + usage["syscw"]) / r[2])
                     fig.add(base + "/pps", r[0])
                     fig.add(base + "/cpu_us", r[1])
                     fig.add(base + "/reordered", r[3])
@@ -484,17 +501,18 @@ def socket_md(s):
         lines += ["### Socket mode over %s: colo-proxy, QEMU 7.2 colo-compare, plain relay (k packets/s; µs CPU "
                   "per packet)" % transport, "",
                   "| payload | colo-proxy | QEMU | colo-proxy / QEMU | CPU colo-proxy | CPU QEMU | lost (colo-proxy, "
-                  "QEMU) | QEMU reordered | relay | colo-proxy / relay |",
-                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+                  "QEMU) | QEMU reordered | relay | colo-proxy / relay | reads+writes per packet (colo-proxy, relay) |",
+                  "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
         for p in PAYLOADS:
             b = "socket/%s/%%s/%d/%%s" % (transport, p)
-            lines.append("| %d | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s |" % (
+            lines.append("| %d | %s | %s | %s | %s | %s | %s, %s | %s | %s | %s | %s, %s |" % (
                 p, spread(s, b % ("colo-proxy", "pps"), 1e-3, "%.0f"), spread(s, b % ("qemu", "pps"), 1e-3, "%.0f"),
                 ratio(s, b % ("colo-proxy", "pps"), b % ("qemu", "pps")),
                 spread(s, b % ("colo-proxy", "cpu_us")), spread(s, b % ("qemu", "cpu_us")),
                 spread(s, b % ("colo-proxy", "lost"), 1, "%.0f"), spread(s, b % ("qemu", "lost"), 1, "%.0f"),
                 spread(s, b % ("qemu", "reordered"), 1, "%.0f"), spread(s, b % ("relay", "pps"), 1e-3, "%.0f"),
-                share(s, b % ("colo-proxy", "pps"), b % ("relay", "pps"))))
+                share(s, b % ("colo-proxy", "pps"), b % ("relay", "pps")),
+                spread(s, b % ("colo-proxy", "syscalls"), 1, "%.3f"), spread(s, b % ("relay", "syscalls"), 1, "%.3f")))
         over = [p for p in PAYLOADS if "socket/%s/relay/%d/pps" % (transport, p) in s and
                 "socket/%s/colo-proxy/%d/pps" % (transport, p) in s and
                 med(s, "socket/%s/colo-proxy/%d/pps" % (transport, p)) > med(s, "socket/%s/relay/%d/pps" % (transport, p))]
