@@ -1,5 +1,6 @@
 /*
- * test_compare.c — every compare rule of colo-semantics.md ("colo-proxy" column),
+ * test_compare.c — every compare rule of docs/compare-rules.md (and what colo-proxy does
+ * instead of each fault of docs/qemu-faults.md),
  * driven through the public engine API with frames built byte by byte.
  */
 #include <setjmp.h>

@@ -359,6 +359,7 @@ PATH_WORD = re.compile(r"(?<![\w./~$<-])((?:\./)?(?:%s)/[\w.@*{}/,+-]*[\w*}/])" 
 MD_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 OUTSIDE = [(re.compile(r"(?<![\w-])shared/"), "a shared/ folder users do not have"),
            (re.compile(r"\bissues? #?\d+", re.I), "an issue number users cannot look up")]
+MD_NAME = re.compile(r"(?<![\w./*-])([\w-]+\.md)\b")
 # Made by a run, never committed: named in the docs as where output goes.
 GENERATED = ("bench/results",)
 
@@ -433,7 +434,9 @@ def check_links():
                     for m in re.finditer(r"\.\./", prose)]
     verdict("every relative link and repository path in %d files (Markdown, the man page, the units, include/) exists"
             % len(sources), not broken, "; ".join(broken[:8]) + (" …" if len(broken) > 8 else ""))
-    for name in tracked("*"):
+    every = tracked("*")
+    pages = {os.path.basename(n) for n in every if n.endswith(".md")} | {"summary.md"}  # bench/run writes it
+    for name in every:
         if name == "tests/docs/check.py" or name.startswith("tests/fuzz/") or name.endswith((".pcap", ".png")):
             continue
         try:
@@ -443,7 +446,11 @@ def check_links():
         for pattern, what in OUTSIDE:
             outside += ["%s:%d: %s (%s)" % (name, text[:m.start()].count("\n") + 1, m.group(0), what)
                         for m in pattern.finditer(text)]
-    verdict("no text in the repository points outside it (../ out of the tree, shared/, issue numbers)",
+        outside += ["%s:%d: %s (a page that is not in the repository)" % (name, text[:m.start()].count("\n") + 1,
+                                                                         m.group(1))
+                    for m in MD_NAME.finditer(text) if m.group(1) not in pages]
+    verdict("no text in the repository points outside it (../ out of the tree, shared/, issue numbers, pages "
+            "it does not have)",
             not outside, "; ".join(outside[:8]) + (" …" if len(outside) > 8 else ""))
 
 

@@ -11,7 +11,7 @@ compare_out (9005) servers and listens on 9004 for the secondary's filter-redire
 The secondary keeps filter-redirector f1/f2 and filter-rewriter. colo-proxy has its own
 QMP monitor on the primary and asks for checkpoints there.
 
-Both QEMUs run under TCG with the two workarounds of colo-semantics.md (the
+Both QEMUs run under TCG with the two workarounds of docs/qemu-faults.md (the
 pthread_cond_wait preload, and a RAM size that is not a multiple of 256 KiB).
 After the pair reaches the colo state and the guest serves, a client sends HTTP
 requests (a page, a 256 KiB file, a CGI token from /dev/urandom, which differs between

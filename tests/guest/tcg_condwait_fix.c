@@ -1,5 +1,5 @@
 /*
- * LD_PRELOAD workaround for QEMU 7.2 COLO under TCG (colo-semantics.md, "TCG bug 1").
+ * LD_PRELOAD workaround for QEMU 7.2 COLO under TCG (docs/qemu-faults.md: the primary's deadlock).
  *
  * The primary's COLO thread saves RAM without QEMU's global lock; under TCG that
  * path reaches run_on_cpu(), which waits on a condition variable with the global

@@ -4,8 +4,8 @@
 A verdict is `checkpoint` when a checkpoint was asked for, `match` when every PVM
 frame left without one, `held` otherwise. colo-proxy must give the correct verdict on
 every case, ask exactly once where it asks, release every PVM frame exactly once in
-order. QEMU must give the same verdict where colo-semantics.md says it is right; where
-it says QEMU is wrong, QEMU's behaviour is reported beside colo-proxy's.
+order. QEMU must give the same verdict where it is right; where docs/qemu-faults.md
+says QEMU is wrong, QEMU's behaviour is reported beside colo-proxy's.
 """
 import sys
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # run.sh [PROXY_BINARY [DRIVER_BINARY]] — QEMU 7.2's colo-compare and colo-proxy side by side
-# on the cases of colo-semantics.md, same records from the same C driver (verdict_cases),
+# on the cases of docs/qemu-faults.md, same records from the same C driver (verdict_cases),
 # both with compare_timeout=1000 and expired_scan_cycle=100, both asking for checkpoints
 # on notify_dev. judge.py prints one `verdicts: PASS|FAIL` line per case: where QEMU is
 # right both must give the correct verdict; where it is wrong colo-proxy must.

@@ -1,6 +1,6 @@
 /*
  * verdict_cases.c — drives one colo-compare implementation through every case of
- * colo-semantics.md and prints what it did, so that QEMU 7.2's colo-compare and
+ * docs/qemu-faults.md and prints what it did, so that QEMU 7.2's colo-compare and
  * colo-proxy can be compared on the very same records (tests/verdicts/run.sh).
  *
  *   verdict_cases PRIMARY_IN SECONDARY_IN OUTDEV NOTIFY_DEV
@@ -12,8 +12,8 @@
  * held, and prints one line per case:
  *   case NAME qemu_right=0|1 expect=match|checkpoint requests=K released_before=N
  *        released=M sent=S reordered=R
- * `expect` is the correct verdict; `qemu_right` says whether colo-semantics.md
- * records QEMU as right on that case. Judging is left to run.sh.
+ * `expect` is the correct verdict; `qemu_right` says whether QEMU 7.2 is right on
+ * that case (docs/qemu-faults.md lists where it is not). Judging is left to run.sh.
  */
 #include <errno.h>
 #include <poll.h>
@@ -250,10 +250,10 @@ static void case_tcp_payload_differs(struct run *r)
 
 /*
  * One stream, cut differently: `pvm_split` says which side sends two segments.
- * colo-semantics.md lists byte-stream compare across segmentation as something
- * QEMU does; measured with this driver, QEMU 7.2 releases the PVM's bytes at once
- * but then asks for checkpoints (5 in 1.5 s) over what is left of the other side's
- * segment, so it is counted wrong here.
+ * QEMU is said to compare the byte stream across segmentation; measured with this
+ * driver, QEMU 7.2 releases the PVM's bytes at once but then asks for checkpoints
+ * (5 in 1.5 s) over what is left of the other side's segment, so it is counted
+ * wrong here.
  */
 static void case_tcp_resegmented(struct run *r, bool pvm_split)
 {
