@@ -223,6 +223,8 @@ def check_run_unit(proxy, tmp):
             for dev in ("eth%d" % i, "peer%d" % i):
                 subprocess.run(["ip", "-n", ns, "link", "set", dev, "up"], check=True)
         subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        # A host's clients' NIC has an address (the metrics endpoint's 127.0.0.1 resolves as on a host).
+        subprocess.run(["ip", "-n", ns, "addr", "add", "192.0.2.1/24", "dev", "eth0"], check=True)
 
         def unit_lines(key):
             """The unit's command lines for KEY, with this check's binary, config, instance and user."""
