@@ -13,7 +13,8 @@
     QEMU in the unit's group connects to its vhost-user socket and makes the monitor
     colo-proxy connects to;
   * every ini example in docs/ passes `--check`;
-  * quick start 1 (replay) runs as written and shows what it promises;
+  * quick start 1 (replay) runs as written and shows what it promises, and the memory per
+    connection README gives is the figure `replay` prints;
   * every page leads somewhere: each relative link and each repository path named in
     the Markdown pages, the man page, the systemd units and include/ exists, and no
     text in the repository points outside it (`../` out of the tree, a `shared/`
@@ -342,6 +343,21 @@ def check_examples(proxy, tmp):
                         r.returncode == 0 and "configuration OK" in r.stdout, r.stderr.strip())
 
 
+def check_bytes_per_conn(proxy):
+    """The memory figure README and the architecture give is the one the program prints."""
+    pair = [os.path.join(TOP, "pcap_fixtures", "http-identical-%s.pcap" % side) for side in ("pvm", "svm")]
+    r = subprocess.run([proxy, "replay", "--max-conns", "1048576"] + pair, capture_output=True, text=True)
+    m = re.search(r"memory: (\d+) bytes per connection of capacity", r.stdout)
+    figure = "%s bytes per connection of capacity" % (m.group(1) if m else "?")
+    stale = []
+    for name in ("README.md", "docs/architecture.md", "docs/security.md", "docs/qemu-faults.md"):
+        given = re.findall(r"(\d+) bytes per connection", re.sub(r"\s+", " ", open(os.path.join(TOP, name)).read()))
+        stale += ["%s says %s" % (name, n) for n in given if not m or n != m.group(1)]
+        stale += [] if given or name.endswith(("security.md", "qemu-faults.md")) else ["%s gives none" % name]
+    verdict("README and the docs give the memory per connection `replay` prints (%s)" % figure,
+            m is not None and not stale, "; ".join(stale) if m else r.stdout[-200:] + r.stderr[-200:])
+
+
 def check_quickstart_replay(tmp):
     doc = read("quickstart.md")
     section = doc.split("## 1.")[1].split("\n## ")[0]
@@ -468,6 +484,7 @@ def main():
         check_run_unit(proxy, tmp)
         check_examples(proxy, tmp)
         check_quickstart_replay(tmp)
+        check_bytes_per_conn(proxy)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     sys.exit(1 if FAILURES else 0)
