@@ -170,6 +170,9 @@ exec setpriv --reuid="$UNIT_UID" --regid="$UNIT_GID" --clear-groups --no-new-pri
 """
 
 
+QEMU_UID = 65533  # an account-less uid: QEMU as a user other than colo-proxy's, in its group
+
+
 def caps_arg(names):
     return ",".join(["-all"] + ["+" + c.lower()[4:] for c in names.split()])
 
@@ -191,7 +194,7 @@ def check_run_unit(proxy, tmp):
     made = [d for d in ("/run/colo-proxy", "/var/lib/colo-proxy") if not os.path.isdir(d)]
     ns, qemu, px, log = "colo-docs-%d" % os.getpid(), None, None, os.path.join(tmp, "run-unit.log")
     # The unit's user is colo-proxy (contrib/systemd/colo-proxy.sysusers); nobody:nogroup stands in for it
-    # unless it exists, and QEMU runs as another user in that group.
+    # unless it exists, and QEMU runs as another user (QEMU_UID) in that group.
     try:
         import pwd
         user = pwd.getpwnam(unit["User"][0])
@@ -288,7 +291,7 @@ def check_run_unit(proxy, tmp):
             return False
 
         px = start_unit("start")
-        qemu = subprocess.Popen(["ip", "netns", "exec", ns, "setpriv", "--reuid=%d" % (uid - 1), "--regid=%d" % gid,
+        qemu = subprocess.Popen(["ip", "netns", "exec", ns, "setpriv", "--reuid=%d" % QEMU_UID, "--regid=%d" % gid,
                                  "--clear-groups", "bash", "-c", "umask 0007; exec qemu-system-x86_64 -M none "
                                  "-nodefaults -display none -chardev socket,id=vu0,path=%s,reconnect=1 -netdev "
                                  "vhost-user,id=hn0,chardev=vu0 -qmp unix:%s/qmp.sock,server=on,wait=off"
