@@ -405,10 +405,10 @@ def machine_line(info, runs, seconds):
         " **A `--%s` run: smaller scenarios than a full run; not figures to publish.**" % info["size"])
     return ("Run: `%s` at commit %s, %s. Machine: %s, %d cores, %d MiB, Linux %s, load average %s at the start; "
             "DPDK %s (%s); %s. %d run%s per figure: median (min–max), one value when all runs agree; – where "
-            "no run gave a figure (the scenario was not run, or the target did not finish it). The run took %.0f s.%s" % (info["command"], info["commit"], info["date"], info["cpu"], info["cores"],
-                                info["memory_mib"], info.get("kernel", "?"), info.get("load_at_start", "?"),
-                                info["dpdk"], info["dpdk_memory"], info["qemu"], runs, "" if runs == 1 else "s", seconds,
-                                size))
+            "no run gave a figure (the scenario was not run, or the target did not finish it). The run took "
+            "%.0f s.%s" % (info["command"], info["commit"], info["date"], info["cpu"], info["cores"],
+                           info["memory_mib"], info.get("kernel", "?"), info.get("load_at_start", "?"), info["dpdk"],
+                           info["dpdk_memory"], info["qemu"], runs, "" if runs == 1 else "s", seconds, size))
 
 
 def caption(info):

@@ -306,7 +306,8 @@ def check_run_unit(proxy, tmp):
             if connected("restart after a crash", px) and not reconnected():
                 problems.append("QEMU's vhost-user NIC did not come back to the restarted colo-proxy")
         if qemu.poll() is not None:
-            problems.append("QEMU exited %s: %s" % (qemu.returncode, " ".join(open(log + ".qemu").read().splitlines()[-2:])))
+            problems.append("QEMU exited %s: %s" % (qemu.returncode,
+                                                     " ".join(open(log + ".qemu").read().splitlines()[-2:])))
         verdict(what, not problems, "; ".join(problems))
     finally:
         for proc in (qemu, px):
@@ -376,7 +377,8 @@ def check_quickstart_replay(tmp):
 
 # Where a path named in running text is read from: the top of the repository.
 REPO_DIRS = ("docs", "src", "include", "tests", "bench", "scripts", "contrib", "pcap_fixtures", ".ci")
-PATH_WORD = re.compile(r"(?<![\w./~$<-])((?:\./)?(?:%s)/[\w.@*{}/,+-]*[\w*}/])" % "|".join(re.escape(d) for d in REPO_DIRS))
+PATH_WORD = re.compile(r"(?<![\w./~$<-])((?:\./)?(?:%s)/[\w.@*{}/,+-]*[\w*}/])"
+                       % "|".join(re.escape(d) for d in REPO_DIRS))
 MD_LINK = re.compile(r"!?\[[^\]]*\]\(([^)\s]+)(?:\s+\"[^\"]*\")?\)")
 OUTSIDE = [(re.compile(r"(?<![\w-])shared/"), "a shared/ folder users do not have"),
            (re.compile(r"\bissues? #?\d+", re.I), "an issue number users cannot look up")]
