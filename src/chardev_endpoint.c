@@ -9,6 +9,7 @@
  * send a new peer part of a record, or lose queued output when a peer goes.
  */
 #include "colo/chardev_endpoint.h"
+#include "colo/cli.h"
 #include "colo/log.h"
 
 #include <errno.h>
@@ -35,6 +36,7 @@
 #define READS_PER_WAKEUP 1
 
 static void drop_peer(struct chardev_endpoint *ep);
+static void unreachable(struct chardev_endpoint *ep, int err);
 
 bool chardev_endpoint_connected(const struct chardev_endpoint *ep)
 {
@@ -139,7 +141,12 @@ static void attach_connected(struct chardev_endpoint *ep)
         int one = 1;
         setsockopt(ep->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
+    uint64_t failed = log_retry_up(&ep->retry_log);
+    if (failed)
+        log_msg(LOG_INFO, "%s connected to %s after %llu failed attempts", ep->name, ep->spec,
+                (unsigned long long)failed);
+    else
+        log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
     if (!ep->paused)
         event_add(ep->rd, NULL);
     record_queue_restart(&ep->out); /* what waited goes first, whole records only */
@@ -155,7 +162,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         socklen_t len = sizeof(err);
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err)
-            drop_peer(ep);
+            unreachable(ep, err);
         else
             attach_connected(ep);
         return;
@@ -203,6 +210,14 @@ static void drop_peer(struct chardev_endpoint *ep)
         arm_retry(ep);
 }
 
+/* A connect that failed: said (rate-limited), and tried again. */
+static void unreachable(struct chardev_endpoint *ep, int err)
+{
+    log_retry_failed(&ep->retry_log, "%s: cannot reach %s: %s; retrying every %d ms", ep->name, ep->spec,
+                     strerror(err), RECONNECT_MS);
+    drop_peer(ep);
+}
+
 static void try_connect(evutil_socket_t unused, short what, void *arg)
 {
     (void)unused;
@@ -210,7 +225,7 @@ static void try_connect(evutil_socket_t unused, short what, void *arg)
     struct chardev_endpoint *ep = arg;
     evutil_socket_t fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        arm_retry(ep);
+        unreachable(ep, errno);
         return;
     }
     if (connect(fd, (struct sockaddr *)&ep->addr, (socklen_t)ep->addr_len) == 0) {
@@ -218,8 +233,9 @@ static void try_connect(evutil_socket_t unused, short what, void *arg)
     } else if (errno == EINPROGRESS) {
         attach_socket(ep, fd, true);
     } else {
+        int err = errno;
         evutil_closesocket(fd);
-        arm_retry(ep);
+        unreachable(ep, err);
     }
 }
 
@@ -237,7 +253,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     attach_socket(ep, fd, false);
 }
 
-/* "tcp:HOST:PORT[,server]" or "unix:PATH[,server]". */
+/* "tcp:HOST:PORT[,server[=on|off]]" or "unix:PATH[,server[=on|off]]". */
 static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, size_t errlen)
 {
     if (strlen(spec) >= sizeof(ep->spec)) {
@@ -246,9 +262,15 @@ static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, 
     }
     strcpy(ep->spec, spec);
     char *server = strstr(ep->spec, ",server");
-    if (server && (strcmp(server, ",server") == 0 || strcmp(server, ",server=on") == 0)) {
+    int on = !server ? 0 : server[7] == '\0' ? 1 : server[7] == '=' ? cli_on_off_value(server + 8) : -1;
+    if (server && on < 0) {
+        snprintf(err, errlen, "--%s '%s': write ,server (or ,server=on) to listen, ,server=off or nothing to "
+                 "connect", ep->name, spec);
+        return -1;
+    }
+    if (server) {
         *server = '\0';
-        ep->server = true;
+        ep->server = on == 1;
     }
     memset(&ep->addr, 0, sizeof(ep->addr));
     if (strncmp(ep->spec, "unix:", 5) == 0 && strlen(ep->spec + 5) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -269,7 +291,25 @@ static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, 
 int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen)
 {
     struct chardev_endpoint probe = { .name = name };
-    return parse_spec(&probe, spec, err, errlen);
+    if (parse_spec(&probe, spec, err, errlen) != 0)
+        return -1;
+    if (probe.server && probe.addr.ss_family == AF_UNIX)
+        return cli_check_path(name, ((struct sockaddr_un *)&probe.addr)->sun_path, CLI_PATH_CREATE, err, errlen);
+    return 0;
+}
+
+void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, char *out, size_t len)
+{
+    size_t used = 0;
+    out[0] = '\0';
+    for (int i = 0; i < n && used < len; i++) {
+        struct chardev_endpoint probe = { .name = names[i] };
+        char err[8];
+        if (!specs[i] || parse_spec(&probe, specs[i], err, sizeof(err)) != 0)
+            continue;
+        used += (size_t)snprintf(out + used, len - used, "%s%s %s %s", used ? ", " : "", names[i],
+                                 probe.server ? "listens on" : "connects to", probe.spec);
+    }
 }
 
 int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, const char *name,

@@ -237,14 +237,11 @@ static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, cha
 /* What can be checked before EAL starts; -1 with why. */
 static int check_run_options(const struct run_options *o, char *err, size_t errlen)
 {
-    char addr[64];
-    unsigned port;
     if (!o->role_given) {
         snprintf(err, errlen, "say which host this is with --role primary or --role secondary");
         return -1;
     }
-    if (o->ops.metrics_addr &&
-        ops_server_parse_metrics_addr(o->ops.metrics_addr, addr, sizeof(addr), &port, err, errlen) != 0)
+    if (ops_server_check_config(&o->ops, err, errlen) != 0)
         return -1;
     if (o->qmp.qmp && checkpoint_ctl_check_address(o->qmp.qmp, err, errlen) != 0)
         return -1;
@@ -278,7 +275,7 @@ static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_p
     if (parsed->check)
         return cli_report_check("run", parsed, bad, err) == 0 ? 1 : 2;
     if (bad) {
-        fprintf(stderr, "colo-proxy run: %s\n", err);
+        fprintf(stderr, "%s: %s\n", log_who(), err);
         return 2;
     }
     return 0;
@@ -326,6 +323,22 @@ static int reload(void *ctx, struct pipeline_reload *out, const char **divergenc
     return rc;
 }
 
+/* One line: what the control thread serves and waits for (the data plane says which lcore it runs on). */
+static void log_start(const struct run_options *o)
+{
+    g_autoptr(GString) line = g_string_new(NULL);
+    g_string_printf(line, "started as the %s", o->pipeline.role == ROLE_PRIMARY ? "primary" : "secondary");
+    if (o->ops.control_path)
+        g_string_append_printf(line, "; control socket %s", o->ops.control_path);
+    if (o->ops.metrics_addr)
+        g_string_append_printf(line, "; metrics on %s", o->ops.metrics_addr);
+    if (o->qmp.qmp)
+        g_string_append_printf(line, "; checkpoints asked for via QMP at %s (waiting for QEMU's monitor)", o->qmp.qmp);
+    else if (o->pipeline.role == ROLE_PRIMARY)
+        g_string_append(line, "; no --qmp: checkpoint requests go to the control socket as events only");
+    log_msg(LOG_INFO, "%s", line->str);
+}
+
 static int run_data_plane(struct run_options *o, int argc, char **argv)
 {
     char err[512];
@@ -337,8 +350,9 @@ static int run_data_plane(struct run_options *o, int argc, char **argv)
                             : NULL;
     int rc = 2;
     if (!p || !ctl) {
-        fprintf(stderr, "colo-proxy run: %s\n", err);
+        fprintf(stderr, "%s: %s\n", log_who(), err);
     } else {
+        log_start(o);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         pipeline_run(p);

@@ -70,12 +70,12 @@ static bool listed(const char *key, const char *const *list)
 /* Keys that steer the reading itself, never taken from a file. */
 static const char *const not_in_file[] = { "config", "check", "help", NULL };
 
-static const char *nearest_key(const char *key, const struct option *longopts)
+const char *config_file_nearest_option(const char *key, const struct option *longopts, const char *const *skip)
 {
     const char *best = NULL;
     size_t best_d = SUGGEST_MAX_DISTANCE + 1;
     for (const struct option *o = longopts; o->name; o++) {
-        if (listed(o->name, not_in_file))
+        if (listed(o->name, skip))
             continue;
         size_t d = edit_distance(key, o->name);
         if (d < best_d)
@@ -149,7 +149,7 @@ static char **words_of(GKeyFile *kf, const char *path, const char *group, const 
         if (listed(keys[i], extra))
             continue;
         if (!o) {
-            const char *near = nearest_key(keys[i], longopts);
+            const char *near = config_file_nearest_option(keys[i], longopts, not_in_file);
             snprintf(err, errlen, "config '%s' [%s]: unknown key '%s'%s%s%s; the keys are the long options of "
                      "'colo-proxy %s --help'", path, group, keys[i], near ? " (did you mean '" : "",
                      near ? near : "", near ? "'?)" : "", group);
