@@ -122,10 +122,11 @@ static void log_start(const struct socket_mode_config *cfg)
     char eps[1024];
     chardev_endpoints_describe(names, cfg->endpoint, SOCK_ROLE_COUNT, eps, sizeof(eps));
     g_autoptr(GString) line = g_string_new(NULL);
-    g_string_printf(line, "started: %s; checkpoints asked for via %s", eps,
-                    cfg->qmp ? "QMP at " : cfg->endpoint[SOCK_NOTIFY_DEV] ? "notify_dev" : "nothing");
+    g_string_printf(line, "started: %s; checkpoint channel: ", eps);
     if (cfg->qmp)
-        g_string_append_printf(line, "%s%s", cfg->qmp, cfg->endpoint[SOCK_NOTIFY_DEV] ? " and notify_dev" : "");
+        g_string_append_printf(line, "QMP at %s%s", cfg->qmp, cfg->endpoint[SOCK_NOTIFY_DEV] ? " and notify_dev" : "");
+    else
+        g_string_append(line, cfg->endpoint[SOCK_NOTIFY_DEV] ? "notify_dev" : "none");
     if (cfg->control)
         g_string_append_printf(line, "; control socket %s", cfg->control);
     if (cfg->metrics_addr)

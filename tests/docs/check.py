@@ -134,6 +134,10 @@ def check_examples(proxy, tmp):
     for doc in ("config.md", "quickstart.md", "migration.md"):
         for i, block in enumerate(ini_blocks(doc)):
             text = re.sub(r"/var/lib/colo-proxy(/vm1)?", reports, block)
+            # /run/colo-proxy/NAME is systemd's RuntimeDirectory: made here as the unit would make it
+            text = text.replace("/run/colo-proxy", os.path.join(tmp, "run", "colo-proxy"))
+            for sock in re.findall(re.escape(os.path.join(tmp, "run", "colo-proxy")) + r"/[^\s,]+", text):
+                os.makedirs(os.path.dirname(sock), exist_ok=True)
             path = os.path.join(tmp, "example.conf")
             open(path, "w").write(text)
             for group in re.findall(r"^\[(\w+)\]", text, re.M):
