@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <glib.h>
 
 #define RECONNECT_MS 200
 /*
@@ -298,17 +299,17 @@ int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, s
     return 0;
 }
 
-void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, char *out, size_t len)
+void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, GString *line)
 {
-    size_t used = 0;
-    out[0] = '\0';
-    for (int i = 0; i < n && used < len; i++) {
+    bool first = true;
+    for (int i = 0; i < n; i++) {
         struct chardev_endpoint probe = { .name = names[i] };
         char err[8];
         if (!specs[i] || parse_spec(&probe, specs[i], err, sizeof(err)) != 0)
             continue;
-        used += (size_t)snprintf(out + used, len - used, "%s%s %s %s", used ? ", " : "", names[i],
-                                 probe.server ? "listens on" : "connects to", probe.spec);
+        g_string_append_printf(line, "%s%s %s %s", first ? "" : ", ", names[i],
+                               probe.server ? "listens on" : "connects to", probe.spec);
+        first = false;
     }
 }
 

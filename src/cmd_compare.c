@@ -119,18 +119,15 @@ static bool has_checkpoint_channel(const struct socket_mode_config *cfg)
 static void log_start(const struct socket_mode_config *cfg)
 {
     static const char *const names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev", "notify_dev" };
-    char eps[1024];
-    chardev_endpoints_describe(names, cfg->endpoint, SOCK_ROLE_COUNT, eps, sizeof(eps));
-    g_autoptr(GString) line = g_string_new(NULL);
-    g_string_printf(line, "started: %s; checkpoint channel: ", eps);
+    g_autoptr(GString) line = g_string_new("started: ");
+    chardev_endpoints_describe(names, cfg->endpoint, SOCK_ROLE_COUNT, line);
+    g_string_append(line, "; checkpoint channel: ");
     if (cfg->qmp)
         g_string_append_printf(line, "QMP at %s%s", cfg->qmp, cfg->endpoint[SOCK_NOTIFY_DEV] ? " and notify_dev" : "");
     else
         g_string_append(line, cfg->endpoint[SOCK_NOTIFY_DEV] ? "notify_dev" : "none");
-    if (cfg->control)
-        g_string_append_printf(line, "; control socket %s", cfg->control);
-    if (cfg->metrics_addr)
-        g_string_append_printf(line, "; metrics on %s", cfg->metrics_addr);
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    ops_server_describe(&oc, line);
     g_string_append_printf(line, "; waiting for QEMU's chardevs%s to connect", cfg->qmp ? " and its monitor" : "");
     log_msg(LOG_INFO, "%s", line->str);
 }

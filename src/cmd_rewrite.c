@@ -84,16 +84,12 @@ static int check_rewrite(const struct socket_rewrite_config *cfg, char *err, siz
 static void log_start(const struct socket_rewrite_config *cfg)
 {
     static const char *const names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary" };
-    char eps[1024];
-    chardev_endpoints_describe(names, cfg->endpoint, RW_ROLE_COUNT, eps, sizeof(eps));
-    g_autoptr(GString) line = g_string_new(NULL);
-    g_string_printf(line, "started: %s", eps);
+    g_autoptr(GString) line = g_string_new("started: ");
+    chardev_endpoints_describe(names, cfg->endpoint, RW_ROLE_COUNT, line);
     if (cfg->qmp)
         g_string_append_printf(line, "; checkpoints seen via QMP at %s", cfg->qmp);
-    if (cfg->control)
-        g_string_append_printf(line, "; control socket %s", cfg->control);
-    if (cfg->metrics_addr)
-        g_string_append_printf(line, "; metrics on %s", cfg->metrics_addr);
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    ops_server_describe(&oc, line);
     g_string_append_printf(line, "; waiting for the chardevs%s to connect", cfg->qmp ? " and QEMU's monitor" : "");
     log_msg(LOG_INFO, "%s", line->str);
 }

@@ -328,10 +328,7 @@ static void log_start(const struct run_options *o)
 {
     g_autoptr(GString) line = g_string_new(NULL);
     g_string_printf(line, "started as the %s", o->pipeline.role == ROLE_PRIMARY ? "primary" : "secondary");
-    if (o->ops.control_path)
-        g_string_append_printf(line, "; control socket %s", o->ops.control_path);
-    if (o->ops.metrics_addr)
-        g_string_append_printf(line, "; metrics on %s", o->ops.metrics_addr);
+    ops_server_describe(&o->ops, line);
     if (o->qmp.qmp)
         g_string_append_printf(line, "; checkpoints asked for via QMP at %s (waiting for QEMU's monitor)", o->qmp.qmp);
     else if (o->pipeline.role == ROLE_PRIMARY)

@@ -386,6 +386,14 @@ static int listen_http(struct ops_server *s, const char *spec, char *err, size_t
     return 0;
 }
 
+void ops_server_describe(const struct ops_server_config *cfg, GString *line)
+{
+    if (cfg->control_path)
+        g_string_append_printf(line, "; control socket %s", cfg->control_path);
+    if (cfg->metrics_addr)
+        g_string_append_printf(line, "; metrics on %s", cfg->metrics_addr);
+}
+
 int ops_server_check_config(const struct ops_server_config *cfg, char *err, size_t errlen)
 {
     char addr[64];

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "colo/cli.h"
+#include "colo/config_file.h"
 #include "colo/log.h"
 
 static void usage(FILE *out)
@@ -48,27 +49,33 @@ static const struct command *command_named(const char *name)
     return NULL;
 }
 
+/* With the nearest command, as unknown options and config keys get theirs. */
+static void unknown_command(const char *word)
+{
+    struct option names[sizeof(commands) / sizeof(commands[0]) + 1] = { { NULL, 0, NULL, 0 } };
+    for (size_t i = 0; i < sizeof(commands) / sizeof(commands[0]); i++)
+        names[i].name = commands[i].name;
+    const char *near = config_file_nearest_option(word, names, NULL);
+    fprintf(stderr, "colo-proxy: unknown command '%s'%s%s%s\n", word, near ? " (did you mean " : "", near ? near : "",
+            near ? "?)" : "");
+    usage(stderr);
+}
+
 static bool is_help(const char *word)
 {
     return strcmp(word, "help") == 0 || strcmp(word, "--help") == 0 || strcmp(word, "-h") == 0;
 }
 
-/* `colo-proxy help [CMD]`: the overview, or CMD's own --help. */
-static int help(int argc, char **argv)
+/* Runs the command argv[0] names with its words; 2 (and the nearest name) when there is none. */
+static int dispatch(int argc, char **argv)
 {
-    if (argc < 3) {
-        usage(stdout);
-        return 0;
-    }
-    const struct command *cmd = command_named(argv[2]);
+    const struct command *cmd = command_named(argv[0]);
     if (!cmd) {
-        fprintf(stderr, "colo-proxy help: no command '%s'\n", argv[2]);
-        usage(stderr);
+        unknown_command(argv[0]);
         return 2;
     }
     log_set_command(cmd->name);
-    char *words[] = { argv[2], "--help", NULL };
-    return cmd->run(2, words);
+    return cmd->run(argc, argv);
 }
 
 int main(int argc, char **argv)
@@ -77,18 +84,17 @@ int main(int argc, char **argv)
         usage(stderr);
         return 2;
     }
-    if (is_help(argv[1]))
-        return help(argc, argv);
+    if (is_help(argv[1]) && argc < 3) {
+        usage(stdout);
+        return 0;
+    }
+    if (is_help(argv[1])) { /* help CMD: CMD's own --help */
+        char *words[] = { argv[2], "--help", NULL };
+        return dispatch(2, words);
+    }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
         printf("colo-proxy %s\n", COLO_PROXY_VERSION);
         return 0;
     }
-    const struct command *cmd = command_named(argv[1]);
-    if (!cmd) {
-        fprintf(stderr, "colo-proxy: unknown command '%s'\n", argv[1]);
-        usage(stderr);
-        return 2;
-    }
-    log_set_command(cmd->name);
-    return cmd->run(argc - 1, argv + 1);
+    return dispatch(argc - 1, argv + 1);
 }

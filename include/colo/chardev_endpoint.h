@@ -79,8 +79,9 @@ void chardev_endpoint_close(struct chardev_endpoint *ep);
  * (cli_check_path)? -1 with why.
  */
 int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen);
-/* "primary_in listens on unix:/p, outdev connects to tcp:...": the start line's part; NULL specs skipped. */
-void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, char *out, size_t len);
+/* Appends "primary_in listens on unix:/p, outdev connects to tcp:..." to a start line; NULL specs skipped. */
+typedef struct _GString GString;
+void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, GString *line);
 bool chardev_endpoint_connected(const struct chardev_endpoint *ep);
 /* Stops or resumes reading (backpressure from another endpoint's output). */
 void chardev_endpoint_pause(struct chardev_endpoint *ep, bool paused);

@@ -285,9 +285,10 @@ def check_command_line(proxy, tmp):
         verdict("colo-proxy help %s, %s -h and %s --help print its usage" % (command, command, command),
                 all(x.returncode == 0 and x.stdout == runs[2].stdout and x.stdout.startswith(
                     "usage: colo-proxy %s" % command) for x in runs), [x.stdout[:60] + x.stderr for x in runs])
-    r = subprocess.run([proxy, "help", "frobnicate"], capture_output=True, text=True)
-    verdict("colo-proxy help names a command that does not exist", r.returncode == 2 and
-            "no command 'frobnicate'" in r.stderr, r.stderr)
+    for args in (["help", "compre"], ["compre"]):
+        r = subprocess.run([proxy, *args], capture_output=True, text=True)
+        verdict("colo-proxy %s names the command that does not exist and the nearest one" % " ".join(args),
+                r.returncode == 2 and "unknown command 'compre' (did you mean compare?)" in r.stderr, r.stderr)
     misspelt = [("compare", ["--qmpp", "unix:/x"], "unknown option '--qmpp' (did you mean --qmp?)"),
                 ("compare", ["--compare-timout=5"], "unknown option '--compare-timout' (did you mean --compare-timeout?)"),
                 ("rewrite", ["--to-svm", "x"], "unknown option '--to-svm' (did you mean --to_svm?)"),
