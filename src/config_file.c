@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "colo/cli.h"
+
 #define SUGGEST_MAX_DISTANCE 3
 
 static GKeyFile *loaded(GKeyFile *kf, bool ok, GError *e, const char *name, char *err, size_t errlen)
@@ -112,11 +114,14 @@ static int key_to_word(GKeyFile *kf, const char *path, const char *group, const 
     }
     if (o->has_arg == no_argument) {
         GError *e = NULL;
-        gboolean on = g_key_file_get_boolean(kf, group, key, &e);
+        int on = g_key_file_get_boolean(kf, group, key, &e);
         if (e) {
-            snprintf(err, errlen, "config '%s' [%s]: %s = '%s' is a flag: write true or false", path, group, key,
-                     value);
             g_error_free(e);
+            on = cli_on_off_value(value); /* QEMU's on and off, as on the command line */
+        }
+        if (on < 0) {
+            snprintf(err, errlen, "config '%s' [%s]: %s = '%s' is a flag: write true or false (or on or off)", path,
+                     group, key, value);
             return -1;
         }
         if (on)
