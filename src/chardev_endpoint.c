@@ -27,6 +27,7 @@
 #include <glib.h>
 
 #define RECONNECT_MS 200
+#define PEERLESS_WARN_S 5 /* a listening endpoint without a peer this long says so (then log_retry's pace) */
 /*
  * One read of up to 128 KiB per wakeup and input: the PVM and SVM streams are
  * read in turn, so neither runs far ahead of the other (megabytes of small PVM
@@ -143,9 +144,14 @@ static void attach_connected(struct chardev_endpoint *ep)
         setsockopt(ep->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
     uint64_t failed = log_retry_up(&ep->retry_log);
-    if (failed)
-        log_msg(LOG_INFO, "%s connected to %s after %llu failed attempts", ep->name, ep->spec,
-                (unsigned long long)failed);
+    if (ep->server)
+        event_del(ep->retry);
+    if (failed && ep->server)
+        log_msg(LOG_INFO, "%s connected to %s, after %llu warning%s that no peer had", ep->name, ep->spec,
+                (unsigned long long)failed, failed == 1 ? "" : "s");
+    else if (failed)
+        log_msg(LOG_INFO, "%s connected to %s after %llu failed attempt%s", ep->name, ep->spec,
+                (unsigned long long)failed, failed == 1 ? "" : "s");
     else
         log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
     if (!ep->paused)
@@ -185,10 +191,23 @@ static void attach_socket(struct chardev_endpoint *ep, evutil_socket_t fd, bool 
         attach_connected(ep);
 }
 
+/* A client tries again soon; a server checks again later that a peer came. */
 static void arm_retry(struct chardev_endpoint *ep)
 {
-    struct timeval tv = { 0, RECONNECT_MS * 1000 };
+    struct timeval tv = { ep->server ? PEERLESS_WARN_S : 0, ep->server ? 0 : RECONNECT_MS * 1000 };
     event_add(ep->retry, &tv);
+}
+
+static void peerless(evutil_socket_t unused, short what, void *arg)
+{
+    (void)unused;
+    (void)what;
+    struct chardev_endpoint *ep = arg;
+    if (ep->fd >= 0)
+        return;
+    log_retry_failed(&ep->retry_log, "%s: no peer has connected to %s (QEMU's chardev connects here)", ep->name,
+                     ep->spec);
+    arm_retry(ep);
 }
 
 static void close_socket(struct chardev_endpoint *ep)
@@ -207,8 +226,7 @@ static void drop_peer(struct chardev_endpoint *ep)
 {
     close_socket(ep);
     chardev_decoder_reset(&ep->decoder);
-    if (!ep->server)
-        arm_retry(ep);
+    arm_retry(ep);
 }
 
 /* A connect that failed: said (rate-limited), and tried again. */
@@ -328,11 +346,12 @@ int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, 
     ep->ctx = ctx;
     if (parse_spec(ep, spec, err, errlen) != 0 || chardev_decoder_init(&ep->decoder, vnet_hdr) != 0)
         return -1;
-    ep->retry = evtimer_new(base, try_connect, ep);
+    ep->retry = evtimer_new(base, ep->server ? peerless : try_connect, ep);
     if (!ep->server) {
         event_active(ep->retry, EV_TIMEOUT, 0);
         return 0;
     }
+    arm_retry(ep);
     if (ep->addr.ss_family == AF_UNIX)
         unlink(((struct sockaddr_un *)&ep->addr)->sun_path);
     ep->listener = evconnlistener_new_bind(base, on_accept, ep, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,

@@ -202,7 +202,7 @@ void log_retry_failed(struct log_retry *r, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof(msg), fmt, ap);
     va_end(ap);
-    log_msg(LOG_WARNING, "%s (%llu failed attempt%s so far; next report in %d s unless it comes up)", msg,
+    log_msg(LOG_WARNING, "%s (%llu time%s so far; said again in %d s unless it comes up)", msg,
             (unsigned long long)r->failures, r->failures == 1 ? "" : "s", LOG_RETRY_EVERY_S);
 }
 

@@ -421,6 +421,9 @@ def fake_qmp(path):
     return srv, conn
 
 
+PEERLESS_WARN_S = 5  # chardev_endpoint.c
+
+
 def check_daemon_talks(proxy, tmp):
     """A start line; one warning while outdev and QMP are missing (not one per retry); a line when each comes up."""
     out, qmp = os.path.join(tmp, "talk-out"), os.path.join(tmp, "talk-qmp")
@@ -451,6 +454,15 @@ def check_daemon_talks(proxy, tmp):
                 re.search(r"outdev connected to \S+ after ([3-9]|\d\d+) failed attempts", text), text)
         verdict("the warnings were rate-limited: one each while retrying", text.count("outdev: cannot reach") == 1
                 and text.count("qmp: cannot reach") == 1, text)
+        verdict("a listening endpoint with no peer yet says so, once (in %d s)" % PEERLESS_WARN_S,
+                wait_for(logfile, "warning: primary_in: no peer has connected to unix:%s (QEMU's chardev connects "
+                         "here) (1 time so far" % os.path.join(tmp, "talk-primary_in"), PEERLESS_WARN_S + 10)
+                and open(logfile).read().count("primary_in: no peer") == 1, open(logfile).read())
+        prim = connect_unix(os.path.join(tmp, "talk-primary_in"))
+        peers.append(prim)
+        verdict("... and one line when it comes", wait_for(logfile, "primary_in connected to unix:%s, after 1 warning "
+                                                           "that no peer had" % os.path.join(tmp, "talk-primary_in")),
+                open(logfile).read())
     finally:
         p.terminate()
         p.wait(timeout=10)
