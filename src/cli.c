@@ -26,8 +26,7 @@ void cli_errors_to_log(bool on)
     errors_to_log = on;
 }
 
-/* Option errors: to stderr while starting, to the log once a daemon runs (a reload). */
-static void __attribute__((format(printf, 1, 2))) cli_error(const char *fmt, ...)
+void cli_error(const char *fmt, ...)
 {
     char msg[768];
     va_list ap;

@@ -108,7 +108,7 @@ static int apply_option(void *ctx, int c, const char *arg)
         else if (strcmp(arg, "secondary") == 0)
             cfg->role = ROLE_SECONDARY;
         else
-            return fprintf(stderr, "colo-proxy run: --role '%s': use primary or secondary\n", arg), -1;
+            return cli_error("--role '%s': use primary or secondary", arg), -1;
         o->role_given = true;
         return 0;
     case OPT_CLIENT_PORT: cfg->port_name[PORT_CLIENT] = arg; return 0;
@@ -136,7 +136,7 @@ static int apply_option(void *ctx, int c, const char *arg)
         else if (strcmp(arg, "checkpoint") == 0)
             cfg->shutdown_policy = SHUTDOWN_CHECKPOINT;
         else
-            return fprintf(stderr, "colo-proxy run: --shutdown-policy '%s': use release or checkpoint\n", arg), -1;
+            return cli_error("--shutdown-policy '%s': use release or checkpoint", arg), -1;
         return 0;
     case OPT_SHUTDOWN_TIMEOUT:
         return cli_parse_u32("shutdown-timeout-ms", arg, 0, &cfg->shutdown_timeout_ms);
@@ -202,7 +202,7 @@ static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, cha
         GError *e = NULL;
         int n;
         if (words && !g_shell_parse_argv(words, &n, eal_words, &e)) {
-            fprintf(stderr, "colo-proxy run: config '%s' [run]: eal = '%s': %s\n", config, words, e->message);
+            cli_error("config '%s' [run]: eal = '%s': %s", config, words, e->message);
             g_error_free(e);
             return -1;
         }

@@ -89,6 +89,8 @@ int cli_report_check(const char *command, const struct cli_parsed *p, int check_
 
 /* Sends option errors to the log (log.h) instead of stderr: for reloads while running. */
 void cli_errors_to_log(bool on);
+/* An option error: "colo-proxy CMD: ..." on stderr while starting, to the log once a daemon runs (a reload). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* After a bad option: one line pointing at the command's --help. */
 void cli_usage_hint(const char *command);
