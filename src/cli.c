@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -257,7 +258,7 @@ int cli_check_path(const char *option, const char *path, enum cli_path_use use, 
     g_autofree char *what = option ? g_strdup_printf("--%s '%s'", option, path) : g_strdup_printf("'%s'", path);
     if (use == CLI_PATH_READ) {
         bool is_dir = g_file_test(path, G_FILE_TEST_IS_DIR);
-        if (is_dir || access(path, R_OK) != 0) {
+        if (is_dir || faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0) {
             snprintf(err, errlen, "%s: cannot read it: %s", what, is_dir ? "it is a directory" : strerror(errno));
             return -1;
         }
@@ -269,7 +270,7 @@ int cli_check_path(const char *option, const char *path, enum cli_path_use use, 
                  g_file_test(dir, G_FILE_TEST_EXISTS) ? "is no directory" : "does not exist", dir);
         return -1;
     }
-    if (access(dir, W_OK | X_OK) != 0) {
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) { /* as the user the daemon runs as */
         snprintf(err, errlen, "%s: this user (uid %u) cannot create files in '%s': %s; run as its owner or name "
                  "another directory", what, (unsigned)geteuid(), dir, strerror(errno));
         return -1;
