@@ -1,7 +1,8 @@
 /*
  * cli.c — what the subcommands share in reading options: the two passes (the
- * config file's group, then the command line) and value parsing with errors a
- * user can act on.
+ * config file's group, then the command line), value parsing with errors a user
+ * can act on ("colo-proxy CMD: ...", unknown options with the nearest one), and
+ * the one check of every path a command will open (cli_check_path).
  */
 #include "colo/cli.h"
 

@@ -4,7 +4,8 @@
  * One writer function serves every target; a mutex covers the file target's
  * stream so a reopen (SIGHUP, on the control thread) never races a write from
  * the data plane. If the journal cannot be reached, a message goes to stderr
- * rather than nowhere.
+ * rather than nowhere. Also the pace of "still cannot reach it" warnings
+ * (log_retry), so every daemon says the same once, then every 30 s.
  */
 #include "colo/log.h"
 

@@ -3,7 +3,8 @@
  *
  * Owns: the libpcap handles and the loaded blob. Reads with nanosecond
  * precision (libpcap scales microsecond files). Never trusts a record: lengths
- * come from libpcap's header and are used only to copy that many bytes.
+ * come from libpcap's header and are used only to copy that many bytes. Also
+ * whether a record can start with a virtio-net header (vnet_hdr_plausible).
  */
 #include "colo/pcap_port.h"
 

@@ -4,6 +4,8 @@
  * Owns: the merge of the two traces by timestamp, the schedule of checkpoint
  * completions (model and recorded), and the collection of what the engine did
  * (release order, divergences, checkpoints) into a `struct replay_result`.
+ * With --vnet-hdr, a frame without a plausible header never reaches the engine:
+ * it is counted as malformed and a PVM one is released at once, uncompared.
  *
  * The clock only moves forward: each step takes the earliest of the next frame,
  * the next engine deadline (compare timeout, connection expiry) and the next
