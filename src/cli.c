@@ -175,6 +175,20 @@ static void report_bad_option(const struct cli_spec *spec, int c, char **argv)
     }
 }
 
+/*
+ * QEMU's habit "--flag on" for a flag whose value must be attached: said, with
+ * the spelling that works. getopt has not moved the next word yet.
+ */
+static bool value_apart(const struct cli_spec *spec, int c, int argc, char **argv)
+{
+    const struct option *o = option_with_value(spec->longopts, c);
+    if (!o || o->has_arg != optional_argument || optarg || optind >= argc || argv[optind][0] == '-')
+        return false;
+    cli_error("'%s' after --%s: a value of --%s is written --%s=%s", argv[optind], o->name, o->name, o->name,
+              argv[optind]);
+    return true;
+}
+
 /* One getopt pass; `file` names the config file when argv holds its words. */
 static int apply_all(const struct cli_spec *spec, const char *file, int argc, char **argv, void *ctx,
                      struct cli_parsed *out)
@@ -192,6 +206,8 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
         }
         if (c == '?' || c == ':')
             report_bad_option(spec, c, argv);
+        if (!spec->takes_operands && value_apart(spec, c, argc, argv))
+            return -1;
         int rc = c == '?' || c == ':' ? -1
                  : c == 'h' ? CLI_HELP
                  : c == CLI_OPT_LOG || c == CLI_OPT_LOG_LEVEL ? log_option(c, optarg)
@@ -211,6 +227,13 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
     }
     out->operands = optind;
     return 0;
+}
+
+/* A word that is no option, for a command that takes none. */
+static int stray_word(const struct cli_spec *spec, const char *word)
+{
+    cli_error("'%s' is no option: %s takes options only (they start with --)", word, spec->group);
+    return -1;
 }
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out)
@@ -234,7 +257,9 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, str
         if (rc != 0 || out->help)
             return rc;
     }
-    return apply_all(spec, NULL, argc, argv, ctx, out);
+    if (apply_all(spec, NULL, argc, argv, ctx, out) != 0)
+        return -1;
+    return out->help || spec->takes_operands || out->operands >= argc ? 0 : stray_word(spec, argv[out->operands]);
 }
 
 void cli_parsed_free(struct cli_parsed *p)

@@ -161,7 +161,7 @@ int cmd_compare(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "compare", "h", longopts, NULL, apply_option };
+    static const struct cli_spec spec = { "compare", "h", longopts, NULL, apply_option, false };
     struct socket_mode_config cfg;
     socket_mode_config_default(&cfg);
     struct cli_parsed parsed;

@@ -100,7 +100,7 @@ int cmd_replay(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "replay", "o:jh", longopts, NULL, apply_replay_option };
+    static const struct cli_spec spec = { "replay", "o:jh", longopts, NULL, apply_replay_option, true };
     struct replay_cli r = { .json = false };
     replay_options_default(&r.opt);
     struct replay_options *opt = &r.opt;

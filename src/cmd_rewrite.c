@@ -111,7 +111,7 @@ int cmd_rewrite(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "rewrite", "h", longopts, NULL, apply_option };
+    static const struct cli_spec spec = { "rewrite", "h", longopts, NULL, apply_option, false };
     struct socket_rewrite_config cfg;
     socket_rewrite_config_default(&cfg);
     struct cli_parsed parsed;

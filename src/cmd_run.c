@@ -250,7 +250,7 @@ static int check_run_options(const struct run_options *o, char *err, size_t errl
     return pipeline_check_config(&o->pipeline, err, errlen);
 }
 
-static const struct cli_spec run_spec = { "run", "", run_longopts, file_only_keys, apply_option };
+static const struct cli_spec run_spec = { "run", "", run_longopts, file_only_keys, apply_option, false };
 
 static void run_options_default(struct run_options *o)
 {

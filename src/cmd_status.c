@@ -120,7 +120,7 @@ int cmd_status(int argc, char **argv)
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "status", "h", longopts, NULL, apply_option };
+    static const struct cli_spec spec = { "status", "h", longopts, NULL, apply_option, false };
     struct status_cli o = { DEFAULT_CONTROL, "status" };
     struct cli_parsed parsed;
     int bad = cli_parse(&spec, argc, argv, &o, &parsed);
@@ -129,10 +129,7 @@ int cmd_status(int argc, char **argv)
         status_usage(stdout);
         return 0;
     }
-    if (bad || parsed.operands != argc) {
-        if (!bad)
-            fprintf(stderr, "colo-proxy status: '%s' is no option; status takes only options\n",
-                    argv[parsed.operands]);
+    if (bad) {
         cli_usage_hint("status");
         return 2;
     }

@@ -79,6 +79,7 @@ struct cli_spec {
     const struct option *longopts;
     const char *const *file_only;   /* keys the file may have that are no options (NULL: none) */
     cli_apply_fn apply;
+    bool takes_operands;            /* false: a word that is no option is an error (said by cli_parse) */
 };
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out);

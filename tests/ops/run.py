@@ -298,7 +298,11 @@ def check_command_line(proxy, tmp):
                  "unknown option '--heartbeat-mss' (did you mean --heartbeat-ms?)"),
                 ("compare", ["--json"], "unknown option '--json'"),
                 ("rewrite", ["--qmp"], "option '--qmp' needs a value"),
-                ("compare", ["--check=yes"], "option '--check' takes no value")]
+                ("compare", ["--check=yes"], "option '--check' takes no value"),
+                ("compare", ["--vnet_hdr_support", "on"],
+                 "'on' after --vnet_hdr_support: a value of --vnet_hdr_support is written --vnet_hdr_support=on"),
+                ("rewrite", ["--qmp", "unix:/x", "stray"], "'stray' is no option: rewrite takes options only"),
+                ("status", ["json"], "'json' is no option: status takes options only")]
     for command, args, want in misspelt:
         r = subprocess.run([proxy, command, *args], capture_output=True, text=True)
         verdict("%s %s: '%s', every line 'colo-proxy %s: '" % (command, " ".join(args), want, command),
