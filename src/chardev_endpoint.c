@@ -9,6 +9,7 @@
  * send a new peer part of a record, or lose queued output when a peer goes.
  */
 #include "colo/chardev_endpoint.h"
+#include "colo/cli.h"
 #include "colo/log.h"
 
 #include <errno.h>
@@ -23,8 +24,10 @@
 #include <event2/event.h>
 #include <event2/listener.h>
 #include <event2/util.h>
+#include <glib.h>
 
 #define RECONNECT_MS 200
+#define PEERLESS_WARN_S 5 /* a listening endpoint without a peer this long says so (then log_retry's pace) */
 /*
  * One read of up to 128 KiB per wakeup and input: the PVM and SVM streams are
  * read in turn, so neither runs far ahead of the other (megabytes of small PVM
@@ -35,6 +38,7 @@
 #define READS_PER_WAKEUP 1
 
 static void drop_peer(struct chardev_endpoint *ep);
+static void unreachable(struct chardev_endpoint *ep, int err);
 
 bool chardev_endpoint_connected(const struct chardev_endpoint *ep)
 {
@@ -139,7 +143,17 @@ static void attach_connected(struct chardev_endpoint *ep)
         int one = 1;
         setsockopt(ep->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
     }
-    log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
+    uint64_t failed = log_retry_up(&ep->retry_log);
+    if (ep->server)
+        event_del(ep->retry);
+    if (failed && ep->server)
+        log_msg(LOG_INFO, "%s connected to %s, after %llu warning%s that no peer had", ep->name, ep->spec,
+                (unsigned long long)failed, failed == 1 ? "" : "s");
+    else if (failed)
+        log_msg(LOG_INFO, "%s connected to %s after %llu failed attempt%s", ep->name, ep->spec,
+                (unsigned long long)failed, failed == 1 ? "" : "s");
+    else
+        log_msg(LOG_INFO, "%s connected to %s", ep->name, ep->spec);
     if (!ep->paused)
         event_add(ep->rd, NULL);
     record_queue_restart(&ep->out); /* what waited goes first, whole records only */
@@ -155,7 +169,7 @@ static void on_writable(evutil_socket_t fd, short what, void *arg)
         socklen_t len = sizeof(err);
         getsockopt(fd, SOL_SOCKET, SO_ERROR, &err, &len);
         if (err)
-            drop_peer(ep);
+            unreachable(ep, err);
         else
             attach_connected(ep);
         return;
@@ -177,10 +191,23 @@ static void attach_socket(struct chardev_endpoint *ep, evutil_socket_t fd, bool 
         attach_connected(ep);
 }
 
+/* A client tries again soon; a server checks again later that a peer came. */
 static void arm_retry(struct chardev_endpoint *ep)
 {
-    struct timeval tv = { 0, RECONNECT_MS * 1000 };
+    struct timeval tv = { ep->server ? PEERLESS_WARN_S : 0, ep->server ? 0 : RECONNECT_MS * 1000 };
     event_add(ep->retry, &tv);
+}
+
+static void peerless(evutil_socket_t unused, short what, void *arg)
+{
+    (void)unused;
+    (void)what;
+    struct chardev_endpoint *ep = arg;
+    if (ep->fd >= 0)
+        return;
+    log_retry_failed(&ep->retry_log, "%s: no peer has connected to %s (QEMU's chardev connects here)", ep->name,
+                     ep->spec);
+    arm_retry(ep);
 }
 
 static void close_socket(struct chardev_endpoint *ep)
@@ -199,8 +226,15 @@ static void drop_peer(struct chardev_endpoint *ep)
 {
     close_socket(ep);
     chardev_decoder_reset(&ep->decoder);
-    if (!ep->server)
-        arm_retry(ep);
+    arm_retry(ep);
+}
+
+/* A connect that failed: said (rate-limited), and tried again. */
+static void unreachable(struct chardev_endpoint *ep, int err)
+{
+    log_retry_failed(&ep->retry_log, "%s: cannot reach %s: %s; retrying every %d ms", ep->name, ep->spec,
+                     strerror(err), RECONNECT_MS);
+    drop_peer(ep);
 }
 
 static void try_connect(evutil_socket_t unused, short what, void *arg)
@@ -210,7 +244,7 @@ static void try_connect(evutil_socket_t unused, short what, void *arg)
     struct chardev_endpoint *ep = arg;
     evutil_socket_t fd = socket(ep->addr.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
     if (fd < 0) {
-        arm_retry(ep);
+        unreachable(ep, errno);
         return;
     }
     if (connect(fd, (struct sockaddr *)&ep->addr, (socklen_t)ep->addr_len) == 0) {
@@ -218,8 +252,9 @@ static void try_connect(evutil_socket_t unused, short what, void *arg)
     } else if (errno == EINPROGRESS) {
         attach_socket(ep, fd, true);
     } else {
+        int err = errno;
         evutil_closesocket(fd);
-        arm_retry(ep);
+        unreachable(ep, err);
     }
 }
 
@@ -237,7 +272,7 @@ static void on_accept(struct evconnlistener *l, evutil_socket_t fd, struct socka
     attach_socket(ep, fd, false);
 }
 
-/* "tcp:HOST:PORT[,server]" or "unix:PATH[,server]". */
+/* "tcp:HOST:PORT[,server[=on|off]]" or "unix:PATH[,server[=on|off]]". */
 static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, size_t errlen)
 {
     if (strlen(spec) >= sizeof(ep->spec)) {
@@ -246,9 +281,15 @@ static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, 
     }
     strcpy(ep->spec, spec);
     char *server = strstr(ep->spec, ",server");
-    if (server && (strcmp(server, ",server") == 0 || strcmp(server, ",server=on") == 0)) {
+    int on = !server ? 0 : server[7] == '\0' ? 1 : server[7] == '=' ? cli_on_off_value(server + 8) : -1;
+    if (server && on < 0) {
+        snprintf(err, errlen, "--%s '%s': write ,server (or ,server=on) to listen, ,server=off or nothing to "
+                 "connect", ep->name, spec);
+        return -1;
+    }
+    if (server) {
         *server = '\0';
-        ep->server = true;
+        ep->server = on == 1;
     }
     memset(&ep->addr, 0, sizeof(ep->addr));
     if (strncmp(ep->spec, "unix:", 5) == 0 && strlen(ep->spec + 5) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
@@ -269,7 +310,25 @@ static int parse_spec(struct chardev_endpoint *ep, const char *spec, char *err, 
 int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen)
 {
     struct chardev_endpoint probe = { .name = name };
-    return parse_spec(&probe, spec, err, errlen);
+    if (parse_spec(&probe, spec, err, errlen) != 0)
+        return -1;
+    if (probe.server && probe.addr.ss_family == AF_UNIX)
+        return cli_check_path(name, ((struct sockaddr_un *)&probe.addr)->sun_path, CLI_PATH_CREATE, err, errlen);
+    return 0;
+}
+
+void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, GString *line)
+{
+    bool first = true;
+    for (int i = 0; i < n; i++) {
+        struct chardev_endpoint probe = { .name = names[i] };
+        char err[8];
+        if (!specs[i] || parse_spec(&probe, specs[i], err, sizeof(err)) != 0)
+            continue;
+        g_string_append_printf(line, "%s%s %s %s", first ? "" : ", ", names[i],
+                               probe.server ? "listens on" : "connects to", probe.spec);
+        first = false;
+    }
 }
 
 int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, const char *name,
@@ -287,11 +346,12 @@ int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, 
     ep->ctx = ctx;
     if (parse_spec(ep, spec, err, errlen) != 0 || chardev_decoder_init(&ep->decoder, vnet_hdr) != 0)
         return -1;
-    ep->retry = evtimer_new(base, try_connect, ep);
+    ep->retry = evtimer_new(base, ep->server ? peerless : try_connect, ep);
     if (!ep->server) {
         event_active(ep->retry, EV_TIMEOUT, 0);
         return 0;
     }
+    arm_retry(ep);
     if (ep->addr.ss_family == AF_UNIX)
         unlink(((struct sockaddr_un *)&ep->addr)->sun_path);
     ep->listener = evconnlistener_new_bind(base, on_accept, ep, LEV_OPT_CLOSE_ON_FREE | LEV_OPT_REUSEABLE, 4,

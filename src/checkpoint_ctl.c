@@ -24,6 +24,7 @@
 #include <event2/event.h>
 #include <event2/util.h>
 
+#include "colo/log.h"
 #include "colo/qmp_parser.h"
 
 #define REQUEST_TIMEOUT_MS 3000
@@ -46,6 +47,7 @@ struct checkpoint_ctl {
     uint64_t stopped_at_ns;          /* the last STOP, for the checkpoint's duration */
     uint64_t next_id;
     struct checkpoint_ctl_stats stats;
+    struct log_retry retry_log;      /* QEMU not reachable yet: said now and then, not every back-off */
 };
 
 void checkpoint_ctl_config_default(struct checkpoint_ctl_config *cfg)
@@ -121,7 +123,12 @@ static void on_return(struct checkpoint_ctl *c, const struct qmp_message *m)
     if (strcmp(id, "cap") == 0) {
         c->session = SESSION_READY;
         c->backoff_ms = BACKOFF_START_MS;
-        say(c, "qmp: connected to %s", c->qmp);
+        uint64_t failed = log_retry_up(&c->retry_log);
+        char line[384];
+        int n = snprintf(line, sizeof(line), "qmp: connected to %s", c->qmp);
+        if (failed && n > 0 && (size_t)n < sizeof(line))
+            snprintf(line + n, sizeof(line) - (size_t)n, " after %llu failed attempts", (unsigned long long)failed);
+        say(c, "%s", line);
         query_status(c);
     } else if (strncmp(id, "status-", 7) == 0) {
         const char *mode = qmp_get(m, "return.mode");
@@ -189,6 +196,14 @@ static void on_message(void *arg, const struct qmp_message *m)
 
 /* ---- connection ---- */
 
+static void schedule_reconnect(struct checkpoint_ctl *c);
+
+static void unreachable(struct checkpoint_ctl *c, int err)
+{
+    log_retry_failed(&c->retry_log, "qmp: cannot reach QEMU's monitor at %s: %s; retrying", c->qmp, strerror(err));
+    schedule_reconnect(c);
+}
+
 static void schedule_reconnect(struct checkpoint_ctl *c)
 {
     arm(c->reconnect_timer, c->backoff_ms);
@@ -245,6 +260,11 @@ static void on_bev_event(struct bufferevent *bev, short what, void *arg)
         c->stats.connected = true;
         c->session = SESSION_GREETING;
         qmp_parser_init(&c->parser);
+    } else if ((what & BEV_EVENT_ERROR) && !c->stats.connected) {
+        int err = EVUTIL_SOCKET_ERROR();
+        bufferevent_free(c->bev);
+        c->bev = NULL;
+        unreachable(c, err);
     } else if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR)) {
         drop_connection(c);
     }
@@ -281,9 +301,10 @@ static void connect_now(evutil_socket_t fd, short what, void *arg)
     bufferevent_setcb(c->bev, on_read, NULL, on_bev_event, c);
     bufferevent_enable(c->bev, EV_READ | EV_WRITE);
     if (bufferevent_socket_connect(c->bev, (struct sockaddr *)&ss, len) != 0) {
+        int err = errno;
         bufferevent_free(c->bev);
         c->bev = NULL;
-        schedule_reconnect(c);
+        unreachable(c, err);
     }
 }
 

@@ -1,7 +1,8 @@
 /*
  * cli.c — what the subcommands share in reading options: the two passes (the
- * config file's group, then the command line) and value parsing with errors a
- * user can act on.
+ * config file's group, then the command line), value parsing with errors a user
+ * can act on ("colo-proxy CMD: ...", unknown options with the nearest one), and
+ * the one check of every path a command will open (cli_check_path).
  */
 #include "colo/cli.h"
 
@@ -9,11 +10,13 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "colo/config_file.h"
 #include "colo/log.h"
@@ -25,8 +28,7 @@ void cli_errors_to_log(bool on)
     errors_to_log = on;
 }
 
-/* Option errors: to stderr while starting, to the log once a daemon runs (a reload). */
-static void __attribute__((format(printf, 1, 2))) cli_error(const char *fmt, ...)
+void cli_error(const char *fmt, ...)
 {
     char msg[768];
     va_list ap;
@@ -36,7 +38,7 @@ static void __attribute__((format(printf, 1, 2))) cli_error(const char *fmt, ...
     if (errors_to_log)
         log_msg(LOG_WARNING, "%s", msg);
     else
-        fprintf(stderr, "colo-proxy: %s\n", msg);
+        fprintf(stderr, "%s: %s\n", log_who(), msg);
 }
 
 int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
@@ -49,6 +51,29 @@ int cli_parse_u32(const char *name, const char *s, uint32_t min, uint32_t *out)
         return -1;
     }
     *out = (uint32_t)v;
+    return 0;
+}
+
+int cli_on_off_value(const char *text)
+{
+    static const char *const on[] = { "on", "true", "yes", NULL }, *const off[] = { "off", "false", "no", NULL };
+    for (int i = 0; on[i]; i++) {
+        if (strcmp(text, on[i]) == 0)
+            return 1;
+        if (strcmp(text, off[i]) == 0)
+            return 0;
+    }
+    return -1;
+}
+
+int cli_parse_on_off(const char *name, const char *s, bool *out)
+{
+    int v = s ? cli_on_off_value(s) : 1;
+    if (v < 0) {
+        cli_error("--%s '%s' is a flag: give it alone, or write on or off (true or false)", name, s);
+        return -1;
+    }
+    *out = v == 1;
     return 0;
 }
 
@@ -106,11 +131,62 @@ const char *cli_config_path(int argc, char **argv)
 
 static int log_option(int c, const char *arg)
 {
-    char err[256];
-    int rc = c == CLI_OPT_LOG ? log_set_target(arg, err, sizeof(err)) : log_set_level(arg, err, sizeof(err));
+    char err[512];
+    bool file = c == CLI_OPT_LOG && strncmp(arg, "file:", 5) == 0 && arg[5];
+    int rc = file && cli_check_path("log", arg + 5, CLI_PATH_CREATE, err, sizeof(err)) != 0 ? -1
+             : c == CLI_OPT_LOG ? log_set_target(arg, err, sizeof(err))
+             : log_set_level(arg, err, sizeof(err));
     if (rc != 0)
         cli_error("%s", err);
     return rc;
+}
+
+static const struct option *option_with_value(const struct option *longopts, int val)
+{
+    for (const struct option *o = longopts; o->name; o++)
+        if (o->val == val)
+            return o;
+    return NULL;
+}
+
+/* What getopt refused (it prints nothing: opterr is 0), said our way, with the nearest option. */
+static void report_bad_option(const struct cli_spec *spec, int c, char **argv)
+{
+    const char *word = argv[optind - 1];
+    const struct option *o = optopt ? option_with_value(spec->longopts, optopt) : NULL;
+    if (strncmp(word, "--", 2) != 0) {
+        if (c == ':')
+            cli_error("option '-%c' needs a value", optopt);
+        else
+            cli_error("unknown option '-%c'", optopt ? optopt : '?');
+        return;
+    }
+    const char *name = word + 2, *eq = strchr(name, '=');
+    int len = (int)(eq ? eq - name : (long)strlen(name));
+    if (c == ':' && o) {
+        cli_error("option '--%s' needs a value", o->name);
+    } else if (o && eq) {
+        cli_error("option '--%.*s' takes no value", len, name);
+    } else {
+        g_autofree char *key = g_strndup(name, (gsize)len);
+        const char *near = config_file_nearest_option(key, spec->longopts, NULL);
+        cli_error("unknown option '--%s'%s%s%s", key, near ? " (did you mean --" : "", near ? near : "",
+                  near ? "?)" : "");
+    }
+}
+
+/*
+ * QEMU's habit "--flag on" for a flag whose value must be attached: said, with
+ * the spelling that works. getopt has not moved the next word yet.
+ */
+static bool value_apart(const struct cli_spec *spec, int c, int argc, char **argv)
+{
+    const struct option *o = option_with_value(spec->longopts, c);
+    if (!o || o->has_arg != optional_argument || optarg || optind >= argc || argv[optind][0] == '-')
+        return false;
+    cli_error("'%s' after --%s: a value of --%s is written --%s=%s", argv[optind], o->name, o->name, o->name,
+              argv[optind]);
+    return true;
 }
 
 /* One getopt pass; `file` names the config file when argv holds its words. */
@@ -118,16 +194,24 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
                      struct cli_parsed *out)
 {
     int c;
+    g_autofree char *shortopts = g_strdup_printf(":%s", spec->shortopts); /* ':' for a missing value */
     optind = 0; /* glibc: start afresh on a new argv */
-    while ((c = getopt_long(argc, argv, spec->shortopts, spec->longopts, NULL)) != -1) {
+    opterr = 0;
+    while ((c = getopt_long(argc, argv, shortopts, spec->longopts, NULL)) != -1) {
         if (c == CLI_OPT_CONFIG)
             continue;
         if (c == CLI_OPT_CHECK) {
             out->check = true;
             continue;
         }
-        int rc = c == '?' ? -1 : c == CLI_OPT_LOG || c == CLI_OPT_LOG_LEVEL ? log_option(c, optarg)
-                                                                         : spec->apply(ctx, c, optarg);
+        if (c == '?' || c == ':')
+            report_bad_option(spec, c, argv);
+        if (!spec->takes_operands && value_apart(spec, c, argc, argv))
+            return -1;
+        int rc = c == '?' || c == ':' ? -1
+                 : c == 'h' ? CLI_HELP
+                 : c == CLI_OPT_LOG || c == CLI_OPT_LOG_LEVEL ? log_option(c, optarg)
+                 : spec->apply(ctx, c, optarg);
         if (rc == CLI_HELP) {
             out->help = true;
             return 0;
@@ -143,6 +227,13 @@ static int apply_all(const struct cli_spec *spec, const char *file, int argc, ch
     }
     out->operands = optind;
     return 0;
+}
+
+/* A word that is no option, for a command that takes none. */
+static int stray_word(const struct cli_spec *spec, const char *word)
+{
+    cli_error("'%s' is no option: %s takes options only (they start with --)", word, spec->group);
+    return -1;
 }
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out)
@@ -166,7 +257,9 @@ int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, str
         if (rc != 0 || out->help)
             return rc;
     }
-    return apply_all(spec, NULL, argc, argv, ctx, out);
+    if (apply_all(spec, NULL, argc, argv, ctx, out) != 0)
+        return -1;
+    return out->help || spec->takes_operands || out->operands >= argc ? 0 : stray_word(spec, argv[out->operands]);
 }
 
 void cli_parsed_free(struct cli_parsed *p)
@@ -183,6 +276,31 @@ int cli_report_check(const char *command, const struct cli_parsed *p, int check_
     }
     printf("colo-proxy %s: configuration OK (%s%s)\n", command, p->config_path ? p->config_path : "command line",
            p->config_path ? " and the command line" : "");
+    return 0;
+}
+
+int cli_check_path(const char *option, const char *path, enum cli_path_use use, char *err, size_t errlen)
+{
+    g_autofree char *what = option ? g_strdup_printf("--%s '%s'", option, path) : g_strdup_printf("'%s'", path);
+    if (use == CLI_PATH_READ) {
+        bool is_dir = g_file_test(path, G_FILE_TEST_IS_DIR);
+        if (is_dir || faccessat(AT_FDCWD, path, R_OK, AT_EACCESS) != 0) {
+            snprintf(err, errlen, "%s: cannot read it: %s", what, is_dir ? "it is a directory" : strerror(errno));
+            return -1;
+        }
+        return 0;
+    }
+    g_autofree char *dir = use == CLI_PATH_DIR ? g_strdup(path) : g_path_get_dirname(path);
+    if (!g_file_test(dir, G_FILE_TEST_IS_DIR)) {
+        snprintf(err, errlen, "%s: '%s' %s: create the directory (mkdir -p '%s') or name another", what, dir,
+                 g_file_test(dir, G_FILE_TEST_EXISTS) ? "is no directory" : "does not exist", dir);
+        return -1;
+    }
+    if (faccessat(AT_FDCWD, dir, W_OK | X_OK, AT_EACCESS) != 0) { /* as the user the daemon runs as */
+        snprintf(err, errlen, "%s: this user (uid %u) cannot create files in '%s': %s; run as its owner or name "
+                 "another directory", what, (unsigned)geteuid(), dir, strerror(errno));
+        return -1;
+    }
     return 0;
 }
 

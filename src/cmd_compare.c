@@ -13,8 +13,10 @@
 
 #include <glib.h>
 
+#include "colo/chardev_endpoint.h"
 #include "colo/cli.h"
 #include "colo/log.h"
+#include "colo/ops_server.h"
 #include "colo/socket_mode.h"
 
 enum {
@@ -37,7 +39,7 @@ static void compare_usage(FILE *out)
     fputs("usage: colo-proxy compare --primary_in EP --secondary_in EP --outdev EP [options]\n"
           "  EP is tcp:HOST:PORT or unix:PATH (connect, retried), with ,server to listen\n"
           "options:\n"
-          "  --vnet_hdr_support          records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
+          "  --vnet_hdr_support[=on|off]  records carry a vnet header length (QEMU's spelling, =on, works too)\n"
           "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
           "  --notify_dev EP             the Xen COLO frame's channel (QEMU's notify_dev)\n"
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
@@ -57,7 +59,7 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_PRIMARY_IN: cfg->endpoint[SOCK_PRIMARY_IN] = arg; return 0;
     case OPT_SECONDARY_IN: cfg->endpoint[SOCK_SECONDARY_IN] = arg; return 0;
     case OPT_OUTDEV: cfg->endpoint[SOCK_OUTDEV] = arg; return 0;
-    case OPT_VNET: cfg->vnet_hdr_support = true; return 0;
+    case OPT_VNET: return cli_parse_on_off("vnet_hdr_support", arg, &cfg->vnet_hdr_support);
     case OPT_NOTIFY: cfg->endpoint[SOCK_NOTIFY_DEV] = arg; return 0;
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &cfg->checkpoint_period_ms);
@@ -96,6 +98,40 @@ static void reload(void *ctx, struct socket_mode *sm)
     g_ptr_array_add(r->kept, parsed);
 }
 
+#define NO_CHECKPOINT_CHANNEL                                                                                   \
+    "neither --qmp nor --notify_dev is given: colo-proxy can never ask for a checkpoint, so packets held "     \
+    "after a divergence wait for QEMU's own periodic one; give --qmp unix:PATH (the primary QEMU's monitor)"
+
+/* Everything a start would open: endpoints (and their socket directories), reports, QMP, control, metrics. */
+static int check_compare(const struct socket_mode_config *cfg, char *err, size_t errlen)
+{
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    return socket_mode_check_config(cfg, err, errlen) != 0 || ops_server_check_config(&oc, err, errlen) != 0 ? -1
+                                                                                                              : 0;
+}
+
+static bool has_checkpoint_channel(const struct socket_mode_config *cfg)
+{
+    return cfg->qmp || cfg->endpoint[SOCK_NOTIFY_DEV];
+}
+
+/* One line: what it listens on, connects to, and waits for. */
+static void log_start(const struct socket_mode_config *cfg)
+{
+    static const char *const names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev", "notify_dev" };
+    g_autoptr(GString) line = g_string_new("started: ");
+    chardev_endpoints_describe(names, cfg->endpoint, SOCK_ROLE_COUNT, line);
+    g_string_append(line, "; checkpoint channel: ");
+    if (cfg->qmp)
+        g_string_append_printf(line, "QMP at %s%s", cfg->qmp, cfg->endpoint[SOCK_NOTIFY_DEV] ? " and notify_dev" : "");
+    else
+        g_string_append(line, cfg->endpoint[SOCK_NOTIFY_DEV] ? "notify_dev" : "none");
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    ops_server_describe(&oc, line);
+    g_string_append_printf(line, "; waiting for QEMU's chardevs%s to connect", cfg->qmp ? " and its monitor" : "");
+    log_msg(LOG_INFO, "%s", line->str);
+}
+
 static void free_parsed(gpointer p)
 {
     cli_parsed_free(p);
@@ -110,8 +146,8 @@ int cmd_compare(int argc, char **argv)
         { "secondary_in", required_argument, NULL, OPT_SECONDARY_IN },
         { "secondary-in", required_argument, NULL, OPT_SECONDARY_IN },
         { "outdev", required_argument, NULL, OPT_OUTDEV },
-        { "vnet_hdr_support", no_argument, NULL, OPT_VNET },
-        { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
+        { "vnet_hdr_support", optional_argument, NULL, OPT_VNET },
+        { "vnet-hdr-support", optional_argument, NULL, OPT_VNET },
         { "qmp", required_argument, NULL, OPT_QMP },
         { "notify_dev", required_argument, NULL, OPT_NOTIFY },
         { "notify-dev", required_argument, NULL, OPT_NOTIFY },
@@ -125,7 +161,7 @@ int cmd_compare(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "compare", "", longopts, NULL, apply_option };
+    static const struct cli_spec spec = { "compare", "h", longopts, NULL, apply_option, false };
     struct socket_mode_config cfg;
     socket_mode_config_default(&cfg);
     struct cli_parsed parsed;
@@ -137,15 +173,23 @@ int cmd_compare(int argc, char **argv)
         compare_usage(stdout);
         rc = 0;
     } else if (parsed.check) {
-        rc = cli_report_check("compare", &parsed, socket_mode_check_config(&cfg, err, sizeof(err)), err);
+        int bad = check_compare(&cfg, err, sizeof(err));
+        if (!bad && !has_checkpoint_channel(&cfg))
+            fprintf(stderr, "%s: warning: %s\n", log_who(), NO_CHECKPOINT_CHANNEL);
+        rc = cli_report_check("compare", &parsed, bad, err);
+    } else if (check_compare(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", log_who(), err);
     } else {
         struct compare_reload r = { argc, argv, &spec, g_ptr_array_new_with_free_func(free_parsed) };
         cfg.reload = reload;
         cfg.reload_ctx = &r;
         struct socket_mode *sm = socket_mode_create(&cfg, err, sizeof(err));
         if (!sm) {
-            fprintf(stderr, "colo-proxy compare: %s\n", err);
+            fprintf(stderr, "%s: %s\n", log_who(), err);
         } else {
+            log_start(&cfg);
+            if (!has_checkpoint_channel(&cfg))
+                log_msg(LOG_WARNING, "%s", NO_CHECKPOINT_CHANNEL);
             rc = socket_mode_run(sm);
             socket_mode_destroy(sm);
         }

@@ -72,6 +72,20 @@ static int apply_replay_option(void *ctx, int c, const char *arg)
     }
 }
 
+/* Every path the replay will open, checked before any work (and by --check). */
+static int check_paths(const struct replay_options *opt, char *err, size_t errlen)
+{
+    if (cli_check_path(NULL, opt->primary_path, CLI_PATH_READ, err, errlen) != 0 ||
+        cli_check_path(NULL, opt->secondary_path, CLI_PATH_READ, err, errlen) != 0)
+        return -1;
+    if (opt->checkpoint_times_path &&
+        cli_check_path("checkpoint-times", opt->checkpoint_times_path, CLI_PATH_READ, err, errlen) != 0)
+        return -1;
+    if (opt->output_path && cli_check_path("out", opt->output_path, CLI_PATH_CREATE, err, errlen) != 0)
+        return -1;
+    return opt->reports_dir ? cli_check_path("reports", opt->reports_dir, CLI_PATH_DIR, err, errlen) : 0;
+}
+
 int cmd_replay(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -86,7 +100,7 @@ int cmd_replay(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "replay", "o:jh", longopts, NULL, apply_replay_option };
+    static const struct cli_spec spec = { "replay", "o:jh", longopts, NULL, apply_replay_option, true };
     struct replay_cli r = { .json = false };
     replay_options_default(&r.opt);
     struct replay_options *opt = &r.opt;
@@ -109,20 +123,20 @@ int cmd_replay(int argc, char **argv)
         cli_usage_hint("replay");
         return 2;
     }
-    if (parsed.check) {
-        int rc = cli_report_check("replay", &parsed, 0, "");
+    opt->primary_path = argv[first];
+    opt->secondary_path = argv[first + 1];
+    char err[512];
+    int bad = check_paths(opt, err, sizeof(err));
+    if (parsed.check || bad) {
+        int rc = parsed.check ? cli_report_check("replay", &parsed, bad, err) : 2;
+        if (!parsed.check)
+            fprintf(stderr, "colo-proxy replay: %s\n", err);
         cli_parsed_free(&parsed);
         return rc;
     }
-    opt->primary_path = argv[first];
-    opt->secondary_path = argv[first + 1];
     struct replay_result res;
-    char err[512];
     int rc = 0;
-    if (replay_run(opt, &res, err, sizeof(err)) != 0) {
-        fprintf(stderr, "colo-proxy replay: %s\n", err);
-        rc = 2;
-    } else if (r.json) {
+    if (replay_run(opt, &res, err, sizeof(err)) != 0) {    } else if (r.json) {
         replay_report_json(&res, opt, stdout);
     } else {
         replay_report_text(&res, opt, stdout);

@@ -14,7 +14,12 @@
 #include <stdio.h>
 #include <string.h>
 
+#include <glib.h>
+
+#include "colo/chardev_endpoint.h"
 #include "colo/cli.h"
+#include "colo/log.h"
+#include "colo/ops_server.h"
 #include "colo/socket_rewrite.h"
 
 enum {
@@ -39,7 +44,7 @@ static void rewrite_usage(FILE *out)
           "  --from_svm EP          where the secondary's filter-redirector (queue=rx, outdev) connects\n"
           "  --to_primary EP        the primary's compare (its secondary_in)\n"
           "options:\n"
-          "  --vnet_hdr_support     records carry a vnet header length (QEMU's vnet_hdr_support=on)\n"
+          "  --vnet_hdr_support[=on|off]  records carry a vnet header length (QEMU's spelling, =on, works too)\n"
           "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset\n"
           "  --max-conns N          connection table size (default 65536)\n"
           "  --control PATH         unix socket for colo-proxy status and line commands\n"
@@ -56,7 +61,7 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_TO_SVM: cfg->endpoint[RW_TO_SVM] = arg; return 0;
     case OPT_FROM_SVM: cfg->endpoint[RW_FROM_SVM] = arg; return 0;
     case OPT_TO_PRIMARY: cfg->endpoint[RW_TO_PRIMARY] = arg; return 0;
-    case OPT_VNET: cfg->vnet_hdr_support = true; return 0;
+    case OPT_VNET: return cli_parse_on_off("vnet_hdr_support", arg, &cfg->vnet_hdr_support);
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_MAX_CONNS: return cli_parse_u32("max-conns", arg, 16, &cfg->max_conns);
     case OPT_CONTROL: cfg->control = arg; return 0;
@@ -66,6 +71,29 @@ static int apply_option(void *ctx, int c, const char *arg)
     }
 }
 
+/* Everything a start would open: endpoints (and their socket directories), QMP, control, metrics. */
+static int check_rewrite(const struct socket_rewrite_config *cfg, char *err, size_t errlen)
+{
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    return socket_rewrite_check_config(cfg, err, errlen) != 0 || ops_server_check_config(&oc, err, errlen) != 0
+               ? -1
+               : 0;
+}
+
+/* One line: what it listens on, connects to, and waits for. */
+static void log_start(const struct socket_rewrite_config *cfg)
+{
+    static const char *const names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary" };
+    g_autoptr(GString) line = g_string_new("started: ");
+    chardev_endpoints_describe(names, cfg->endpoint, RW_ROLE_COUNT, line);
+    if (cfg->qmp)
+        g_string_append_printf(line, "; checkpoints seen via QMP at %s", cfg->qmp);
+    struct ops_server_config oc = { cfg->control, cfg->metrics_addr };
+    ops_server_describe(&oc, line);
+    g_string_append_printf(line, "; waiting for the chardevs%s to connect", cfg->qmp ? " and QEMU's monitor" : "");
+    log_msg(LOG_INFO, "%s", line->str);
+}
+
 int cmd_rewrite(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -73,8 +101,8 @@ int cmd_rewrite(int argc, char **argv)
         { "to_svm", required_argument, NULL, OPT_TO_SVM },
         { "from_svm", required_argument, NULL, OPT_FROM_SVM },
         { "to_primary", required_argument, NULL, OPT_TO_PRIMARY },
-        { "vnet_hdr_support", no_argument, NULL, OPT_VNET },
-        { "vnet-hdr-support", no_argument, NULL, OPT_VNET },
+        { "vnet_hdr_support", optional_argument, NULL, OPT_VNET },
+        { "vnet-hdr-support", optional_argument, NULL, OPT_VNET },
         { "qmp", required_argument, NULL, OPT_QMP },
         { "max-conns", required_argument, NULL, OPT_MAX_CONNS },
         { "control", required_argument, NULL, OPT_CONTROL },
@@ -83,7 +111,7 @@ int cmd_rewrite(int argc, char **argv)
         CLI_COMMON_LONGOPTS,
         { NULL, 0, NULL, 0 },
     };
-    static const struct cli_spec spec = { "rewrite", "", longopts, NULL, apply_option };
+    static const struct cli_spec spec = { "rewrite", "h", longopts, NULL, apply_option, false };
     struct socket_rewrite_config cfg;
     socket_rewrite_config_default(&cfg);
     struct cli_parsed parsed;
@@ -95,12 +123,15 @@ int cmd_rewrite(int argc, char **argv)
         rewrite_usage(stdout);
         rc = 0;
     } else if (parsed.check) {
-        rc = cli_report_check("rewrite", &parsed, socket_rewrite_check_config(&cfg, err, sizeof(err)), err);
+        rc = cli_report_check("rewrite", &parsed, check_rewrite(&cfg, err, sizeof(err)), err);
+    } else if (check_rewrite(&cfg, err, sizeof(err)) != 0) {
+        fprintf(stderr, "%s: %s\n", log_who(), err);
     } else {
         struct socket_rewrite *sr = socket_rewrite_create(&cfg, err, sizeof(err));
         if (!sr) {
-            fprintf(stderr, "colo-proxy rewrite: %s\n", err);
+            fprintf(stderr, "%s: %s\n", log_who(), err);
         } else {
+            log_start(&cfg);
             rc = socket_rewrite_run(sr);
             socket_rewrite_destroy(sr);
         }

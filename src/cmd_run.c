@@ -108,7 +108,7 @@ static int apply_option(void *ctx, int c, const char *arg)
         else if (strcmp(arg, "secondary") == 0)
             cfg->role = ROLE_SECONDARY;
         else
-            return fprintf(stderr, "colo-proxy run: --role '%s': use primary or secondary\n", arg), -1;
+            return cli_error("--role '%s': use primary or secondary", arg), -1;
         o->role_given = true;
         return 0;
     case OPT_CLIENT_PORT: cfg->port_name[PORT_CLIENT] = arg; return 0;
@@ -136,7 +136,7 @@ static int apply_option(void *ctx, int c, const char *arg)
         else if (strcmp(arg, "checkpoint") == 0)
             cfg->shutdown_policy = SHUTDOWN_CHECKPOINT;
         else
-            return fprintf(stderr, "colo-proxy run: --shutdown-policy '%s': use release or checkpoint\n", arg), -1;
+            return cli_error("--shutdown-policy '%s': use release or checkpoint", arg), -1;
         return 0;
     case OPT_SHUTDOWN_TIMEOUT:
         return cli_parse_u32("shutdown-timeout-ms", arg, 0, &cfg->shutdown_timeout_ms);
@@ -202,7 +202,7 @@ static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, cha
         GError *e = NULL;
         int n;
         if (words && !g_shell_parse_argv(words, &n, eal_words, &e)) {
-            fprintf(stderr, "colo-proxy run: config '%s' [run]: eal = '%s': %s\n", config, words, e->message);
+            cli_error("config '%s' [run]: eal = '%s': %s", config, words, e->message);
             g_error_free(e);
             return -1;
         }
@@ -237,14 +237,11 @@ static int split_argv(int argc, char **argv, GPtrArray *eal, GPtrArray *run, cha
 /* What can be checked before EAL starts; -1 with why. */
 static int check_run_options(const struct run_options *o, char *err, size_t errlen)
 {
-    char addr[64];
-    unsigned port;
     if (!o->role_given) {
         snprintf(err, errlen, "say which host this is with --role primary or --role secondary");
         return -1;
     }
-    if (o->ops.metrics_addr &&
-        ops_server_parse_metrics_addr(o->ops.metrics_addr, addr, sizeof(addr), &port, err, errlen) != 0)
+    if (ops_server_check_config(&o->ops, err, errlen) != 0)
         return -1;
     if (o->qmp.qmp && checkpoint_ctl_check_address(o->qmp.qmp, err, errlen) != 0)
         return -1;
@@ -253,7 +250,7 @@ static int check_run_options(const struct run_options *o, char *err, size_t errl
     return pipeline_check_config(&o->pipeline, err, errlen);
 }
 
-static const struct cli_spec run_spec = { "run", "", run_longopts, file_only_keys, apply_option };
+static const struct cli_spec run_spec = { "run", "", run_longopts, file_only_keys, apply_option, false };
 
 static void run_options_default(struct run_options *o)
 {
@@ -278,7 +275,7 @@ static int parse_run_options(GPtrArray *run, struct run_options *o, struct cli_p
     if (parsed->check)
         return cli_report_check("run", parsed, bad, err) == 0 ? 1 : 2;
     if (bad) {
-        fprintf(stderr, "colo-proxy run: %s\n", err);
+        fprintf(stderr, "%s: %s\n", log_who(), err);
         return 2;
     }
     return 0;
@@ -326,6 +323,19 @@ static int reload(void *ctx, struct pipeline_reload *out, const char **divergenc
     return rc;
 }
 
+/* One line: what the control thread serves and waits for (the data plane says which lcore it runs on). */
+static void log_start(const struct run_options *o)
+{
+    g_autoptr(GString) line = g_string_new(NULL);
+    g_string_printf(line, "started as the %s", o->pipeline.role == ROLE_PRIMARY ? "primary" : "secondary");
+    ops_server_describe(&o->ops, line);
+    if (o->qmp.qmp)
+        g_string_append_printf(line, "; checkpoints asked for via QMP at %s (waiting for QEMU's monitor)", o->qmp.qmp);
+    else if (o->pipeline.role == ROLE_PRIMARY)
+        g_string_append(line, "; no --qmp: checkpoint requests go to the control socket as events only");
+    log_msg(LOG_INFO, "%s", line->str);
+}
+
 static int run_data_plane(struct run_options *o, int argc, char **argv)
 {
     char err[512];
@@ -337,8 +347,9 @@ static int run_data_plane(struct run_options *o, int argc, char **argv)
                             : NULL;
     int rc = 2;
     if (!p || !ctl) {
-        fprintf(stderr, "colo-proxy run: %s\n", err);
+        fprintf(stderr, "%s: %s\n", log_who(), err);
     } else {
+        log_start(o);
         signal(SIGINT, on_signal);
         signal(SIGTERM, on_signal);
         pipeline_run(p);

@@ -95,6 +95,22 @@ static int read_answer(int fd, bool one_line)
     return strncmp(buf, "error", 5) == 0;
 }
 
+struct status_cli {
+    const char *path, *command;
+};
+
+static int apply_option(void *ctx, int c, const char *arg)
+{
+    struct status_cli *o = ctx;
+    switch (c) {
+    case OPT_CONTROL: o->path = arg; return 0;
+    case OPT_JSON: o->command = "status json"; return 0;
+    case OPT_PROMETHEUS: o->command = "metrics"; return 0;
+    case OPT_HELP: return CLI_HELP;
+    default: return -1;
+    }
+}
+
 int cmd_status(int argc, char **argv)
 {
     static const struct option longopts[] = {
@@ -104,24 +120,25 @@ int cmd_status(int argc, char **argv)
         { "help", no_argument, NULL, OPT_HELP },
         { NULL, 0, NULL, 0 },
     };
-    const char *path = DEFAULT_CONTROL, *command = "status";
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_CONTROL: path = optarg; break;
-        case OPT_JSON: command = "status json"; break;
-        case OPT_PROMETHEUS: command = "metrics"; break;
-        case OPT_HELP: status_usage(stdout); return 0;
-        default: status_usage(stderr); return 2;
-        }
+    static const struct cli_spec spec = { "status", "h", longopts, NULL, apply_option, false };
+    struct status_cli o = { DEFAULT_CONTROL, "status" };
+    struct cli_parsed parsed;
+    int bad = cli_parse(&spec, argc, argv, &o, &parsed);
+    cli_parsed_free(&parsed);
+    if (!bad && parsed.help) {
+        status_usage(stdout);
+        return 0;
     }
-    int fd = connect_control(path);
+    if (bad) {
+        cli_usage_hint("status");
+        return 2;
+    }
+    int fd = connect_control(o.path);
     if (fd < 0)
         return 1;
     int rc = 1;
-    if (dprintf(fd, "%s\n", command) > 0)
-        rc = read_answer(fd, strcmp(command, "status json") == 0);
+    if (dprintf(fd, "%s\n", o.command) > 0)
+        rc = read_answer(fd, strcmp(o.command, "status json") == 0);
     close(fd);
     return rc;
 }

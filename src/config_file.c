@@ -14,6 +14,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "colo/cli.h"
+
 #define SUGGEST_MAX_DISTANCE 3
 
 static GKeyFile *loaded(GKeyFile *kf, bool ok, GError *e, const char *name, char *err, size_t errlen)
@@ -70,12 +72,12 @@ static bool listed(const char *key, const char *const *list)
 /* Keys that steer the reading itself, never taken from a file. */
 static const char *const not_in_file[] = { "config", "check", "help", NULL };
 
-static const char *nearest_key(const char *key, const struct option *longopts)
+const char *config_file_nearest_option(const char *key, const struct option *longopts, const char *const *skip)
 {
     const char *best = NULL;
     size_t best_d = SUGGEST_MAX_DISTANCE + 1;
     for (const struct option *o = longopts; o->name; o++) {
-        if (listed(o->name, not_in_file))
+        if (listed(o->name, skip))
             continue;
         size_t d = edit_distance(key, o->name);
         if (d < best_d)
@@ -112,11 +114,14 @@ static int key_to_word(GKeyFile *kf, const char *path, const char *group, const 
     }
     if (o->has_arg == no_argument) {
         GError *e = NULL;
-        gboolean on = g_key_file_get_boolean(kf, group, key, &e);
+        int on = g_key_file_get_boolean(kf, group, key, &e);
         if (e) {
-            snprintf(err, errlen, "config '%s' [%s]: %s = '%s' is a flag: write true or false", path, group, key,
-                     value);
             g_error_free(e);
+            on = cli_on_off_value(value); /* QEMU's on and off, as on the command line */
+        }
+        if (on < 0) {
+            snprintf(err, errlen, "config '%s' [%s]: %s = '%s' is a flag: write true or false (or on or off)", path,
+                     group, key, value);
             return -1;
         }
         if (on)
@@ -149,7 +154,7 @@ static char **words_of(GKeyFile *kf, const char *path, const char *group, const 
         if (listed(keys[i], extra))
             continue;
         if (!o) {
-            const char *near = nearest_key(keys[i], longopts);
+            const char *near = config_file_nearest_option(keys[i], longopts, not_in_file);
             snprintf(err, errlen, "config '%s' [%s]: unknown key '%s'%s%s%s; the keys are the long options of "
                      "'colo-proxy %s --help'", path, group, keys[i], near ? " (did you mean '" : "",
                      near ? near : "", near ? "'?)" : "", group);

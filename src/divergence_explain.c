@@ -3,8 +3,8 @@
  *
  * The hex view aligns the two sides on their first differing byte (their frames
  * may be cut differently) and shows the rows around it, offsets in the stream
- * for TCP and in the payload otherwise; every byte that differs in the view is
- * marked. Hints are pattern checks on the bytes near the difference: an HTTP
+ * for TCP and in the payload otherwise, in decimal like every other offset it
+ * prints; every byte that differs in the view is marked. Hints are pattern checks on the bytes near the difference: an HTTP
  * header known to carry time or tokens, digits that differ (time, counters),
  * random-looking bytes (urandom, nonces); FIN and RST divergences have their own.
  */
@@ -22,6 +22,7 @@
 #define ROWS_BEFORE 2
 #define ROWS_AFTER 3
 #define RUN_SCAN 32
+#define OFFSET_W 14 /* "payload offset" */
 
 /* ---- hints ---- */
 
@@ -258,39 +259,51 @@ static bool differs_at(const struct report *r, int64_t rel)
     return p->payload[a] != s->payload[b];
 }
 
+void divergence_marks(const bool *differs, int n, char *hex, char *text)
+{
+    for (int i = 0; i < n; i++) {
+        memcpy(hex + i * 3, differs[i] ? "^^ " : "   ", 3);
+        text[i] = differs[i] ? '^' : ' ';
+    }
+    hex[n * 3] = text[n] = '\0';
+}
+
 static void marker_line(FILE *out, const struct report *r, int64_t rel_row)
 {
-    char hex[ROW * 3 + 1], ascii[ROW + 1];
-    bool any = false;
-    for (int i = 0; i < ROW; i++) {
-        bool d = differs_at(r, rel_row + i);
-        any |= d;
-        memcpy(hex + i * 3, d ? "^^ " : "   ", 3);
-        ascii[i] = d ? '^' : ' ';
-    }
-    hex[ROW * 3] = ascii[ROW] = '\0';
-    if (any)
-        fprintf(out, "%-10s %s %s  %s %s\n", "", hex, ascii, hex, ascii);
+    bool differs[ROW], any = false;
+    for (int i = 0; i < ROW; i++)
+        any |= differs[i] = differs_at(r, rel_row + i);
+    if (!any)
+        return;
+    char hex[ROW * 3 + 1], text[ROW + 1];
+    divergence_marks(differs, ROW, hex, text);
+    fprintf(out, "%*s %s %s  %s %s\n", OFFSET_W, "", hex, text, hex, text);
 }
 
 static void hex_view(FILE *out, const struct report *r)
 {
     bool tcp = r->kind != DIV_DATAGRAM_LEN && strncmp(r->connection, "tcp", 3) == 0;
     int64_t first_row = -(int64_t)(r->side[0].at % ROW) - ROWS_BEFORE * ROW;
-    fprintf(out, "%-10s %-48s %-18s  %-48s %s\n", tcp ? "stream/hex" : "payload/hex", "PVM", "", "SVM", "");
+    fprintf(out, "%*s %-48s %-18s  %-48s %s\n", OFFSET_W, tcp ? "stream offset" : "payload offset", "PVM", "", "SVM",
+            "");
     for (int row = 0; row < ROWS_BEFORE + ROWS_AFTER + 1; row++) {
         int64_t rel = first_row + row * ROW;
         int64_t pvm_from = (int64_t)r->side[0].at + rel;
         int64_t label = tcp ? (int64_t)r->stream_offset + rel : pvm_from;
         if (label < 0 || (!has_bytes(&r->side[0], pvm_from) && !has_bytes(&r->side[1], (int64_t)r->side[1].at + rel)))
             continue;
-        fprintf(out, "%010" PRIx64 " ", (uint64_t)label);
+        fprintf(out, "%*" PRId64 " ", OFFSET_W, label);
         hex_cells(out, &r->side[0], pvm_from);
         fputs("  ", out);
         hex_cells(out, &r->side[1], (int64_t)r->side[1].at + rel);
         fputc('\n', out);
         marker_line(out, r, rel);
     }
+}
+
+static const char *plural(size_t n)
+{
+    return n == 1 ? "" : "s";
 }
 
 int divergence_explain(const char *file, FILE *out, char *err, size_t errlen)
@@ -305,10 +318,10 @@ int divergence_explain(const char *file, FILE *out, char *err, size_t errlen)
     fprintf(out, "  at stream offset %" PRIu64 ", %s\n", r.stream_offset, when ? when : "time unknown");
     for (int s = 0; s < 2; s++) {
         const struct report_side *side = &r.side[s];
-        fprintf(out, "  %s: %zu packets held", s ? "SVM" : "PVM", side->trace.count);
+        fprintf(out, "  %s: %zu packet%s held", s ? "SVM" : "PVM", side->trace.count, plural(side->trace.count));
         if (side->payload)
-            fprintf(out, "; packet %" PRId64 " differs at payload byte %zu of %zu", side->packet + 1, side->at,
-                    side->payload_len);
+            fprintf(out, "; packet %" PRId64 " differs at payload byte %zu of %zu byte%s", side->packet + 1,
+                    side->at, side->payload_len, plural(side->payload_len));
         fputc('\n', out);
     }
     fputc('\n', out);

@@ -17,6 +17,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "colo/cli.h"
 #include "colo/pcap_port.h"
 #include "colo/pkt_parse.h"
 
@@ -192,10 +193,5 @@ void divergence_report_publish(const struct divergence_capture *cap, const char 
 
 int divergence_report_check_dir(const char *dir, char *err, size_t errlen)
 {
-    if (!g_file_test(dir, G_FILE_TEST_IS_DIR) || access(dir, W_OK | X_OK) != 0) {
-        snprintf(err, errlen, "--divergence-reports '%s' is not a directory this user can write: create it "
-                 "(mkdir -p '%s') or name another", dir, dir);
-        return -1;
-    }
-    return 0;
+    return cli_check_path("divergence-reports", dir, CLI_PATH_DIR, err, errlen);
 }

@@ -4,7 +4,8 @@
  * One writer function serves every target; a mutex covers the file target's
  * stream so a reopen (SIGHUP, on the control thread) never races a write from
  * the data plane. If the journal cannot be reached, a message goes to stderr
- * rather than nowhere.
+ * rather than nowhere. Also the pace of "still cannot reach it" warnings
+ * (log_retry), so every daemon says the same once, then every 30 s.
  */
 #include "colo/log.h"
 
@@ -14,6 +15,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #define LOG_DOMAIN "colo-proxy"
 
@@ -26,9 +28,12 @@ static struct {
     char *path;
     FILE *file;
     bool writer_set;
-} log_state = { .kind = TARGET_STDERR, .level = LOG_INFO };
+    char who[48]; /* "colo-proxy CMD", every line's prefix */
+} log_state = { .kind = TARGET_STDERR, .level = LOG_INFO, .who = "colo-proxy" };
 
 static const char *const level_names[] = { "error", "warning", "info", "debug" };
+/* On stderr, where no level is written otherwise, errors and warnings say what they are. */
+static const char *const level_marks[] = { "error: ", "warning: ", "", "" };
 
 static enum log_level level_of(GLogLevelFlags flags)
 {
@@ -53,8 +58,8 @@ static void write_file_line(enum log_level level, const char *msg)
 {
     g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     g_autofree char *when = g_date_time_format(now, "%Y-%m-%dT%H:%M:%S");
-    fprintf(log_state.file, "%s.%03dZ %s colo-proxy: %s\n", when, g_date_time_get_microsecond(now) / 1000,
-            level_names[level], msg);
+    fprintf(log_state.file, "%s.%03dZ %s %s: %s\n", when, g_date_time_get_microsecond(now) / 1000,
+            level_names[level], log_state.who, msg);
     fflush(log_state.file);
 }
 
@@ -70,7 +75,7 @@ static GLogWriterOutput writer(GLogLevelFlags flags, const GLogField *fields, gs
     if (log_state.kind == TARGET_FILE && log_state.file)
         write_file_line(level, msg);
     else
-        fprintf(stderr, "colo-proxy: %s\n", msg);
+        fprintf(stderr, "%s: %s%s\n", log_state.who, level_marks[level], msg);
     g_mutex_unlock(&log_state.lock);
     return G_LOG_WRITER_HANDLED;
 }
@@ -81,6 +86,16 @@ static void install_writer(void)
         g_log_set_writer_func(writer, NULL, NULL);
         log_state.writer_set = true;
     }
+}
+
+void log_set_command(const char *command)
+{
+    snprintf(log_state.who, sizeof(log_state.who), "colo-proxy%s%s", command ? " " : "", command ? command : "");
+}
+
+const char *log_who(void)
+{
+    return log_state.who;
 }
 
 int log_set_target(const char *target, char *err, size_t errlen)
@@ -167,4 +182,35 @@ void log_msg(enum log_level level, const char *fmt, ...)
         { "SYSLOG_IDENTIFIER", LOG_DOMAIN, -1 },
     };
     g_log_structured_array(flags[level], fields, G_N_ELEMENTS(fields));
+}
+
+static uint64_t monotonic_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+void log_retry_failed(struct log_retry *r, const char *fmt, ...)
+{
+    uint64_t now = monotonic_ns();
+    r->failures++;
+    if (r->failures > 1 && now < r->next_ns)
+        return;
+    r->next_ns = now + LOG_RETRY_EVERY_S * 1000000000ull;
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof(msg), fmt, ap);
+    va_end(ap);
+    log_msg(LOG_WARNING, "%s (%llu time%s so far; said again in %d s unless it comes up)", msg,
+            (unsigned long long)r->failures, r->failures == 1 ? "" : "s", LOG_RETRY_EVERY_S);
+}
+
+uint64_t log_retry_up(struct log_retry *r)
+{
+    uint64_t failed = r->failures;
+    r->failures = 0;
+    r->next_ns = 0;
+    return failed;
 }

@@ -14,6 +14,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
@@ -27,6 +30,7 @@
 #include <event2/http.h>
 #include <event2/listener.h>
 
+#include "colo/cli.h"
 #include "colo/log.h"
 #include "colo/metrics.h"
 
@@ -295,21 +299,110 @@ int ops_server_parse_metrics_addr(const char *text, char *addr, size_t addrlen, 
     return 0;
 }
 
+/*
+ * The address to bind: a numeric one as it is (no resolver, so a namespace with
+ * only loopback works), a name through getaddrinfo without AI_ADDRCONFIG.
+ */
+static int metrics_sockaddr(const char *addr, unsigned port, struct sockaddr_storage *ss, socklen_t *len,
+                            char *err, size_t errlen)
+{
+    char host[64];
+    snprintf(host, sizeof(host), "%s", addr);
+    size_t n = strlen(host);
+    if (n >= 2 && host[0] == '[' && host[n - 1] == ']') {
+        memmove(host, host + 1, n - 2);
+        host[n - 2] = '\0';
+    }
+    memset(ss, 0, sizeof(*ss));
+    struct sockaddr_in *v4 = (struct sockaddr_in *)ss;
+    struct sockaddr_in6 *v6 = (struct sockaddr_in6 *)ss;
+    if (inet_pton(AF_INET, host, &v4->sin_addr) == 1) {
+        v4->sin_family = AF_INET;
+        v4->sin_port = htons((uint16_t)port);
+        *len = sizeof(*v4);
+        return 0;
+    }
+    if (inet_pton(AF_INET6, host, &v6->sin6_addr) == 1) {
+        v6->sin6_family = AF_INET6;
+        v6->sin6_port = htons((uint16_t)port);
+        *len = sizeof(*v6);
+        return 0;
+    }
+    struct addrinfo hints = { .ai_socktype = SOCK_STREAM }, *found = NULL;
+    int rc = getaddrinfo(host, NULL, &hints, &found);
+    if (rc != 0) {
+        snprintf(err, errlen, "cannot serve metrics on %s:%u: the name does not resolve: %s; give a numeric "
+                 "address", addr, port, gai_strerror(rc));
+        return -1;
+    }
+    memcpy(ss, found->ai_addr, found->ai_addrlen);
+    *len = found->ai_addrlen;
+    ((struct sockaddr_in *)ss)->sin_port = htons((uint16_t)port); /* same offset in sockaddr_in6 */
+    freeaddrinfo(found);
+    return 0;
+}
+
+static const char *bind_hint(int e)
+{
+    switch (e) {
+    case EADDRINUSE: return " (another process has this port: choose another with --metrics)";
+    case EADDRNOTAVAIL: return " (no interface here has this address)";
+    case EACCES: return " (ports below 1024 need privilege)";
+    default: return "";
+    }
+}
+
 static int listen_http(struct ops_server *s, const char *spec, char *err, size_t errlen)
 {
     char addr[64];
     unsigned port;
-    if (ops_server_parse_metrics_addr(spec, addr, sizeof(addr), &port, err, errlen) != 0)
+    struct sockaddr_storage ss;
+    socklen_t len;
+    if (ops_server_parse_metrics_addr(spec, addr, sizeof(addr), &port, err, errlen) != 0 ||
+        metrics_sockaddr(addr, port, &ss, &len, err, errlen) != 0)
         return -1;
+    int fd = socket(ss.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0), one = 1;
+    const char *step = "socket";
+    if (fd >= 0) {
+        setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+        step = bind(fd, (struct sockaddr *)&ss, len) != 0 ? "bind" : listen(fd, 16) != 0 ? "listen" : NULL;
+    }
+    if (step) {
+        int e = errno;
+        snprintf(err, errlen, "cannot serve metrics on %s:%u: %s: %s%s", addr, port, step, strerror(e),
+                 bind_hint(e));
+        if (fd >= 0)
+            close(fd);
+        return -1;
+    }
     s->http = evhttp_new(s->base);
-    if (!s->http || evhttp_bind_socket(s->http, addr, (uint16_t)port) != 0) {
-        snprintf(err, errlen, "cannot serve metrics on %s:%u: %s (is the port in use?)", addr, port,
-                 strerror(errno));
+    if (!s->http || !evhttp_accept_socket_with_handle(s->http, fd)) {
+        snprintf(err, errlen, "cannot serve metrics on %s:%u: out of memory for the HTTP server", addr, port);
+        close(fd);
         return -1;
     }
     evhttp_set_allowed_methods(s->http, EVHTTP_REQ_GET);
     evhttp_set_gencb(s->http, on_http, s);
     return 0;
+}
+
+void ops_server_describe(const struct ops_server_config *cfg, GString *line)
+{
+    if (cfg->control_path)
+        g_string_append_printf(line, "; control socket %s", cfg->control_path);
+    if (cfg->metrics_addr)
+        g_string_append_printf(line, "; metrics on %s", cfg->metrics_addr);
+}
+
+int ops_server_check_config(const struct ops_server_config *cfg, char *err, size_t errlen)
+{
+    char addr[64];
+    unsigned port;
+    if (cfg->control_path && cli_check_path("control", cfg->control_path, CLI_PATH_CREATE, err, errlen) != 0)
+        return -1;
+    return cfg->metrics_addr ? ops_server_parse_metrics_addr(cfg->metrics_addr, addr, sizeof(addr), &port, err,
+                                                             errlen)
+                             : 0;
 }
 
 /* ---- life cycle ---- */

@@ -3,11 +3,13 @@
  *
  * Owns: the libpcap handles and the loaded blob. Reads with nanosecond
  * precision (libpcap scales microsecond files). Never trusts a record: lengths
- * come from libpcap's header and are used only to copy that many bytes.
+ * come from libpcap's header and are used only to copy that many bytes. Also
+ * whether a record can start with a virtio-net header (vnet_hdr_plausible).
  */
 #include "colo/pcap_port.h"
 
 #include <pcap/pcap.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -138,4 +140,26 @@ void pcap_sink_close(struct pcap_sink *s)
     if (s->dead)
         pcap_close(s->dead);
     free(s);
+}
+
+static uint16_t le16(const uint8_t *b)
+{
+    return (uint16_t)(b[0] | b[1] << 8);
+}
+
+bool vnet_hdr_plausible(const uint8_t *hdr, uint32_t hdr_len, uint32_t frame_len)
+{
+    enum { NEEDS_CSUM = 1, KNOWN_FLAGS = 7, GSO_ECN = 0x80, GSO_UDP = 3, GSO_UDP_L4 = 5 };
+    if (hdr_len < VNET_HDR_CHECKED)
+        return true; /* nothing to check */
+    uint8_t flags = hdr[0], gso = hdr[1] & (uint8_t)~GSO_ECN;
+    uint16_t gso_hdr_len = le16(hdr + 2), gso_size = le16(hdr + 4), csum_start = le16(hdr + 6),
+             csum_offset = le16(hdr + 8);
+    if ((flags & ~KNOWN_FLAGS) || gso == 2 || gso > GSO_UDP_L4 || gso_hdr_len > frame_len)
+        return false;
+    if ((gso == 0) != (gso_size == 0))
+        return false;
+    if (flags & NEEDS_CSUM)
+        return (uint32_t)csum_start + csum_offset + 2 <= frame_len;
+    return csum_start == 0 && csum_offset == 0;
 }

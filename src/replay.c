@@ -4,6 +4,8 @@
  * Owns: the merge of the two traces by timestamp, the schedule of checkpoint
  * completions (model and recorded), and the collection of what the engine did
  * (release order, divergences, checkpoints) into a `struct replay_result`.
+ * With --vnet-hdr, a frame without a plausible header never reaches the engine:
+ * it is counted as malformed and a PVM one is released at once, uncompared.
  *
  * The clock only moves forward: each step takes the earliest of the next frame,
  * the next engine deadline (compare timeout, connection expiry) and the next
@@ -13,6 +15,7 @@
 #include "colo/replay.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -28,6 +31,7 @@ struct replay_run {
     struct replay_result *res;
     struct pcap_trace pvm_trace, svm_trace;
     struct colo_pkt *pvm_pkts, *svm_pkts;
+    bool *pvm_bad, *svm_bad;     /* no plausible virtio-net header (--vnet-hdr): never compared */
     struct pcap_sink *sink;
     struct colo_compare *engine;
     uint64_t now;
@@ -144,10 +148,12 @@ static void on_divergence(void *ctx, const struct divergence *d)
         write_report(r, d, res->divergence_count);
 }
 
-static struct colo_pkt *make_packets(const struct pcap_trace *t, uint32_t vnet_len)
+static struct colo_pkt *make_packets(const struct pcap_trace *t, uint32_t vnet_len, bool **bad, const char *side,
+                                     bool *warned)
 {
     struct colo_pkt *pkts = calloc(t->count ? t->count : 1, sizeof(*pkts));
-    if (!pkts)
+    *bad = calloc(t->count ? t->count : 1, sizeof(**bad));
+    if (!pkts || !*bad)
         return NULL;
     for (size_t i = 0; i < t->count; i++) {
         const struct pcap_record *rec = &t->records[i];
@@ -157,6 +163,13 @@ static struct colo_pkt *make_packets(const struct pcap_trace *t, uint32_t vnet_l
         pkts[i].owner = (void *)rec;
         pkts[i].owner_index = i;
         pkt_parse(pkts[i].frame, pkts[i].frame_len, &pkts[i].view);
+        (*bad)[i] = vnet_len && (rec->len < vnet_len || !vnet_hdr_plausible(rec->data, vnet_len, rec->len - skip));
+        if ((*bad)[i] && !*warned) {
+            fprintf(stderr, "colo-proxy replay: warning: %s frame %zu does not start with a plausible %u-byte "
+                    "virtio-net header: was the capture taken with them (--vnet-hdr)? Such frames are counted "
+                    "as malformed and never compared\n", side, i + 1, vnet_len);
+            *warned = true;
+        }
     }
     return pkts;
 }
@@ -212,6 +225,20 @@ static void advance_clock(struct replay_run *r, uint64_t t)
         r->now = t;
 }
 
+/* A frame to the engine; one without a plausible vnet header leaves at once (PVM) or is dropped (SVM). */
+static void input_frame(struct replay_run *r, enum colo_side side, struct colo_pkt *p, bool bad_vnet)
+{
+    if (!bad_vnet) {
+        colo_compare_input(r->engine, side, p, r->now);
+        return;
+    }
+    r->res->bad_vnet_frames++;
+    if (side == SIDE_PVM) {
+        r->res->bad_vnet_pvm_released++;
+        on_release(r, p, RELEASE_UNCOMPARED);
+    }
+}
+
 static void run_events(struct replay_run *r)
 {
     size_t i = 0, j = 0, np = r->pvm_trace.count, ns = r->svm_trace.count;
@@ -235,10 +262,12 @@ static void run_events(struct replay_run *r)
             colo_compare_tick(r->engine, r->now);
         } else if (tp <= ts) {
             advance_clock(r, tp);
-            colo_compare_input(r->engine, SIDE_PVM, &r->pvm_pkts[i++], r->now);
+            input_frame(r, SIDE_PVM, &r->pvm_pkts[i], r->pvm_bad[i]);
+            i++;
         } else {
             advance_clock(r, ts);
-            colo_compare_input(r->engine, SIDE_SVM, &r->svm_pkts[j++], r->now);
+            input_frame(r, SIDE_SVM, &r->svm_pkts[j], r->svm_bad[j]);
+            j++;
         }
     }
     colo_compare_release_all(r->engine);
@@ -252,12 +281,13 @@ static int setup(struct replay_run *r, char *err, size_t errlen)
         return -1;
     if (opt->checkpoint_times_path && load_recorded(r, opt->checkpoint_times_path, err, errlen) != 0)
         return -1;
-    r->pvm_pkts = make_packets(&r->pvm_trace, opt->vnet_hdr_len);
-    r->svm_pkts = make_packets(&r->svm_trace, opt->vnet_hdr_len);
+    bool warned = false;
+    r->pvm_pkts = make_packets(&r->pvm_trace, opt->vnet_hdr_len, &r->pvm_bad, "PVM", &warned);
+    r->svm_pkts = make_packets(&r->svm_trace, opt->vnet_hdr_len, &r->svm_bad, "SVM", &warned);
     size_t n = r->pvm_trace.count ? r->pvm_trace.count : 1;
     r->res->release_order = calloc(n, sizeof(uint32_t));
     r->res->release_reason = calloc(n, 1);
-    if (!r->pvm_pkts || !r->svm_pkts || !r->res->release_order || !r->res->release_reason) {
+    if (!r->pvm_pkts || !r->svm_pkts || !r->pvm_bad || !r->svm_bad || !r->res->release_order || !r->res->release_reason) {
         snprintf(err, errlen, "out of memory for %zu + %zu frames", r->pvm_trace.count,
                  r->svm_trace.count);
         return -1;
@@ -283,6 +313,7 @@ static void collect(struct replay_run *r)
 {
     struct replay_result *res = r->res;
     res->stats = *colo_compare_stats(r->engine);
+    res->stats.released[RELEASE_UNCOMPARED] += res->bad_vnet_pvm_released; /* released past the engine */
     res->pvm_frames = r->pvm_trace.count;
     res->svm_frames = r->svm_trace.count;
     const struct conn_table *t = colo_compare_table(r->engine);
@@ -324,6 +355,8 @@ int replay_run(const struct replay_options *opt, struct replay_result *res, char
     pcap_sink_close(r.sink);
     free(r.pvm_pkts);
     free(r.svm_pkts);
+    free(r.pvm_bad);
+    free(r.svm_bad);
     free(r.recorded);
     free(r.capture);
     pcap_trace_free(&r.pvm_trace);

@@ -6,7 +6,10 @@
  */
 #include <inttypes.h>
 
+#include "colo/divergence_explain.h"
 #include "colo/replay.h"
+
+#define CHECKPOINTS_LISTED 20
 
 static uint64_t total_released(const struct colo_compare_stats *s)
 {
@@ -38,6 +41,19 @@ static void hex_column(FILE *out, const uint8_t *b, uint32_t n)
     fputs("|", out);
 }
 
+/* Under the two rows: "^^" under each byte that differs and '^' under its character, as explain marks them. */
+static void marks_row(FILE *out, const struct replay_divergence *d)
+{
+    bool differs[DIVERGENCE_SHOW_BYTES];
+    uint32_t both = d->pvm_shown < d->svm_shown ? d->pvm_shown : d->svm_shown;
+    uint32_t any = d->pvm_shown > d->svm_shown ? d->pvm_shown : d->svm_shown;
+    for (uint32_t i = 0; i < DIVERGENCE_SHOW_BYTES; i++)
+        differs[i] = i < both ? d->pvm_bytes[i] != d->svm_bytes[i] : i < any;
+    char hex[DIVERGENCE_SHOW_BYTES * 3 + 1], text[DIVERGENCE_SHOW_BYTES + 1];
+    divergence_marks(differs, DIVERGENCE_SHOW_BYTES, hex, text);
+    fprintf(out, "       %s  %s\n", hex, text);
+}
+
 static const char *kind_meaning(enum divergence_kind k)
 {
     switch (k) {
@@ -52,6 +68,39 @@ static const char *kind_meaning(enum divergence_kind k)
 static double rel_s(const struct replay_result *res, uint64_t t)
 {
     return t >= res->first_ns ? (double)(t - res->first_ns) / 1e9 : 0.0;
+}
+
+/* When each checkpoint was asked for and done, on the same clock as the divergences. */
+static void checkpoints_text(const struct replay_result *res, const struct replay_options *opt, FILE *out)
+{
+    for (size_t i = 0; i < res->checkpoint_count && i < CHECKPOINTS_LISTED; i++) {
+        const struct replay_checkpoint *c = &res->checkpoints[i];
+        fprintf(out, "  checkpoint %zu: %s at %.6f s", i + 1, c->recorded ? "recorded, began" : "requested",
+                rel_s(res, c->requested_ns));
+        if (!c->recorded)
+            fprintf(out, " (%s)", checkpoint_reason_name(c->reason));
+        if (c->done_ns)
+            fprintf(out, ", done at %.6f s (%.1f ms later%s)\n", rel_s(res, c->done_ns),
+                    (double)(c->done_ns - c->requested_ns) / 1e6,
+                    c->recorded || opt->checkpoint_ms == REPLAY_NO_MODEL ? "" : ", --checkpoint-ms");
+        else
+            fputs(", never done (no checkpoint completes it)\n", out);
+    }
+    if (res->checkpoint_count > CHECKPOINTS_LISTED)
+        fprintf(out, "  ... %zu more (--json lists every one)\n", res->checkpoint_count - CHECKPOINTS_LISTED);
+}
+
+/* Where a person goes from here: the first divergence, explained. */
+static void next_step(const struct replay_result *res, const struct replay_options *opt, FILE *out)
+{
+    if (!res->divergence_count)
+        return;
+    if (opt->reports_dir)
+        fprintf(out, "\nnext: colo-proxy explain %s/divergence-1.txt (the bytes around it, and a likely cause)\n",
+                opt->reports_dir);
+    else
+        fputs("\nnext: run again with --reports DIR, then colo-proxy explain DIR/divergence-1.txt (the bytes "
+              "around it, and a likely cause)\n", out);
 }
 
 void replay_report_text(const struct replay_result *res, const struct replay_options *opt,
@@ -88,6 +137,10 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
     uint64_t malformed = sum(s->malformed, PARSE_STATUS_COUNT);
     if (malformed)
         fprintf(out, "malformed frames (compared whole): %" PRIu64 "\n", malformed);
+    if (res->bad_vnet_frames)
+        fprintf(out, "malformed frames without a plausible virtio-net header (never compared; PVM ones released "
+                     "as uncompared): %" PRIu64 "\n", res->bad_vnet_frames);
+    checkpoints_text(res, opt, out);
     for (size_t i = 0; i < res->divergence_count; i++) {
         const struct replay_divergence *d = &res->divergences[i];
         fprintf(out, "\ndivergence %zu at %.6f s: %s\n  %s (%s), stream offset %" PRIu64
@@ -101,7 +154,9 @@ void replay_report_text(const struct replay_result *res, const struct replay_opt
         fputs("\n  SVM: ", out);
         hex_column(out, d->svm_bytes, d->svm_shown);
         fputc('\n', out);
+        marks_row(out, d);
     }
+    next_step(res, opt, out);
 }
 
 static void json_hex(FILE *out, const uint8_t *b, uint32_t n)
@@ -162,9 +217,10 @@ void replay_report_json(const struct replay_result *res, const struct replay_opt
             sum(s->checkpoint_requests, CKPT_REASON_COUNT));
     json_counts(out, "checkpoint_requests_by_reason", s->checkpoint_requests, CKPT_REASON_COUNT,
                 ckpt_label);
+    fprintf(out, "  \"malformed_vnet_hdr\": %" PRIu64 ",\n", res->bad_vnet_frames);
     fprintf(out, "  \"checkpoints_done\": %" PRIu64 ",\n  \"malformed\": %" PRIu64
                  ",\n  \"connections\": %" PRIu64 ",\n  \"bytes_per_connection\": %.1f,\n",
-            s->checkpoints_done, sum(s->malformed, PARSE_STATUS_COUNT), res->conns_created,
+            s->checkpoints_done, sum(s->malformed, PARSE_STATUS_COUNT) + res->bad_vnet_frames, res->conns_created,
             res->bytes_per_conn);
     fputs("  \"divergences\": [", out);
     for (size_t i = 0; i < res->divergence_count; i++) {

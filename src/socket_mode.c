@@ -389,6 +389,7 @@ static void ops_fill(void *ctx, struct metric_set *m)
     const struct conn_table *t = colo_compare_table(sm->engine);
     status_metrics_compare(m, colo_compare_stats(sm->engine), conn_table_stats(t), sm->cfg.compare.max_conns,
                            colo_compare_bypass(sm->engine));
+    status_metrics_checkpoint_channel(m, sm->qmp != NULL, sm->opened[SOCK_NOTIFY_DEV]);
     if (sm->qmp)
         status_metrics_qmp(m, checkpoint_ctl_stats(sm->qmp));
 }

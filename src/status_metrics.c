@@ -53,6 +53,12 @@ void status_metrics_compare(struct metric_set *m, const struct colo_compare_stat
                    &s->checkpoint_wait);
 }
 
+void status_metrics_checkpoint_channel(struct metric_set *m, bool qmp, bool notify_dev)
+{
+    metric_info(m, "checkpoint_channel", "How this colo-proxy asks QEMU for checkpoints (none: it cannot)",
+                "channel", qmp && notify_dev ? "qmp+notify_dev" : qmp ? "qmp" : notify_dev ? "notify_dev" : "none");
+}
+
 void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s)
 {
     metric_gauge(m, "qmp_connected", "1 while the QMP channel to QEMU is up", NULL, NULL, s->connected);

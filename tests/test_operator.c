@@ -17,11 +17,13 @@
 #include <glib.h>
 
 #include "colo/bypass.h"
+#include "colo/cli.h"
 #include "colo/config_file.h"
 #include "colo/divergence_explain.h"
 #include "colo/divergence_report.h"
 #include "colo/latency_hist.h"
 #include "colo/metrics.h"
+#include "colo/pcap_port.h"
 
 static void test_latency_quantiles_within_an_eighth(void **state)
 {
@@ -218,11 +220,11 @@ static void test_config_refuses_what_is_not_an_option(void **state)
         unlink(path);
         g_free(path);
     }
-    char *path = write_conf("[compare]\neal = -l 1\nvnet_hdr_support = false\n");
+    char *path = write_conf("[compare]\neal = -l 1\nvnet_hdr_support = off\n");
     char err[256];
     char **w = config_file_words(path, "compare", opts, extra, err, sizeof(err));
     assert_non_null(w);
-    assert_null(w[0]); /* eal is the caller's; a false flag is no word */
+    assert_null(w[0]); /* eal is the caller's; a false flag (off, as QEMU writes it) is no word */
     g_strfreev(w);
     unlink(path);
     g_free(path);
@@ -294,6 +296,89 @@ static void test_bypass_ipv6_prefix_and_errors(void **state)
     }
 }
 
+static void test_unknown_options_get_the_nearest_one(void **state)
+{
+    (void)state;
+    assert_string_equal(config_file_nearest_option("compare-timeout", opts, NULL), "compare_timeout");
+    assert_string_equal(config_file_nearest_option("hlp", opts, NULL), "help");
+    static const char *const skip[] = { "help", NULL };
+    assert_null(config_file_nearest_option("hlp", opts, skip)); /* help is no config key */
+    assert_null(config_file_nearest_option("frobnicate", opts, NULL));
+}
+
+static void test_flags_take_on_and_off(void **state)
+{
+    (void)state;
+    const char *on[] = { "on", "true", "yes" }, *off[] = { "off", "false", "no" };
+    for (int i = 0; i < 3; i++) {
+        assert_int_equal(cli_on_off_value(on[i]), 1);
+        assert_int_equal(cli_on_off_value(off[i]), 0);
+    }
+    assert_int_equal(cli_on_off_value("On"), -1);
+    assert_int_equal(cli_on_off_value("1"), -1);
+    bool v = false;
+    assert_int_equal(cli_parse_on_off("vnet_hdr_support", NULL, &v), 0); /* given alone */
+    assert_true(v);
+    assert_int_equal(cli_parse_on_off("vnet_hdr_support", "off", &v), 0);
+    assert_false(v);
+    assert_int_equal(cli_parse_on_off("vnet_hdr_support", "maybe", &v), -1);
+}
+
+static void test_path_checks_name_the_option_and_the_fix(void **state)
+{
+    (void)state;
+    char err[512];
+    assert_int_equal(cli_check_path("control", "/nonexistent-colo/ctl", CLI_PATH_CREATE, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--control '/nonexistent-colo/ctl': '/nonexistent-colo' does not exist"));
+    assert_non_null(strstr(err, "mkdir -p '/nonexistent-colo'"));
+    assert_int_equal(cli_check_path("reports", "/nonexistent-colo", CLI_PATH_DIR, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "--reports '/nonexistent-colo'"));
+    assert_int_equal(cli_check_path("reports", "/etc/hostname", CLI_PATH_DIR, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "is no directory"));
+    assert_int_equal(cli_check_path(NULL, "/nonexistent-colo.pcap", CLI_PATH_READ, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "'/nonexistent-colo.pcap': cannot read it: No such file"));
+    assert_int_equal(cli_check_path("checkpoint-times", "/tmp", CLI_PATH_READ, err, sizeof(err)), -1);
+    assert_non_null(strstr(err, "it is a directory"));
+    char *dir = g_dir_make_tmp("colo-path-XXXXXX", NULL);
+    assert_non_null(dir);
+    g_autofree char *sock = g_build_filename(dir, "ctl", NULL);
+    assert_int_equal(cli_check_path("control", sock, CLI_PATH_CREATE, err, sizeof(err)), 0);
+    assert_int_equal(cli_check_path("reports", dir, CLI_PATH_DIR, err, sizeof(err)), 0);
+    rmdir(dir);
+    g_free(dir);
+}
+
+static void test_vnet_headers_are_checked_against_the_frame(void **state)
+{
+    (void)state;
+    uint8_t h[12] = { 0 };
+    assert_true(vnet_hdr_plausible(h, 12, 60)); /* nothing asked: QEMU's usual header */
+    h[0] = 1;                                   /* NEEDS_CSUM: start 34, offset 16 (TCP) */
+    h[6] = 34;
+    h[8] = 16;
+    assert_true(vnet_hdr_plausible(h, 12, 60));
+    assert_false(vnet_hdr_plausible(h, 12, 40)); /* the checksum would lie past the frame */
+    h[1] = 1;                                    /* GSO TCPv4 needs a segment size */
+    assert_false(vnet_hdr_plausible(h, 12, 60));
+    h[4] = 0xa8, h[5] = 0x05;                    /* 1448, little-endian */
+    assert_true(vnet_hdr_plausible(h, 12, 60));
+    const uint8_t mac_first[12] = { 0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef };
+    assert_false(vnet_hdr_plausible(mac_first, 12, 60)); /* a capture without headers: a MAC is no flags byte */
+    const uint8_t no_csum_but_position[10] = { 0, 0, 0, 0, 0, 0, 34, 0, 16, 0 };
+    assert_false(vnet_hdr_plausible(no_csum_but_position, 10, 60));
+    assert_true(vnet_hdr_plausible(mac_first, 4, 60)); /* too short to check */
+}
+
+static void test_differing_bytes_are_marked(void **state)
+{
+    (void)state;
+    bool differs[4] = { true, false, false, true };
+    char hex[13], text[5];
+    divergence_marks(differs, 4, hex, text);
+    assert_string_equal(hex, "^^       ^^ ");
+    assert_string_equal(text, "^  ^");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +396,11 @@ int main(void)
         cmocka_unit_test(test_config_refuses_what_is_not_an_option),
         cmocka_unit_test(test_bypass_matches_guest_and_peer_by_direction),
         cmocka_unit_test(test_bypass_ipv6_prefix_and_errors),
+        cmocka_unit_test(test_unknown_options_get_the_nearest_one),
+        cmocka_unit_test(test_flags_take_on_and_off),
+        cmocka_unit_test(test_path_checks_name_the_option_and_the_fix),
+        cmocka_unit_test(test_vnet_headers_are_checked_against_the_frame),
+        cmocka_unit_test(test_differing_bytes_are_marked),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,6 +21,7 @@
 #include <sys/socket.h>
 
 #include "colo/chardev_codec.h"
+#include "colo/log.h"
 #include "colo/record_buf.h"
 
 struct event_base;
@@ -61,6 +62,7 @@ struct chardev_endpoint {
     const struct chardev_endpoint_ops *ops;
     void *ctx;
     struct chardev_endpoint_stats stats;
+    struct log_retry retry_log; /* a peer it connects to and cannot reach yet */
 };
 
 /* Listens or starts connecting. 0, or -1 with a one-line reason in err. */
@@ -71,8 +73,15 @@ int chardev_endpoint_open(struct chardev_endpoint *ep, struct event_base *base, 
 /* Closes the socket and listener; queued output goes back to the pool. Safe twice. */
 void chardev_endpoint_close(struct chardev_endpoint *ep);
 
-/* Is spec a valid endpoint ("tcp:HOST:PORT" or "unix:PATH", ",server" optional)? -1 with why. */
+/*
+ * Is spec a valid endpoint ("tcp:HOST:PORT" or "unix:PATH", ",server" or
+ * ",server=on|off" optional), and can a unix socket it listens on be created
+ * (cli_check_path)? -1 with why.
+ */
 int chardev_endpoint_check_spec(const char *name, const char *spec, char *err, size_t errlen);
+/* Appends "primary_in listens on unix:/p, outdev connects to tcp:..." to a start line; NULL specs skipped. */
+typedef struct _GString GString;
+void chardev_endpoints_describe(const char *const *names, const char *const *specs, int n, GString *line);
 bool chardev_endpoint_connected(const struct chardev_endpoint *ep);
 /* Stops or resumes reading (backpressure from another endpoint's output). */
 void chardev_endpoint_pause(struct chardev_endpoint *ep, bool paused);

@@ -79,6 +79,7 @@ struct cli_spec {
     const struct option *longopts;
     const char *const *file_only;   /* keys the file may have that are no options (NULL: none) */
     cli_apply_fn apply;
+    bool takes_operands;            /* false: a word that is no option is an error (said by cli_parse) */
 };
 
 int cli_parse(const struct cli_spec *spec, int argc, char **argv, void *ctx, struct cli_parsed *out);
@@ -89,6 +90,8 @@ int cli_report_check(const char *command, const struct cli_parsed *p, int check_
 
 /* Sends option errors to the log (log.h) instead of stderr: for reloads while running. */
 void cli_errors_to_log(bool on);
+/* An option error: "colo-proxy CMD: ..." on stderr while starting, to the log once a daemon runs (a reload). */
+void cli_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
 /* After a bad option: one line pointing at the command's --help. */
 void cli_usage_hint(const char *command);
@@ -101,6 +104,28 @@ int cli_compare_option(int opt, const char *arg, struct colo_compare_config *cfg
 
 /* Parses a whole number >= min for option --name; prints a one-line error and returns -1. */
 int cli_parse_u32(const char *name, const char *text, uint32_t min, uint32_t *out);
+
+/*
+ * A flag that also takes QEMU's key=on|off spelling: NULL (given alone), on,
+ * true or yes set it; off, false or no clear it; -1 with a one-line error.
+ */
+int cli_parse_on_off(const char *name, const char *text, bool *out);
+/* The value of such a flag: 1 (on, true, yes), 0 (off, false, no) or -1 (neither). */
+int cli_on_off_value(const char *text);
+
+/* How a command will use a path it is given. */
+enum cli_path_use {
+    CLI_PATH_READ,   /* a file it reads */
+    CLI_PATH_CREATE, /* a file or socket it creates: its directory must exist and be writable */
+    CLI_PATH_DIR,    /* a directory it writes files into */
+};
+
+/*
+ * Will `path`, given with --option (NULL: an operand), work as `use` says? Every command checks
+ * every path it will open with this, at --check and before it starts: -1 with a
+ * line naming the option, the path and the fix.
+ */
+int cli_check_path(const char *option, const char *path, enum cli_path_use use, char *err, size_t errlen);
 
 /* Parses "aa:bb:cc:dd:ee:ff"; -1 with a one-line error. */
 int cli_parse_mac(const char *name, const char *text, uint8_t mac[6]);

@@ -35,6 +35,12 @@ char **config_file_words_from_data(const char *data, size_t len, const char *nam
                                    const struct option *longopts, const char *const *extra, char *err,
                                    size_t errlen);
 
+/*
+ * The long option nearest to a misspelt `key` (at most 3 edits away, none of
+ * `skip`), or NULL: the "did you mean" of unknown config keys and options alike.
+ */
+const char *config_file_nearest_option(const char *key, const struct option *longopts, const char *const *skip);
+
 /* A key's value (g_free it), or NULL when it is not there. */
 char *config_file_string(const char *path, const char *group, const char *key);
 

@@ -60,6 +60,16 @@ void ops_server_free(struct ops_server *s);
 void ops_server_snapshot_ready(struct ops_server *s);
 void ops_server_broadcast(struct ops_server *s, const char *line);
 
+/*
+ * Will the configuration start: the control socket's directory exists and is
+ * writable (cli_check_path), the metrics address is valid. -1 with why.
+ */
+int ops_server_check_config(const struct ops_server_config *cfg, char *err, size_t errlen);
+
+/* Appends "; control socket PATH; metrics on ADDR" (what is configured) to a start line. */
+typedef struct _GString GString;
+void ops_server_describe(const struct ops_server_config *cfg, GString *line);
+
 /* The metrics address is valid ("PORT" or "ADDR:PORT"); -1 with a one-line reason in err. */
 int ops_server_parse_metrics_addr(const char *text, char *addr, size_t addrlen, unsigned *port, char *err,
                                   size_t errlen);

@@ -11,6 +11,7 @@
 #ifndef COLO_PCAP_PORT_H
 #define COLO_PCAP_PORT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,5 +37,17 @@ struct pcap_sink;
 struct pcap_sink *pcap_sink_open(const char *path, char *err, size_t errlen);
 void pcap_sink_write(struct pcap_sink *sink, uint64_t ts_ns, const uint8_t *data, uint32_t len);
 void pcap_sink_close(struct pcap_sink *sink);
+
+/*
+ * Could the first hdr_len bytes of a record be a virtio-net header in front of a
+ * frame of frame_len bytes? Checks its first VNET_HDR_CHECKED bytes (flags,
+ * gso_type, hdr_len, gso_size, csum_start, csum_offset, little-endian): known
+ * flags and GSO types only, a GSO size exactly when GSO is on, a checksum
+ * position inside the frame when one is asked for and none otherwise. A capture
+ * without such headers fails on most frames (a MAC address is no flags byte).
+ * Shorter headers cannot be checked: true.
+ */
+#define VNET_HDR_CHECKED 10
+bool vnet_hdr_plausible(const uint8_t *hdr, uint32_t hdr_len, uint32_t frame_len);
 
 #endif

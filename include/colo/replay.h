@@ -63,6 +63,8 @@ struct replay_result {
     uint64_t first_ns, last_ns;
     double bytes_per_conn;
     uint64_t conns_created;
+    uint64_t bad_vnet_frames;           /* --vnet-hdr: frames (both sides) without a plausible header */
+    uint64_t bad_vnet_pvm_released;     /* of them PVM frames, released uncompared (counted in stats) */
 };
 
 void replay_options_default(struct replay_options *opt);

@@ -9,6 +9,8 @@
 #ifndef COLO_STATUS_METRICS_H
 #define COLO_STATUS_METRICS_H
 
+#include <stdbool.h>
+
 #include "colo/checkpoint_ctl.h"
 #include "colo/compare.h"
 #include "colo/metrics.h"
@@ -22,6 +24,8 @@ struct seq_rewriter_stats;
 void status_metrics_compare(struct metric_set *m, const struct colo_compare_stats *s,
                             const struct conn_table_stats *conns, uint32_t conns_max,
                             const struct bypass_rules *bypass);
+/* Socket mode: qmp, notify_dev, both, or none (no checkpoint can ever be asked for). */
+void status_metrics_checkpoint_channel(struct metric_set *m, bool qmp, bool notify_dev);
 void status_metrics_qmp(struct metric_set *m, const struct checkpoint_ctl_stats *s);
 void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *s);
 void status_metrics_rewriter(struct metric_set *m, const struct seq_rewriter_stats *s);

@@ -333,12 +333,15 @@ def ini_blocks(name):
 
 
 def check_examples(proxy, tmp):
-    reports, run = os.path.join(tmp, "reports"), os.path.join(tmp, "run")
+    reports = os.path.join(tmp, "reports")
     os.makedirs(reports, exist_ok=True)
-    os.makedirs(run, exist_ok=True)
     for doc in ("config.md", "quickstart.md", "migration.md"):
-        for i, block in enumerate(ini_blocks(doc)):  # the units' state and runtime directories, here
-            text = re.sub(r"/run/colo-proxy/vm1", run, re.sub(r"/var/lib/colo-proxy(/vm1)?", reports, block))
+        for i, block in enumerate(ini_blocks(doc)):
+            text = re.sub(r"/var/lib/colo-proxy(/vm1)?", reports, block)
+            # /run/colo-proxy/NAME is systemd's RuntimeDirectory: made here as the unit would make it
+            text = text.replace("/run/colo-proxy", os.path.join(tmp, "run", "colo-proxy"))
+            for sock in re.findall(re.escape(os.path.join(tmp, "run", "colo-proxy")) + r"/[^\s,]+", text):
+                os.makedirs(os.path.dirname(sock), exist_ok=True)
             path = os.path.join(tmp, "example.conf")
             open(path, "w").write(text)
             for group in re.findall(r"^\[(\w+)\]", text, re.M):

@@ -22,6 +22,7 @@ Each check prints "ops: PASS|FAIL what".
 import json
 import os
 import re
+import shutil
 import signal
 import socket
 import struct
@@ -192,6 +193,10 @@ def check_report(proxy, reports, who):
                 and "at stream offset 490" in out and "PVM" in out and "SVM" in out
                 and re.search(r"^ +\^\^", out, re.M) and "\nhint: " in out
                 and "|ixture line 0000|" in out and "|ixture line .000|" in out, out + r.stderr)
+        verdict("explain %s (%s): plural forms right, offsets in decimal only (no hex address column)" % (f, who),
+                "PVM: 7 packets held" in out and "SVM: 1 packet held;" in out and "of 1448 bytes" in out
+                and re.search(r"^ *stream offset +PVM", out, re.M) and re.search(r"^ +478 69 78 74 ", out, re.M)
+                and not re.search(r"^[0-9a-f]{10} ", out, re.M), out)
     bad = subprocess.run([proxy, "explain", meta + ".nope"], capture_output=True, text=True)
     verdict("explain refuses a file that is no report, saying what to give", bad.returncode != 0 and
             "divergence-N.txt" in bad.stderr, bad.stderr)
@@ -227,7 +232,8 @@ def check_config_checker(proxy, tmp):
         ("compare", CONFIGS["compare"].replace("3000", "soon"), None,
          ["--compare_timeout 'soon' is not a whole number", "key 'compare_timeout' in [compare]"]),
         ("compare", CONFIGS["compare"].replace("vnet_hdr_support = true", "vnet_hdr_support = maybe"), None,
-         ["vnet_hdr_support = 'maybe' is a flag: write true or false"]),
+         ["--vnet_hdr_support 'maybe' is a flag: give it alone, or write on or off",
+          "key 'vnet_hdr_support' in [compare]"]),
         ("compare", CONFIGS["compare"].replace("outdev = tcp:127.0.0.1:9005\n", ""), None,
          ["needs --outdev"]),
         ("compare", CONFIGS["compare"].replace("tcp:127.0.0.1:9001", "udp:9001"), None,
@@ -250,6 +256,256 @@ def check_config_checker(proxy, tmp):
                        capture_output=True, text=True)
     verdict("--check names a config file it cannot read", r.returncode == 2 and "missing.conf" in r.stderr
             and "No such file" in r.stderr, r.stderr)
+
+
+COMMANDS = ("run", "compare", "rewrite", "replay", "status", "explain")
+
+
+def all_prefixed(command, text):
+    lines = [l for l in text.splitlines() if l]
+    return bool(lines) and all(l.startswith("colo-proxy %s: " % command) for l in lines)
+
+
+def endpoints(tmp, name, **extra):
+    """compare's three endpoints as servers in tmp, as option words."""
+    words = []
+    for role in ("primary_in", "secondary_in", "outdev"):
+        words += ["--" + role, extra.get(role, "unix:%s,server" % os.path.join(tmp, "%s-%s" % (name, role)))]
+    return words
+
+
+def check_command_line(proxy, tmp):
+    """The command line as a newcomer meets it: help, version, misspellings, QEMU's spellings."""
+    r = subprocess.run([proxy, "--version"], capture_output=True, text=True)
+    verdict("colo-proxy --version prints the version", r.returncode == 0 and
+            re.match(r"^colo-proxy \d+\.\d+\.\d+\n$", r.stdout), r.stdout + r.stderr)
+    for command in COMMANDS:
+        runs = [subprocess.run([proxy, *args], capture_output=True, text=True)
+                for args in (["help", command], [command, "-h"], [command, "--help"])]
+        verdict("colo-proxy help %s, %s -h and %s --help print its usage" % (command, command, command),
+                all(x.returncode == 0 and x.stdout == runs[2].stdout and x.stdout.startswith(
+                    "usage: colo-proxy %s" % command) for x in runs), [x.stdout[:60] + x.stderr for x in runs])
+    for args in (["help", "compre"], ["compre"]):
+        r = subprocess.run([proxy, *args], capture_output=True, text=True)
+        verdict("colo-proxy %s names the command that does not exist and the nearest one" % " ".join(args),
+                r.returncode == 2 and "unknown command 'compre' (did you mean compare?)" in r.stderr, r.stderr)
+    misspelt = [("compare", ["--qmpp", "unix:/x"], "unknown option '--qmpp' (did you mean --qmp?)"),
+                ("compare", ["--compare-timout=5"], "unknown option '--compare-timout' (did you mean --compare-timeout?)"),
+                ("rewrite", ["--to-svm", "x"], "unknown option '--to-svm' (did you mean --to_svm?)"),
+                ("replay", ["--reprots", "x", "a", "b"], "unknown option '--reprots' (did you mean --reports?)"),
+                ("status", ["--contorl", "x"], "unknown option '--contorl' (did you mean --control?)"),
+                ("run", ["--", "--role", "primary", "--heartbeat-mss", "5"],
+                 "unknown option '--heartbeat-mss' (did you mean --heartbeat-ms?)"),
+                ("compare", ["--json"], "unknown option '--json'"),
+                ("rewrite", ["--qmp"], "option '--qmp' needs a value"),
+                ("compare", ["--check=yes"], "option '--check' takes no value"),
+                ("compare", ["--vnet_hdr_support", "on"],
+                 "'on' after --vnet_hdr_support: a value of --vnet_hdr_support is written --vnet_hdr_support=on"),
+                ("rewrite", ["--qmp", "unix:/x", "stray"], "'stray' is no option: rewrite takes options only"),
+                ("status", ["json"], "'json' is no option: status takes options only")]
+    for command, args, want in misspelt:
+        r = subprocess.run([proxy, command, *args], capture_output=True, text=True)
+        verdict("%s %s: '%s', every line 'colo-proxy %s: '" % (command, " ".join(args), want, command),
+                r.returncode == 2 and want in r.stderr and all_prefixed(command, r.stderr), r.stderr)
+    for command, args in (("compare", endpoints(tmp, "qemu")), ("rewrite", [
+            "--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "unix:%s,server=on" % os.path.join(tmp, "q-to-svm"),
+            "--from_svm", "unix:%s,server=on" % os.path.join(tmp, "q-from-svm"), "--to_primary", "tcp:127.0.0.1:9004"])):
+        for value in ("on", "off", "true"):
+            r = subprocess.run([proxy, command, *args, "--vnet_hdr_support=" + value, "--qmp", "unix:/x", "--check"],
+                               capture_output=True, text=True)
+            verdict("%s takes QEMU's spelling --vnet_hdr_support=%s (and ,server=on)" % (command, value),
+                    r.returncode == 0 and "configuration OK" in r.stdout, r.stderr)
+        r = subprocess.run([proxy, command, *args, "--vnet_hdr_support=maybe", "--check"], capture_output=True, text=True)
+        verdict("%s refuses --vnet_hdr_support=maybe, saying on or off" % command,
+                r.returncode == 2 and "write on or off" in r.stderr and all_prefixed(command, r.stderr), r.stderr)
+
+
+MISSING = "/nonexistent-colo-ops"
+
+
+def check_paths_at_check(proxy, tmp):
+    """--check refuses, for every path option of every command, a directory that does not exist."""
+    good = endpoints(tmp, "paths")
+    rewrite = ["--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "unix:%s,server" % os.path.join(tmp, "p-to-svm"),
+               "--from_svm", "unix:%s,server" % os.path.join(tmp, "p-from-svm"), "--to_primary", "tcp:127.0.0.1:9004"]
+    run = ["--", "--role", "primary", "--client-port", "0", "--pvm-port", "1", "--link-port", "2"]
+    pcaps = [os.path.join(FIXTURES, "http-payload-differs-%s.pcap" % side) for side in ("pvm", "svm")]
+    cases = [
+        ("compare", good + ["--control", MISSING + "/ctl"], "--control '%s/ctl'" % MISSING),
+        ("compare", good + ["--divergence-reports", MISSING], "--divergence-reports '%s'" % MISSING),
+        ("compare", endpoints(tmp, "paths", outdev="unix:%s/o,server" % MISSING), "--outdev '%s/o'" % MISSING),
+        ("compare", good + ["--log", "file:%s/log" % MISSING], "--log '%s/log'" % MISSING),
+        ("rewrite", rewrite + ["--control", MISSING + "/ctl"], "--control '%s/ctl'" % MISSING),
+        ("rewrite", rewrite[:2] + ["--to_svm", "unix:%s/s,server" % MISSING] + rewrite[4:], "--to_svm '%s/s'" % MISSING),
+        ("run", run + ["--control", MISSING + "/ctl"], "--control '%s/ctl'" % MISSING),
+        ("run", run + ["--divergence-reports", MISSING], "--divergence-reports '%s'" % MISSING),
+        ("replay", ["--reports", MISSING] + pcaps, "--reports '%s'" % MISSING),
+        ("replay", ["--out", MISSING + "/out.pcap"] + pcaps, "--out '%s/out.pcap'" % MISSING),
+    ]
+    for command, args, want in cases:
+        r = subprocess.run([proxy, command, *args, "--check"], capture_output=True, text=True)
+        verdict("%s --check refuses %s: its directory does not exist, and says mkdir -p" % (command, want),
+                r.returncode == 2 and want in r.stderr and "does not exist" in r.stderr and
+                "mkdir -p '%s'" % MISSING in r.stderr and all_prefixed(command, r.stderr), r.stdout + r.stderr)
+    for args, want in ((["--checkpoint-times", MISSING + "/t.txt"] + pcaps, "--checkpoint-times '%s/t.txt'" % MISSING),
+                       ([pcaps[0], MISSING + "/svm.pcap"], "'%s/svm.pcap': cannot read it" % MISSING)):
+        r = subprocess.run([proxy, "replay", *args, "--check"], capture_output=True, text=True)
+        verdict("replay --check refuses an input it cannot read: %s" % want,
+                r.returncode == 2 and want in r.stderr, r.stderr)
+    r = subprocess.run([proxy, "compare", *good, "--control", MISSING + "/ctl"], capture_output=True, text=True,
+                       timeout=10)
+    verdict("compare refuses to start on the same missing directory, with the same line",
+            r.returncode == 2 and "--control '%s/ctl'" % MISSING in r.stderr and "started" not in r.stderr, r.stderr)
+
+
+def check_replay_cli(proxy, tmp):
+    pvm, svm = (os.path.join(FIXTURES, "http-payload-differs-%s.pcap" % side) for side in ("pvm", "svm"))
+    r = subprocess.run([proxy, "replay", "--reports", MISSING, pvm, svm], capture_output=True, text=True)
+    verdict("replay --reports MISSING fails before any work, naming the directory and the fix",
+            r.returncode == 2 and r.stdout == "" and "--reports '%s': '%s' does not exist" % (MISSING, MISSING)
+            in r.stderr, r.stdout[:200] + r.stderr)
+    r = subprocess.run([proxy, "replay", pvm, svm], capture_output=True, text=True)
+    out = r.stdout
+    verdict("the replay report shows when each checkpoint was requested and done",
+            "  checkpoint 1: requested at 0.677690 s (divergence), done at 0.767690 s (90.0 ms later" in out, out)
+    verdict("the replay report marks the differing byte under both rows, and names the next step",
+            re.search(r"^  SVM: 10 30 .*\n {7}\^\^ {46}  \^ {15}$", out, re.M) and
+            "next: run again with --reports DIR, then colo-proxy explain DIR/divergence-1.txt" in out, out)
+    frames = len(read_pcap(pvm)) + len(read_pcap(svm))
+    r = subprocess.run([proxy, "replay", "--json", "--vnet-hdr", pvm, svm], capture_output=True, text=True)
+    js = json.loads(r.stdout or "{}")
+    verdict("replay --vnet-hdr on a capture without vnet headers: every frame malformed (%d), no divergence "
+            "reported on garbage, every PVM frame released" % frames,
+            r.returncode == 0 and js.get("malformed_vnet_hdr") == frames and js.get("divergence_count") == 0
+            and js.get("released") == len(read_pcap(pvm)), r.stdout[:400])
+    verdict("... and warns once, saying what to check", r.stderr.count("warning:") == 1 and
+            "plausible 12-byte virtio-net header" in r.stderr, r.stderr)
+
+
+def check_checkpoint_channel(proxy, tmp):
+    args = endpoints(tmp, "chan")
+    r = subprocess.run([proxy, "compare", *args, "--check"], capture_output=True, text=True)
+    verdict("--check without --qmp or --notify_dev passes with a warning that no checkpoint can be asked for",
+            r.returncode == 0 and "colo-proxy compare: warning: neither --qmp nor --notify_dev" in r.stderr, r.stderr)
+    r = subprocess.run([proxy, "compare", *args, "--qmp", "unix:/x", "--check"], capture_output=True, text=True)
+    verdict("--check with --qmp does not warn", r.returncode == 0 and "warning" not in r.stderr, r.stderr)
+    for extra, channel in (([], "none"), (["--qmp", "unix:%s" % os.path.join(tmp, "chan-qmp")], "qmp")):
+        ctl = os.path.join(tmp, "chan.ctl")
+        p = subprocess.Popen([proxy, "compare", *args, "--control", ctl, *extra], stderr=subprocess.PIPE, text=True)
+        try:
+            connect_unix(ctl).close()
+            table = status(proxy, ctl).stdout
+            js = json.loads(status(proxy, ctl, "--json").stdout or "{}")
+            prom = status(proxy, ctl, "--prometheus").stdout
+            verdict("status shows checkpoint channel %s in the table, JSON and Prometheus alike" % channel,
+                    re.search(r"^checkpoint_channel +%s$" % re.escape(channel), table, re.M)
+                    and js.get("checkpoint_channel") == channel
+                    and 'colo_proxy_checkpoint_channel{channel="%s"} 1' % channel in prom, table + prom)
+        finally:
+            p.terminate()
+            err = p.communicate(timeout=10)[1]
+        verdict("compare's start line names the checkpoint channel (%s)%s" % (channel, ", with a warning" if
+                channel == "none" else ""), "checkpoint channel: %s" % ("none" if channel == "none" else "QMP at")
+                in err and ("warning: neither --qmp nor --notify_dev" in err) == (channel == "none"), err)
+
+
+def fake_qmp(path):
+    """A QMP server that greets, takes qmp_capabilities, and stays."""
+    srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    srv.bind(path)
+    srv.listen(1)
+    srv.settimeout(10)
+    conn, _ = srv.accept()
+    conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+    conn.settimeout(10)
+    buf = b""
+    while b"qmp_capabilities" not in buf:
+        buf += conn.recv(4096)
+    conn.sendall(b'{"return": {}, "id": "cap"}\r\n')
+    return srv, conn
+
+
+PEERLESS_WARN_S = 5  # chardev_endpoint.c
+
+
+def check_daemon_talks(proxy, tmp):
+    """A start line; one warning while outdev and QMP are missing (not one per retry); a line when each comes up."""
+    out, qmp = os.path.join(tmp, "talk-out"), os.path.join(tmp, "talk-qmp")
+    logfile = os.path.join(tmp, "talk.log")
+    args = endpoints(tmp, "talk", outdev="unix:" + out) + ["--qmp", "unix:" + qmp, "--log-level", "debug"]
+    with open(logfile, "w") as log:
+        p = subprocess.Popen([proxy, "compare", *args], stderr=log)
+    peers = []
+    try:
+        verdict("compare logs one start line: what it listens on, connects to, waits for",
+                wait_for(logfile, "started: primary_in listens on unix:%s" % os.path.join(tmp, "talk-primary_in"))
+                and wait_for(logfile, "outdev connects to unix:%s; checkpoint channel: QMP at unix:%s" % (out, qmp))
+                and wait_for(logfile, "waiting for QEMU's chardevs and its monitor to connect"), open(logfile).read())
+        verdict("an unreachable outdev and QMP are warned about, with the reason",
+                wait_for(logfile, "warning: outdev: cannot reach unix:%s: No such file or directory" % out)
+                and wait_for(logfile, "warning: qmp: cannot reach QEMU's monitor at unix:%s: No such file" % qmp),
+                open(logfile).read())
+        time.sleep(1.5)  # several retries (outdev every 200 ms, QMP backing off from 100 ms): none said again
+        srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        srv.bind(out)
+        srv.listen(1)
+        peers.append(srv)
+        peers.extend(fake_qmp(qmp))
+        came_up = wait_for(logfile, "outdev connected to unix:%s after " % out) and \
+            wait_for(logfile, "qmp: connected to unix:%s after " % qmp)
+        text = open(logfile).read()
+        verdict("each comes up with one line saying after how many failed attempts", came_up and
+                re.search(r"outdev connected to \S+ after ([3-9]|\d\d+) failed attempts", text), text)
+        verdict("the warnings were rate-limited: one each while retrying", text.count("outdev: cannot reach") == 1
+                and text.count("qmp: cannot reach") == 1, text)
+        verdict("a listening endpoint with no peer yet says so, once (in %d s)" % PEERLESS_WARN_S,
+                wait_for(logfile, "warning: primary_in: no peer has connected to unix:%s (QEMU's chardev connects "
+                         "here) (1 time so far" % os.path.join(tmp, "talk-primary_in"), PEERLESS_WARN_S + 10)
+                and open(logfile).read().count("primary_in: no peer") == 1, open(logfile).read())
+        prim = connect_unix(os.path.join(tmp, "talk-primary_in"))
+        peers.append(prim)
+        verdict("... and one line when it comes", wait_for(logfile, "primary_in connected to unix:%s, after 1 warning "
+                                                           "that no peer had" % os.path.join(tmp, "talk-primary_in")),
+                open(logfile).read())
+    finally:
+        p.terminate()
+        p.wait(timeout=10)
+        for s in peers:
+            s.close()
+
+
+def check_metrics_in_loopback_namespace(proxy, tmp):
+    """--metrics PORT where only lo is up: 127.0.0.1 is bound without the resolver; a bind error says its errno."""
+    if os.geteuid() != 0 or not shutil.which("ip"):
+        print("ops: SKIP metrics in a loopback-only namespace (needs root and ip)", flush=True)
+        return
+    ns = "colo-ops-%d" % os.getpid()
+    subprocess.run(["ip", "netns", "add", ns], check=True)
+    procs = []
+    try:
+        subprocess.run(["ip", "-n", ns, "link", "set", "lo", "up"], check=True)
+        port = 9464
+        inside = ["ip", "netns", "exec", ns]
+        ctl = os.path.join(tmp, "ns.ctl")
+        p = subprocess.Popen(inside + [proxy, "compare", *endpoints(tmp, "ns"), "--control", ctl, "--metrics",
+                                       str(port)], stderr=subprocess.PIPE, text=True)
+        procs.append(p)
+        connect_unix(ctl).close()
+        get = subprocess.run(inside + ["python3", "-c", "import urllib.request; print(urllib.request.urlopen("
+                                       "'http://127.0.0.1:%d/metrics', timeout=5).status)" % port],
+                             capture_output=True, text=True, timeout=20)
+        verdict("--metrics %d serves in a namespace with only loopback" % port, get.stdout.strip() == "200",
+                get.stdout + get.stderr)
+        again = subprocess.run(inside + [proxy, "compare", *endpoints(tmp, "ns2"), "--metrics", str(port)],
+                               capture_output=True, text=True, timeout=10)
+        verdict("a second one on the same port fails with the real errno, not 'Success'",
+                again.returncode == 2 and "cannot serve metrics on 127.0.0.1:%d: bind: Address already in use" % port
+                in again.stderr and "Success" not in again.stderr, again.stderr)
+    finally:
+        for p in procs:
+            p.terminate()
+            p.communicate(timeout=10)
+        subprocess.run(["ip", "netns", "del", ns])
 
 
 def check_rewrite_status(proxy, tmp):
@@ -303,7 +559,8 @@ def check_log_options(proxy, tmp):
             rc == 0 and (("summary" not in err) if journald else ("summary: PVM records in 0" in err)), err)
     for args, want in ((["--log", "syslog"], "use stderr, journal or file:PATH"),
                        (["--log-level", "loud"], "use error, warning, info or debug"),
-                       (["--log", "file:/nonexistent/dir/x.log"], "cannot open '/nonexistent/dir/x.log'")):
+                       (["--log", "file:/nonexistent/dir/x.log"],
+                        "--log '/nonexistent/dir/x.log': '/nonexistent/dir' does not exist")):
         r = subprocess.run([proxy, "compare", *args, "--check"], capture_output=True, text=True)
         verdict("%s is refused with what to write instead" % " ".join(args), r.returncode == 2 and want in r.stderr,
                 r.stderr)
@@ -416,7 +673,7 @@ def main():
             gone.stderr)
     rotated = open(logfile + ".1").read()
     verdict("the log file has time, level and the divergence's line naming its report",
-            re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info colo-proxy: divergence 1 \(payload\) on tcp "
+            re.search(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z info colo-proxy compare: divergence 1 \(payload\) on tcp "
                       r"10\.99\.0\.2:80 > 10\.99\.0\.1:41002 at stream offset 490; report %s/divergence-1\.txt$"
                       % re.escape(reports), rotated, re.M), rotated[:500])
     log.seek(0)
@@ -440,6 +697,12 @@ def main():
             and js.get("released") == len(pvm) and sum(js.get("divergences_by_kind", {"x": 1}).values()) == 0,
             r.stdout[:300] + r.stderr)
     check_config_checker(proxy, tmp)
+    check_command_line(proxy, tmp)
+    check_paths_at_check(proxy, tmp)
+    check_replay_cli(proxy, tmp)
+    check_checkpoint_channel(proxy, tmp)
+    check_daemon_talks(proxy, tmp)
+    check_metrics_in_loopback_namespace(proxy, tmp)
     check_rewrite_status(proxy, tmp)
     check_log_options(proxy, tmp)
     check_dpdk_reload(proxy, tmp)
