@@ -165,6 +165,7 @@ if touch /run/.colo-docs-probe 2>/dev/null || touch /usr/.colo-docs-probe 2>/dev
     echo "sandbox: the system is still writable" >&2; exit 97
 fi
 umask "$UNIT_UMASK"
+cd / # systemd's working directory for a system unit, and not the clone, which may be root's alone
 exec setpriv --reuid="$UNIT_UID" --regid="$UNIT_GID" --clear-groups --no-new-privs \
     --inh-caps="$UNIT_CAPS" --ambient-caps="$UNIT_CAPS" --bounding-set="$UNIT_CAPS" "$@"
 """
@@ -291,7 +292,7 @@ def check_run_unit(proxy, tmp):
         def start_qemu():
             return subprocess.Popen(["ip", "netns", "exec", ns, "setpriv", "--reuid=%d" % QEMU_UID,
                                      "--regid=%d" % gid, "--clear-groups", "bash", "-c",
-                                     "umask 0007; exec qemu-system-x86_64 -M none -nodefaults -display none "
+                                     "cd /; umask 0007; exec qemu-system-x86_64 -M none -nodefaults -display none "
                                      "-chardev socket,id=vu0,path=%s,reconnect=1 -netdev vhost-user,id=hn0,chardev=vu0 "
                                      "-qmp unix:%s/qmp.sock,server=on,wait=off" % (vhost, rundir)],
                                     stdout=subprocess.DEVNULL, stderr=open(log + ".qemu", "a"))

@@ -5,12 +5,13 @@
 #      message naming both. Its control socket is 0600 and owned by it: its owner may read
 #      the stats, another unprivileged user may not connect. It listens on no TCP or UDP port.
 #   2. Socket mode runs as nobody with no capability at all and releases every PVM record.
+# What runs as another user (the proxy, labctl.py) runs from a copy in a 0755 directory of
+# its own, so the clone may sit where only root can read (a 0700 home).
 # Prints "security: PASS|FAIL what" per check; exits non-zero on any failure.
 set -euo pipefail
-build=${1:?usage: tests/security/run.sh BUILD_DIR}
-proxy=$build/colo-proxy
-tools=build-release/bench # the load generator is not under test: the optimised build's
+build=$(realpath "${1:?usage: tests/security/run.sh BUILD_DIR}")
 here=$(cd "$(dirname "$0")" && pwd)
+tools=$here/../../build-release/bench # the load generator is not under test: the optimised build's
 ns=colo-sec-$$
 work=$(mktemp -d)
 chmod 755 "$work"
@@ -34,6 +35,12 @@ check() { # DESCRIPTION COMMAND...
     shift
     if "$@"; then echo "security: PASS $what"; else echo "security: FAIL $what"; failures=$((failures + 1)); fi
 }
+
+install -m 755 -D "$build/colo-proxy" "$work/bin/colo-proxy"
+install -m 755 "$here/../lab/labctl.py" "$work/bin/labctl.py"
+proxy=$work/bin/colo-proxy
+labctl=$work/bin/labctl.py
+cd "$work" # the unprivileged processes start here, not in the clone
 
 ip netns add "$ns"
 for n in 1 2 3; do
@@ -65,12 +72,12 @@ check "it runs as nobody with exactly those capabilities" \
     [ "$(awk '/^(Uid|CapEff)/ {print $2}' "/proc/$proxy_pid/status" 2>/dev/null | xargs)" = "65534 0000000000003000" ]
 check "its control socket is 0600 and its own" [ "$(stat -c '%a %U' "$work/run/ctl.sock")" = "600 nobody" ]
 owner_reads_stats() {
-    "${as_nobody[@]}" /usr/bin/python3 "$here/../lab/labctl.py" "$work/run/ctl.sock" stats >"$work/stats.json" &&
+    "${as_nobody[@]}" /usr/bin/python3 "$labctl" "$work/run/ctl.sock" stats >"$work/stats.json" &&
         grep -q '"role": "primary"' "$work/stats.json"
 }
 check "its owner reads the stats" owner_reads_stats
 refused_to_others() {
-    ! setpriv --reuid=1 --regid=1 --clear-groups /usr/bin/python3 "$here/../lab/labctl.py" "$work/run/ctl.sock" stats \
+    ! setpriv --reuid=1 --regid=1 --clear-groups /usr/bin/python3 "$labctl" "$work/run/ctl.sock" stats \
         >/dev/null 2>"$work/other.log" && grep -q PermissionError "$work/other.log"
 }
 check "another unprivileged user cannot connect to it (permission denied)" refused_to_others
