@@ -165,6 +165,7 @@ if touch /run/.colo-docs-probe 2>/dev/null || touch /usr/.colo-docs-probe 2>/dev
     echo "sandbox: the system is still writable" >&2; exit 97
 fi
 umask "$UNIT_UMASK"
+cd /  # systemd starts a service in / (WorkingDirectory's default), not where this check runs
 exec setpriv --reuid="$UNIT_UID" --regid="$UNIT_GID" --clear-groups --no-new-privs \
     --inh-caps="$UNIT_CAPS" --ambient-caps="$UNIT_CAPS" --bounding-set="$UNIT_CAPS" "$@"
 """
