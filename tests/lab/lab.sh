@@ -343,8 +343,11 @@ scenario_flood() {
     check "the table never held more than its bound ($flood_conns)" \
         [ "$(stat_of primary "conns['in_use']")" -le "$flood_conns" ]
     say "primary: resident $before KiB before, $after KiB after; connections $(stat_of primary conns)"
-    check "the primary's memory stayed flat (grew $(((after - before) / 1024)) MiB, bound 16)" \
-        [ $((after - before)) -le 16384 ]
+    # The optimised build grows ~1 MiB here; under ASan its own bookkeeping adds ~26 MiB.
+    local bound_mib=16
+    grep -qa __asan_init "$proxy" && bound_mib=48
+    check "the primary's memory stayed flat (grew $(((after - before) / 1024)) MiB, bound $bound_mib)" \
+        [ $((after - before)) -le $((bound_mib * 1024)) ]
     check "every PVM frame released (accounting)" accounting_holds
     check "the pair stayed in COLO through the flood: the primary never went alone, the secondary never took over" still_a_pair
     say "checkpoint requests by reason: $(stat_of primary checkpoint_requests); released by reason: $(stat_of primary released); checkpoints done: $(stat_of primary checkpoints_done)"
