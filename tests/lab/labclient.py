@@ -7,8 +7,10 @@
   labclient.py download ADDR PATH SHA256                    one GET, body's sha256 must match
   labclient.py watch ADDR PATH SHA256 KILL_TIME_FILE        a download through a failover: creates
                                                             KILL_TIME_FILE.started after 20 MB,
-                                                            and reports the pause after the time
-                                                            written in KILL_TIME_FILE meanwhile
+                                                            reads no more until a kill time is in
+                                                            KILL_TIME_FILE (so the kill always
+                                                            falls mid-download), and reports the
+                                                            pause after it
   labclient.py loop ADDR SECONDS PORTBASE EXPECTED_FILE     requests over fresh connections for
                                                             SECONDS; reports the slowest
 """
@@ -41,6 +43,22 @@ def get(addr, path, sport=0, timeout=30):
 
 
 STARTED_BYTES = 20 << 20
+KILL_WAIT_S = 60
+
+
+def kill_time(kill_file):
+    """The time written in KILL_TIME_FILE (0: no kill yet)."""
+    try:
+        return float(open(kill_file).read() or 0)
+    except (OSError, ValueError):
+        return 0.0
+
+
+def wait_for_kill(kill_file):
+    """The download holds still (TCP flow control) until the lab has killed a host."""
+    deadline = time.time() + KILL_WAIT_S
+    while not kill_time(kill_file) and time.time() < deadline:
+        time.sleep(0.01)
 
 
 def watch(addr, path, sha, kill_file):
@@ -63,8 +81,14 @@ def watch(addr, path, sha, kill_file):
         size += len(c)
         if size >= STARTED_BYTES and not os.path.exists(kill_file + ".started"):
             open(kill_file + ".started", "w").close()
+            wait_for_kill(kill_file)
+            arrivals = [time.time()]  # the pause is counted from here, not from the hold
     s.close()
-    kill = float(open(kill_file).read())
+    kill = kill_time(kill_file)
+    if not kill:
+        print("watch: no kill within %d s of the %d MB mark: the failover was not exercised"
+              % (KILL_WAIT_S, STARTED_BYTES >> 20))
+        return False
     # The gap: the longest pause between two chunks that ends after the kill.
     pauses = [(b - a, a) for a, b in zip(arrivals, arrivals[1:]) if b > kill]
     gap, start = max(pauses) if pauses else (float("inf"), kill)

@@ -7,10 +7,6 @@
                                          "event checkpoint-request" with checkpoint-done
                                          after DELAY_MS, append each request to LOG
   labctl.py SOCKET wait-idle SECONDS     wait until nothing is held (held == 0)
-  labctl.py SOCKET event-after EVENT SECONDS OTHER_SOCKET COMMAND
-                                         send COMMAND to OTHER_SOCKET and print the milliseconds
-                                         until "event EVENT" arrives on SOCKET (exit 1 if not
-                                         within SECONDS)
 """
 import json
 import socket
@@ -73,25 +69,6 @@ def wait_idle(path, seconds):
     raise SystemExit("labctl: still holding packets after %s s" % seconds)
 
 
-def event_after(path, event, seconds, other, command):
-    s = connect(path)
-    f = s.makefile("r")
-    s.sendall(b"stats\n")  # answered once this connection is served: events reach it from then on
-    while f.readline().startswith("event "):
-        pass
-    start = time.monotonic()
-    request(other, command)
-    s.settimeout(seconds)
-    try:
-        for line in f:
-            if line.strip() == "event " + event:
-                print("%d" % ((time.monotonic() - start) * 1000))
-                return
-    except socket.timeout:
-        pass
-    raise SystemExit("labctl: no \"event %s\" within %s s of %s" % (event, seconds, command))
-
-
 def main():
     if len(sys.argv) < 3:
         raise SystemExit(__doc__)
@@ -104,8 +81,6 @@ def main():
         agent(path, int(sys.argv[3]), sys.argv[4])
     elif verb == "wait-idle":
         wait_idle(path, float(sys.argv[3]))
-    elif verb == "event-after":
-        event_after(path, sys.argv[3], float(sys.argv[4]), sys.argv[5], sys.argv[6])
     else:
         raise SystemExit(__doc__)
 
