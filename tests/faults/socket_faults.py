@@ -21,7 +21,8 @@ left on outdev, exactly once (PVM records in = released, and outdev got them all
                 faster than --checkpoint-min-interval, and the waits are counted
   colo-exit     PVM records held (a timeout checkpoint asked for, never done), then QMP's
                 COLO_EXIT: everything held leaves in order, later PVM records pass straight,
-                no further request is sent or counted, status says alone
+                no further request is sent or counted, status says alone; when QMP says
+                COLO again, records are compared (held) again
   secondary-lost  secondary_in's peer goes for good: after --secondary-lost-ms (not before)
                 everything held leaves in order, then PVM records pass straight
   secondary-blip  secondary_in's peer goes and comes back within the window: no failover,
@@ -393,6 +394,16 @@ class FakeQmp:
                           b'"timestamp": {"seconds": 0, "microseconds": 0}}\r\n')
 
 
+def until_in_log(proxy, text, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(os.path.join(proxy.dir, "log")) as f:  # its own offset: the proxy writes through the other
+            if text in f.read():
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def released_at_failover(log):
     m = re.search(r"at failover (\d+), passed alone (\d+)", log)
     return (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
@@ -436,16 +447,27 @@ def colo_exit(binary):
     verdict("colo-exit: colo-proxy status says alone (%s)"
             % next((l.strip() for l in table.splitlines() if "alone (" in l), "no state line"),
             "alone (failover: QMP COLO_EXIT, reason request)" in table)
+    fake.in_colo = True  # a new secondary: QEMU is in COLO again, secondary_in is connected
+    rejoined = until_in_log(p, "comparing again", 5)
+    send(p.pin, pvm)
+    deadline = time.monotonic() + 10
+    while fake.requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    verdict("colo-exit: when QEMU is in COLO again it compares again: PVM records held (%d of %d out), a "
+            "timeout checkpoint asked for (%d requests in all)" % (len(out.records) - 2 * len(pvm), len(pvm),
+                                                                  fake.requests),
+            rejoined and len(out.records) == 2 * len(pvm) and fake.requests == 2)
     out.stop()
     rc, log = p.stop()
     got_in, released = summary(log)
     at_failover, alone = released_at_failover(log)
     timeouts = re.search(r"checkpoint requests divergence \d+ timeout (\d+)", log)
-    verdict("colo-exit: accounting holds (%d in = %d released: %d at failover, %d passed alone), one timeout "
-            "request counted (%s), one failover line, exit status %d"
+    verdict("colo-exit: accounting holds (%d in = %d released: %d at failover, %d passed alone), a timeout "
+            "request counted before the failover and after the rejoin only (%s), one failover line, exit status %d"
             % (got_in, released, at_failover, alone, timeouts.group(1) if timeouts else "?", rc),
-            rc == 0 and got_in == released == 2 * len(pvm) and at_failover == alone == len(pvm)
-            and timeouts is not None and timeouts.group(1) == "1" and log.count("failover: the secondary is gone") == 1)
+            rc == 0 and got_in == released == 3 * len(pvm) and at_failover == alone == len(pvm)
+            and timeouts is not None and timeouts.group(1) == "2" and log.count("failover: the secondary is gone") == 1)
 
 
 def secondary_lost(binary):
