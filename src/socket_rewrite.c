@@ -175,10 +175,13 @@ static void on_signal(evutil_socket_t sig, short what, void *arg)
     event_base_loopbreak(sr->base);
 }
 
+/* A STOP then RESUME is a checkpoint only while in COLO: after the takeover it is the SVM starting alone,
+ * whose state is not the PVM's, so the offsets must stay. */
 static void qmp_done(void *ctx)
 {
     struct socket_rewrite *sr = ctx;
-    seq_rewriter_checkpoint_done(sr->rw);
+    if (!sr->taken_over)
+        seq_rewriter_checkpoint_done(sr->rw);
 }
 
 /* The SVM serves the clients now: known connections stay rewritten, the client's side moves to net_in/net_out. */

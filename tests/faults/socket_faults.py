@@ -27,6 +27,10 @@ left on outdev, exactly once (PVM records in = released, and outdev got them all
                 everything held leaves in order, then PVM records pass straight
   secondary-blip  secondary_in's peer goes and comes back within the window: no failover,
                 the new peer's records are compared as usual
+  rewrite-takeover  `colo-proxy rewrite` with --net_in/--net_out: before the secondary QEMU's
+                COLO_EXIT, net_in's frames are dropped and SVM frames go to_primary; after
+                it, client frames come from net_in (mirror_in's are dropped) and SVM frames
+                leave on net_out
 Prints "faults: PASS|FAIL what" per check.
 """
 import json
@@ -528,6 +532,57 @@ def secondary_blip(binary):
             and m is not None and int(m.group(1)) > 0)
 
 
+def udp_frame(n):
+    payload = b"takeover %d" % n
+    ip = bytes([0x45, 0, 0, 20 + 8 + len(payload), 0, n, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    udp = (4000).to_bytes(2, "big") + (5000).to_bytes(2, "big") + (8 + len(payload)).to_bytes(2, "big") + b"\0\0"
+    return b"\x52\x54\x00\x00\x00\x02\x52\x54\x00\x00\x00\x01\x08\x00" + ip + udp + payload
+
+
+def rewrite_takeover(binary):
+    d = tempfile.mkdtemp()
+    roles = ("mirror_in", "to_svm", "from_svm", "to_primary", "net_in", "net_out")
+    qmp = os.path.join(d, "qmp.sock")
+    fake = FakeQmp(qmp)
+    cmd = [binary, "rewrite", "--qmp", "unix:" + qmp]
+    for r in roles:
+        cmd += ["--" + r, "unix:%s,server" % os.path.join(d, r)]
+    log = open(os.path.join(d, "log"), "w+")
+    proc = subprocess.Popen(cmd, stderr=log)
+    p = Proxy.__new__(Proxy)
+    p.dir, p.path, p.proc, p.log = d, {r: os.path.join(d, r) for r in roles}, proc, log
+    peer = {r: p.connect(r) for r in roles}
+    readers = {r: OutReader(peer[r]) for r in ("to_svm", "to_primary", "net_out")}
+    verdict("rewrite-takeover: the rewriter asked the secondary QEMU's COLO status", fake.ready.wait(10))
+
+    def exchange(n):
+        send(peer["net_in"], [udp_frame(n)])
+        send(peer["mirror_in"], [udp_frame(n + 1)])
+        send(peer["from_svm"], [udp_frame(n + 2)])
+        time.sleep(0.5)
+        return {r: [f for f in rd.records if f[-1:] in b"0123456789" and int(f.split(b" ")[-1]) in (n, n + 1, n + 2)]
+                for r, rd in readers.items()}
+
+    got = exchange(10)
+    verdict("rewrite-takeover: before COLO_EXIT the client's frames come from mirror_in only (to_svm got %d, "
+            "net_in's dropped) and SVM frames go to_primary (%d; net_out %d)"
+            % (len(got["to_svm"]), len(got["to_primary"]), len(got["net_out"])),
+            got["to_svm"] == [udp_frame(11)] and got["to_primary"] == [udp_frame(12)] and not got["net_out"])
+    fake.colo_exit()
+    took = until_in_log(p, "takeover: the secondary QEMU left COLO", 5)
+    got = exchange(20)
+    verdict("rewrite-takeover: after COLO_EXIT (logged: %s) client frames come from net_in (to_svm got %d, "
+            "mirror_in's dropped) and SVM frames leave on net_out (%d; to_primary %d)"
+            % (took, len(got["to_svm"]), len(got["net_out"]), len(got["to_primary"])),
+            took and got["to_svm"] == [udp_frame(20)] and got["net_out"] == [udp_frame(22)] and not got["to_primary"])
+    for rd in readers.values():
+        rd.stop()
+    rc, text = p.stop()
+    verdict("rewrite-takeover: the summary says taken over, one frame of each side not in use dropped, exit "
+            "status %d" % rc, rc == 0 and "taken over; frames of the side not in use dropped: net_in 1, mirror_in 1"
+            in text)
+
+
 def main():
     binary = sys.argv[1]
     truncated(binary)
@@ -540,6 +595,7 @@ def main():
     colo_exit(binary)
     secondary_lost(binary)
     secondary_blip(binary)
+    rewrite_takeover(binary)
     print("faults: %d failed" % FAILURES)
     sys.exit(1 if FAILURES else 0)
 

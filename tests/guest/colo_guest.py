@@ -298,7 +298,10 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
     for proc in hosts[dead]:
         proc.wait()
     survivor.s.settimeout(30)
-    survivor.cmd("x-colo-lost-heartbeat")
+    try:
+        answer = "answered %s" % survivor.cmd("x-colo-lost-heartbeat")
+    except SystemExit as e:  # QEMU may have left COLO on its own already (its checkpoint failed)
+        answer = str(e)
     if mode == "secondary":  # the clients' network now reaches the secondary host
         ns.ip("link", "set", "tap-pvm", "nomaster")
         ns.ip("link", "set", "tap-svm", "master", "br0")
@@ -310,8 +313,9 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
     bad = sum(c[1] for c in work.counts.values())
     first_after = min((r[1] for r in work.done if r[1] >= killed and r[2]), default=None)
     verdict("failover %s: the %s host was killed %.1f s into the traffic with a request in flight (%d answered "
-            "before); x-colo-lost-heartbeat sent to the %s QEMU %.2f s after the kill"
-            % (mode, dead, killed - t0, len(before), "primary" if mode == "primary" else "secondary", took_over),
+            "before); x-colo-lost-heartbeat sent to the %s QEMU %.2f s after the kill (%s)"
+            % (mode, dead, killed - t0, len(before), "primary" if mode == "primary" else "secondary", took_over,
+               answer),
             in_flight_at_kill and len(before) > 0)
     detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
     verdict("failover %s: every request answered: %d before, %d across, %d after the kill (%s); first answer after "
