@@ -482,6 +482,7 @@ def main(attempt=1):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("colo_guest: terminated"))  # the clean-up still runs
     for attempt in range(1, BRING_UP_ATTEMPTS + 1):
         try:
             main(attempt)  # may return early, after a failed wait: the exit status comes from the verdicts
