@@ -58,7 +58,7 @@ enum release_reason {
     RELEASE_MATCHED = 0,  /* compared equal with the SVM's output */
     RELEASE_UNCOMPARED,   /* carries nothing to compare: pure ACK, verified retransmit */
     RELEASE_CHECKPOINT,   /* held, then flushed by a checkpoint */
-    RELEASE_FORCED,       /* colo_compare_release_all: shutdown, end of a replay */
+    RELEASE_FORCED,       /* colo_compare_release_all: shutdown, end of a replay, run mode's failover */
     RELEASE_BYPASSED,     /* its flow matches a bypass rule: never compared */
     RELEASE_FAILOVER,     /* held when the secondary was lost, released at once */
     RELEASE_ALONE,        /* came after the secondary was lost: passed straight */
@@ -138,7 +138,8 @@ void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
 void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
                                      uint64_t now_ns);
 
-/* Releases every held PVM packet, drops every SVM packet; for shutdown and the end of a replay. */
+/* Releases every held PVM packet, drops every SVM packet (per connection); for shutdown, the end of a
+ * replay, and run mode's failover (which then bypasses the engine). */
 void colo_compare_release_all(struct colo_compare *c);
 
 /*
