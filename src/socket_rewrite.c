@@ -47,6 +47,7 @@ struct socket_rewrite {
     bool taken_over;              /* the secondary QEMU left COLO: the SVM serves the clients */
     char takeover_why[80];
     uint64_t off_side[RW_ROLE_COUNT]; /* frames from the side not in use (net_in before, mirror_in after) */
+    uint64_t sent[RW_ROLE_COUNT];     /* frames queued to each output */
 };
 
 static const char *const role_names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary",
@@ -91,6 +92,7 @@ static uint64_t now_ns(void)
 static void send_out(struct socket_rewrite *sr, enum rewrite_role role, struct colo_pkt *pkt)
 {
     struct chardev_endpoint *ep = &sr->ep[role];
+    sr->sent[role]++;
     chardev_endpoint_queue(ep, pkt->owner, sr->cfg.vnet_hdr_support);
     if (chardev_endpoint_backed_up(ep))
         chardev_endpoint_pause(&sr->ep[feeder(sr, role)], true);
@@ -349,11 +351,13 @@ int socket_rewrite_run(struct socket_rewrite *sr)
                     "; rewritten toward the SVM %" PRIu64 ", toward the primary %" PRIu64
                     "; offsets learned %" PRIu64 " (client-opened) + %" PRIu64
                     " (guest-opened); checkpoints %" PRIu64 "; given up on (no SYN-ACK in time) %" PRIu64
-                    "; %s; frames of the side not in use dropped: net_in %" PRIu64 ", mirror_in %" PRIu64,
+                    "; %s; frames of the side not in use dropped: net_in %" PRIu64 ", mirror_in %" PRIu64
+                    "; frames out: to_svm %" PRIu64 ", to_primary %" PRIu64 ", net_out %" PRIu64,
             sr->ep[RW_MIRROR_IN].stats.records_in + (has_net(sr) ? sr->ep[RW_NET_IN].stats.records_in : 0),
             sr->ep[RW_FROM_SVM].stats.records_in, st->rewritten_to_svm,
             st->rewritten_to_link, st->learned_passive, st->learned_active, st->checkpoints, sr->dropped,
-            sr->taken_over ? "taken over" : "not taken over", sr->off_side[RW_NET_IN], sr->off_side[RW_MIRROR_IN]);
+            sr->taken_over ? "taken over" : "not taken over", sr->off_side[RW_NET_IN], sr->off_side[RW_MIRROR_IN],
+            sr->sent[RW_TO_SVM], sr->sent[RW_TO_PRIMARY], sr->sent[RW_NET_OUT]);
     return 0;
 }
 

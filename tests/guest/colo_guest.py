@@ -336,6 +336,10 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
     log = open(d + "/secondary-proxy.log").read()
     verdict("failover secondary: colo-proxy rewrite took over on the secondary QEMU's COLO_EXIT",
             "takeover: the secondary QEMU left COLO" in log)
+    if bad:  # where the clients' frames stopped
+        for args in (["-s", "link", "show", "master", "br0"], ["-s", "link", "show", "tap-pvm"]):
+            out = subprocess.run(["ip", "-n", ns.name] + args, capture_output=True, text=True).stdout
+            print("guest: ip %s:\n%s" % (" ".join(args), out), flush=True)
 
 
 class BringUpFailed(Exception):
