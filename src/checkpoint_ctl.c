@@ -44,6 +44,7 @@ struct checkpoint_ctl {
     struct qmp_parser parser;
     enum session session;
     bool stopped, request_pending, request_in_flight;
+    bool status_said_colo;           /* the last query-colo-status answer (events leave it alone) */
     uint64_t stopped_at_ns;          /* the last STOP, for the checkpoint's duration */
     uint64_t next_id;
     struct checkpoint_ctl_stats stats;
@@ -136,6 +137,10 @@ static void on_return(struct checkpoint_ctl *c, const struct qmp_message *m)
         if (colo != c->stats.in_colo)
             say(c, "qmp: COLO mode is now %s", mode ? mode : "unknown");
         c->stats.in_colo = colo;
+        bool started = colo && !c->status_said_colo;
+        c->status_said_colo = colo;
+        if (started && c->ops.colo_started)
+            c->ops.colo_started(c->ctx);
         if (colo)
             maybe_send_request(c);
         else
@@ -175,6 +180,7 @@ static void on_event(struct checkpoint_ctl *c, const struct qmp_message *m)
         c->stats.in_colo = false;
         c->request_in_flight = false;
         say(c, "qmp: COLO_EXIT (%s)", why ? why : "?");
+        arm(c->status_timer, c->cfg.status_poll_ms); /* to learn when a new COLO session begins */
         c->ops.failover(c->ctx, why ? why : "unknown");
     }
 }

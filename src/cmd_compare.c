@@ -27,6 +27,7 @@ enum {
     OPT_NOTIFY,
     OPT_QMP,
     OPT_PERIOD,
+    OPT_SECONDARY_LOST,
     OPT_CONTROL,
     OPT_METRICS,
     OPT_REPORTS,
@@ -43,6 +44,9 @@ static void compare_usage(FILE *out)
           "  --qmp ADDR                  the primary QEMU's QMP (unix:/path or tcp:host:port)\n"
           "  --notify_dev EP             the Xen COLO frame's channel (QEMU's notify_dev)\n"
           "  --checkpoint-period-ms N    re-applied as x-checkpoint-delay (default 20000)\n"
+          "  --secondary-lost-ms N       secondary_in without a peer this long (after it had one) means the\n"
+          "                              secondary is gone: release what is held, pass PVM frames straight\n"
+          "                              (default 5000; 0: only QMP's COLO_EXIT means failover)\n"
           "  --divergence-reports DIR    write a report per divergence there (colo-proxy explain reads it)\n"
           "  --divergence-reports-per-minute N  log and report at most N divergences a minute (default 60)\n"
           "  --control PATH              unix socket for colo-proxy status and line commands\n"
@@ -63,6 +67,7 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_NOTIFY: cfg->endpoint[SOCK_NOTIFY_DEV] = arg; return 0;
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_PERIOD: return cli_parse_u32("checkpoint-period-ms", arg, 1, &cfg->checkpoint_period_ms);
+    case OPT_SECONDARY_LOST: return cli_parse_u32("secondary-lost-ms", arg, 0, &cfg->secondary_lost_ms);
     case OPT_REPORTS: cfg->divergence_reports = arg; return 0;
     case OPT_REPORTS_RATE:
         return cli_parse_u32("divergence-reports-per-minute", arg, 0, &cfg->divergence_reports_per_minute);
@@ -152,6 +157,7 @@ int cmd_compare(int argc, char **argv)
         { "notify_dev", required_argument, NULL, OPT_NOTIFY },
         { "notify-dev", required_argument, NULL, OPT_NOTIFY },
         { "checkpoint-period-ms", required_argument, NULL, OPT_PERIOD },
+        { "secondary-lost-ms", required_argument, NULL, OPT_SECONDARY_LOST },
         { "divergence-reports", required_argument, NULL, OPT_REPORTS },
         { "divergence-reports-per-minute", required_argument, NULL, OPT_REPORTS_RATE },
         { "control", required_argument, NULL, OPT_CONTROL },

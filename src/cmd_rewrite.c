@@ -27,6 +27,8 @@ enum {
     OPT_TO_SVM,
     OPT_FROM_SVM,
     OPT_TO_PRIMARY,
+    OPT_NET_IN,
+    OPT_NET_OUT,
     OPT_VNET,
     OPT_QMP,
     OPT_MAX_CONNS,
@@ -43,9 +45,14 @@ static void rewrite_usage(FILE *out)
           "  --to_svm EP            where the secondary's filter-redirector (queue=tx, indev) connects\n"
           "  --from_svm EP          where the secondary's filter-redirector (queue=rx, outdev) connects\n"
           "  --to_primary EP        the primary's compare (its secondary_in)\n"
+          "  --net_in EP            where a filter-redirector (queue=tx, outdev) before f1 connects: this\n"
+          "                         host's network, the clients' side once the SVM takes over (with --net_out)\n"
+          "  --net_out EP           where a filter-redirector (queue=rx, indev) between f1 and f2 connects:\n"
+          "                         SVM frames to this host's network once the SVM takes over (with --net_in)\n"
           "options:\n"
           "  --vnet_hdr_support[=on|off]  records carry a vnet header length (QEMU's spelling, =on, works too)\n"
-          "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset\n"
+          "  --qmp ADDR             the secondary QEMU's QMP: a checkpoint resets every offset, COLO_EXIT\n"
+          "                         is the takeover\n"
           "  --max-conns N          connection table size (default 65536)\n"
           "  --control PATH         unix socket for colo-proxy status and line commands\n"
           "  --metrics [ADDR:]PORT  serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
@@ -61,6 +68,8 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_TO_SVM: cfg->endpoint[RW_TO_SVM] = arg; return 0;
     case OPT_FROM_SVM: cfg->endpoint[RW_FROM_SVM] = arg; return 0;
     case OPT_TO_PRIMARY: cfg->endpoint[RW_TO_PRIMARY] = arg; return 0;
+    case OPT_NET_IN: cfg->endpoint[RW_NET_IN] = arg; return 0;
+    case OPT_NET_OUT: cfg->endpoint[RW_NET_OUT] = arg; return 0;
     case OPT_VNET: return cli_parse_on_off("vnet_hdr_support", arg, &cfg->vnet_hdr_support);
     case OPT_QMP: cfg->qmp = arg; return 0;
     case OPT_MAX_CONNS: return cli_parse_u32("max-conns", arg, 16, &cfg->max_conns);
@@ -83,7 +92,8 @@ static int check_rewrite(const struct socket_rewrite_config *cfg, char *err, siz
 /* One line: what it listens on, connects to, and waits for. */
 static void log_start(const struct socket_rewrite_config *cfg)
 {
-    static const char *const names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary" };
+    static const char *const names[RW_ROLE_COUNT] = { "mirror_in", "to_svm", "from_svm", "to_primary", "net_in",
+                                                      "net_out" };
     g_autoptr(GString) line = g_string_new("started: ");
     chardev_endpoints_describe(names, cfg->endpoint, RW_ROLE_COUNT, line);
     if (cfg->qmp)
@@ -101,6 +111,8 @@ int cmd_rewrite(int argc, char **argv)
         { "to_svm", required_argument, NULL, OPT_TO_SVM },
         { "from_svm", required_argument, NULL, OPT_FROM_SVM },
         { "to_primary", required_argument, NULL, OPT_TO_PRIMARY },
+        { "net_in", required_argument, NULL, OPT_NET_IN },
+        { "net_out", required_argument, NULL, OPT_NET_OUT },
         { "vnet_hdr_support", optional_argument, NULL, OPT_VNET },
         { "vnet-hdr-support", optional_argument, NULL, OPT_VNET },
         { "qmp", required_argument, NULL, OPT_QMP },

@@ -6,7 +6,8 @@
  * so the compare timeout is checked in O(1) and fires within one tick of its
  * deadline), the list of connections touched since the last checkpoint (so a
  * checkpoint costs O(touched), not O(table)), and the "checkpoint pending" latch
- * that makes every divergence episode produce exactly one request.
+ * that makes every divergence episode produce exactly one request, and the
+ * "alone" state after a failover, in which nothing is compared or requested.
  *
  * Invariants: a PVM packet is in exactly one queue (its connection's, or the
  * orphan queue when the table had no room) and in the age list until it is
@@ -37,6 +38,7 @@ struct colo_compare {
     struct bypass_rules next_bypass;            /* rules waiting for nothing to be held */
     bool bypass_waiting;
     bool checkpoint_pending;
+    bool alone;                                 /* the secondary is gone: PVM packets pass straight */
     bool requested_before;                      /* last_request_ns holds a real time */
     bool request_deferred;                      /* wanted, but too soon after the last request */
     enum checkpoint_reason deferred_why;
@@ -124,7 +126,7 @@ static bool too_soon(const struct colo_compare *c, uint64_t now)
 /* Once per episode, and never sooner than checkpoint_min_interval after the last: then it waits (counted). */
 static void request_checkpoint(struct colo_compare *c, enum checkpoint_reason why, uint64_t now)
 {
-    if (c->checkpoint_pending)
+    if (c->checkpoint_pending || c->alone)
         return;
     if (too_soon(c, now)) {
         if (!c->request_deferred)
@@ -394,6 +396,19 @@ static bool bypassed(struct colo_compare *c, enum colo_side side, struct colo_pk
     return true;
 }
 
+/* Alone: a PVM packet leaves as it comes (nothing is held, so order holds); an SVM packet is dropped. */
+static void pass_alone(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
+{
+    if (side == SIDE_PVM) {
+        c->stats.released[RELEASE_ALONE]++;
+        latency_hist_record(&c->stats.hold, 0);
+        c->ops.release(c->ctx, p, RELEASE_ALONE);
+    } else {
+        c->stats.svm_alone++;
+        c->ops.discard(c->ctx, p);
+    }
+}
+
 static void input_with_conn(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                             struct conn *conn, uint32_t hash, uint64_t now)
 {
@@ -430,6 +445,10 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
 {
     c->now = now;
     prepare(c, side, p, now);
+    if (c->alone) {
+        pass_alone(c, side, p);
+        return;
+    }
     if (c->cfg.bypass.count && bypassed(c, side, p))
         return;
     uint32_t hash = flow_key_hash(&p->view.key);
@@ -443,6 +462,13 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
 {
     uint32_t hashes[BURST_MAX];
     c->now = now;
+    if (c->alone) {
+        for (unsigned i = 0; i < n; i++) {
+            prepare(c, side, pkts[i], now);
+            pass_alone(c, side, pkts[i]);
+        }
+        return;
+    }
     while (n) {
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
@@ -467,6 +493,8 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
 void colo_compare_tick(struct colo_compare *c, uint64_t now)
 {
     c->now = now;
+    if (c->alone)
+        return;
     if (c->request_deferred && !too_soon(c, now))
         request_checkpoint(c, c->deferred_why, now);
     if (!c->checkpoint_pending && c->age_head && now - c->age_head->arrival_ns >= c->timeout_ns)
@@ -479,6 +507,8 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now)
 
 uint64_t colo_compare_next_deadline(const struct colo_compare *c)
 {
+    if (c->alone)
+        return UINT64_MAX;
     uint64_t next = c->next_scan_ns ? c->next_scan_ns : UINT64_MAX;
     if (c->request_deferred && c->last_request_ns + c->min_interval_ns < next)
         next = c->last_request_ns + c->min_interval_ns;
@@ -564,6 +594,61 @@ void colo_compare_release_all(struct colo_compare *c)
     flush_everything(c, RELEASE_FORCED);
 }
 
+/* The oldest held packet heads its own queue (every queue is in arrival order): pop it from there. */
+static bool release_oldest(struct colo_compare *c, enum release_reason why)
+{
+    struct colo_pkt *p = c->age_head;
+    if (p == c->orphan_head) {
+        c->orphan_head = p->next;
+        if (!c->orphan_head)
+            c->orphan_tail = NULL;
+        p->next = NULL;
+        release(c, p, why);
+        return true;
+    }
+    struct conn *conn = conn_lookup(c->table, &p->view.key, flow_key_hash(&p->view.key));
+    if (!conn || conn->stream.pvm_head != p)
+        return false;
+    release(c, pvm_pop_head(conn), why);
+    return true;
+}
+
+uint64_t colo_compare_go_alone(struct colo_compare *c, uint64_t now)
+{
+    if (c->alone)
+        return 0;
+    uint64_t before = c->stats.released[RELEASE_FAILOVER];
+    c->now = now;
+    while (c->age_head && release_oldest(c, RELEASE_FAILOVER))
+        ;
+    flush_everything(c, RELEASE_FAILOVER); /* the SVM queues, and anything the walk could not place */
+    memset(c->orphan_keys, 0, sizeof(c->orphan_keys));
+    c->alone = true;
+    c->stats.failovers++;
+    return c->stats.released[RELEASE_FAILOVER] - before;
+}
+
+bool colo_compare_alone(const struct colo_compare *c)
+{
+    return c->alone;
+}
+
+int colo_compare_rejoin(struct colo_compare *c)
+{
+    if (!c->alone)
+        return 0;
+    struct conn_table *fresh = conn_table_create(c->cfg.max_conns, &c->cfg.timeouts, conn_holds_pvm_packets,
+                                                 on_conn_evicted, c);
+    if (!fresh)
+        return -1;
+    conn_table_destroy(c->table);
+    c->table = fresh;
+    c->dirty_len = 0;
+    c->next_scan_ns = 0;
+    c->alone = false;
+    return 0;
+}
+
 bool colo_compare_checkpoint_pending(const struct colo_compare *c)
 {
     return c->checkpoint_pending;
@@ -595,7 +680,7 @@ const char *checkpoint_reason_name(enum checkpoint_reason r)
 const char *release_reason_name(enum release_reason r)
 {
     static const char *const names[RELEASE_REASON_COUNT] = {
-        "matched", "uncompared", "checkpoint", "forced", "bypassed",
+        "matched", "uncompared", "checkpoint", "forced", "bypassed", "failover", "alone",
     };
     return (unsigned)r < RELEASE_REASON_COUNT ? names[r] : "unknown";
 }

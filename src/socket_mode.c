@@ -5,8 +5,10 @@
  * I/O), the record pool, the compare engine, the 1 ms timer, the QMP channel and
  * the notify_dev words. Each record is copied once into a pooled slot; released
  * records go into outdev's queue and are written after each batch, after a
- * checkpoint and on each tick. Must never: drop or reorder a released frame, or
- * read more input while outdev is backed up.
+ * checkpoint and on each tick. Also owns the failover decision (see
+ * socket_mode.h): the evidence that the secondary is gone, the "alone" state.
+ * Must never: drop or reorder a released frame, read more input while outdev is
+ * backed up, or go alone without evidence that the secondary is gone.
  */
 #include "colo/socket_mode.h"
 
@@ -51,6 +53,9 @@ struct socket_mode {
     struct divergence_capture *div_capture;
     struct divergence_report_stats div_reports;
     uint64_t divergences;
+    bool secondary_seen;          /* secondary_in had a peer since the last (re)join */
+    uint64_t secondary_gone_ns;   /* when secondary_in lost its peer; 0 while connected */
+    char alone_why[128];          /* empty while comparing */
 };
 
 static const char *const role_names[SOCK_ROLE_COUNT] = { "primary_in", "secondary_in", "outdev",
@@ -62,6 +67,7 @@ void socket_mode_config_default(struct socket_mode_config *cfg)
     colo_compare_config_default(&cfg->compare);
     cfg->compare.max_conns = 1u << 16;
     cfg->checkpoint_period_ms = 20000;
+    cfg->secondary_lost_ms = 5000;
     cfg->outdev_high_water = 8u << 20;
     cfg->divergence_reports_per_minute = 60;
 }
@@ -195,11 +201,12 @@ static void print_summary(const struct socket_mode *sm)
                                  checkpoint_reason_name((enum checkpoint_reason)i), s->checkpoint_requests[i]);
     log_msg(LOG_INFO, "summary: PVM records in %" PRIu64 ", released %" PRIu64 " (matched %" PRIu64
             ", uncompared %" PRIu64 ", after checkpoint %" PRIu64 ", at exit %" PRIu64 ", bypassed %" PRIu64
-            "); SVM records in %" PRIu64 "; divergences %" PRIu64 "; checkpoint requests%s; deferred by "
-            "checkpoint-min-interval %" PRIu64 "; checkpoints done %" PRIu64,
+            ", at failover %" PRIu64 ", passed alone %" PRIu64 "); SVM records in %" PRIu64 "; divergences %" PRIu64
+            "; checkpoint requests%s; deferred by checkpoint-min-interval %" PRIu64 "; checkpoints done %" PRIu64,
             sm->stats.records_in[SOCK_PRIMARY_IN], sum(s->released, RELEASE_REASON_COUNT),
             s->released[RELEASE_MATCHED], s->released[RELEASE_UNCOMPARED], s->released[RELEASE_CHECKPOINT],
-            s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED], sm->stats.records_in[SOCK_SECONDARY_IN],
+            s->released[RELEASE_FORCED], s->released[RELEASE_BYPASSED], s->released[RELEASE_FAILOVER],
+            s->released[RELEASE_ALONE], sm->stats.records_in[SOCK_SECONDARY_IN],
             sum(s->divergences, DIV_KIND_COUNT), requests, s->checkpoint_requests_deferred, s->checkpoints_done);
 }
 
@@ -296,6 +303,71 @@ static int open_endpoint(struct socket_mode *sm, enum socket_role role, char *er
                                  &sm->pool, sm->cfg.outdev_high_water, &ops, sm, err, errlen);
 }
 
+/* ---- failover ---- */
+
+static void tell_operators(struct socket_mode *sm, const char *line)
+{
+    if (sm->ops)
+        ops_server_broadcast(sm->ops, line);
+}
+
+/* The secondary is gone (why says how we know): everything held leaves in order, then PVM frames pass. */
+static void go_alone(struct socket_mode *sm, const char *why)
+{
+    if (colo_compare_alone(sm->engine))
+        return;
+    uint64_t released = colo_compare_go_alone(sm->engine, now_ns());
+    flush_released(sm);
+    snprintf(sm->alone_why, sizeof(sm->alone_why), "%s", why);
+    log_msg(LOG_WARNING, "failover: the secondary is gone (%s); released the %" PRIu64 " held PVM records in "
+                         "order; from now on PVM frames pass straight to outdev, uncompared, and no checkpoint "
+                         "is asked for", why, released);
+    tell_operators(sm, "event alone");
+}
+
+/* A new COLO session with a secondary connected: compare again, from nothing held. */
+static void rejoin(struct socket_mode *sm)
+{
+    if (!colo_compare_alone(sm->engine))
+        return;
+    if (!chardev_endpoint_connected(&sm->ep[SOCK_SECONDARY_IN])) {
+        log_msg(LOG_WARNING, "QEMU is in COLO again but secondary_in has no peer: staying alone until it has "
+                             "one and QEMU starts COLO anew");
+        return;
+    }
+    if (colo_compare_rejoin(sm->engine) != 0) {
+        log_msg(LOG_WARNING, "QEMU is in COLO again but the connection table cannot be allocated: staying "
+                             "alone; lower --max-conns and restart");
+        return;
+    }
+    sm->alone_why[0] = '\0';
+    sm->secondary_seen = true;
+    sm->secondary_gone_ns = 0;
+    log_msg(LOG_INFO, "QEMU is in COLO again with a secondary: comparing again");
+    tell_operators(sm, "event comparing");
+}
+
+/* secondary_in without a peer for the whole window, after it had one: the secondary is gone for good. */
+static void watch_secondary(struct socket_mode *sm, uint64_t now)
+{
+    if (!sm->cfg.secondary_lost_ms || colo_compare_alone(sm->engine))
+        return;
+    if (chardev_endpoint_connected(&sm->ep[SOCK_SECONDARY_IN])) {
+        sm->secondary_seen = true;
+        sm->secondary_gone_ns = 0;
+        return;
+    }
+    if (!sm->secondary_seen)
+        return;
+    if (!sm->secondary_gone_ns)
+        sm->secondary_gone_ns = now;
+    else if (now - sm->secondary_gone_ns >= (uint64_t)sm->cfg.secondary_lost_ms * 1000000ull) {
+        char why[96];
+        snprintf(why, sizeof(why), "secondary_in without a peer for %u ms", sm->cfg.secondary_lost_ms);
+        go_alone(sm, why);
+    }
+}
+
 /* ---- timers, signals, QMP ---- */
 
 static void on_tick(evutil_socket_t fd, short what, void *arg)
@@ -303,7 +375,9 @@ static void on_tick(evutil_socket_t fd, short what, void *arg)
     (void)fd;
     (void)what;
     struct socket_mode *sm = arg;
-    colo_compare_tick(sm->engine, now_ns());
+    uint64_t now = now_ns();
+    watch_secondary(sm, now);
+    colo_compare_tick(sm->engine, now);
     flush_released(sm);
     log_suppressed(sm);
 }
@@ -351,12 +425,17 @@ static void qmp_done(void *ctx)
 static void qmp_failover(void *ctx, const char *why)
 {
     struct socket_mode *sm = ctx;
+    char line[128];
     log_msg(LOG_WARNING, "COLO ended (%s)", why);
-    if (sm->ops) {
-        char line[128];
-        snprintf(line, sizeof(line), "event colo-exit %.64s", why);
-        ops_server_broadcast(sm->ops, line);
-    }
+    snprintf(line, sizeof(line), "event colo-exit %.64s", why);
+    tell_operators(sm, line);
+    snprintf(line, sizeof(line), "QMP COLO_EXIT, reason %.64s", why);
+    go_alone(sm, line);
+}
+
+static void qmp_colo_started(void *ctx)
+{
+    rejoin(ctx);
 }
 
 static void qmp_log(void *ctx, const char *line)
@@ -371,6 +450,12 @@ static void ops_fill(void *ctx, struct metric_set *m)
 {
     struct socket_mode *sm = ctx;
     metric_info(m, "role", "What this colo-proxy is", "role", "compare");
+    char state[160];
+    snprintf(state, sizeof(state), "alone (failover: %s)", sm->alone_why);
+    metric_info(m, "state", "Comparing, or alone once the secondary is gone (PVM frames pass straight)", "state",
+                colo_compare_alone(sm->engine) ? state : "comparing");
+    metric_gauge(m, "alone", "1 once the secondary is lost and PVM output passes straight", NULL, NULL,
+                 colo_compare_alone(sm->engine));
     status_metrics_endpoints(m, sm->ep, sm->opened, role_names, SOCK_ROLE_COUNT);
     metric_counter(m, "socket_records_in", "Records read", "socket", "primary_in",
                    sm->stats.records_in[SOCK_PRIMARY_IN]);
@@ -439,7 +524,7 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
         checkpoint_ctl_config_default(&q);
         q.qmp = cfg->qmp;
         q.period_ms = cfg->checkpoint_period_ms;
-        static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log };
+        static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log, qmp_colo_started };
         if (!(sm->qmp = checkpoint_ctl_start(sm->base, &q, &qops, sm, err, errlen))) {
             socket_mode_destroy(sm);
             return NULL;

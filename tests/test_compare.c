@@ -833,6 +833,101 @@ static void test_malformed_frame_compared_whole_and_counted(void **state)
     assert_int_equal(colo_compare_stats(h->engine)->malformed[PARSE_BAD_IP_LEN], 2);
 }
 
+/* ---- failover: the secondary is gone ---- */
+
+/* Held packets of several connections, a UDP flow and the table-full orphans leave in arrival order. */
+static void assert_released_in_arrival_order(const struct harness *h, size_t n, enum release_reason why)
+{
+    assert_int_equal(h->nreleased, n);
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(h->released[i], i);
+        assert_int_equal(h->reasons[i], why);
+    }
+}
+
+static void test_failover_releases_every_held_packet_in_arrival_order(void **state)
+{
+    struct harness *h = *state;
+    for (uint32_t i = 0; i < 12; i++) {
+        struct frame_spec s = frame_guest_tcp(1000 + i, 500, PA, "k", 1);
+        s.dport = (uint16_t)(40000 + i % 3);
+        if (i % 4 == 3)
+            s.proto = 17;
+        send_spec(h, SIDE_PVM, &s);
+    }
+    tcp(h, SIDE_SVM, 7000, 500, PA, "unrelated");
+    const struct colo_compare_stats *st = colo_compare_stats(h->engine);
+    assert_int_equal(h->nreleased, 0); /* the precondition: everything is held */
+    assert_int_equal(st->pvm_held, 12);
+    assert_int_equal(colo_compare_go_alone(h->engine, h->now), 12);
+    assert_released_in_arrival_order(h, 12, RELEASE_FAILOVER);
+    assert_int_equal(st->pvm_held, 0);
+    assert_int_equal(st->svm_held, 0);
+    assert_true(colo_compare_alone(h->engine));
+    assert_int_equal(colo_compare_go_alone(h->engine, h->now), 0); /* a second failover finds nothing */
+    assert_int_equal(st->failovers, 1);
+}
+
+static void test_failover_releases_table_full_orphans_in_arrival_order(void **state)
+{
+    (void)state;
+    struct harness *h = harness_bounded(4, 1024);
+    for (uint16_t i = 0; i < 9; i++) {
+        struct frame_spec s = frame_guest_tcp(1000u + i, 500, PA, "q", 1);
+        s.dport = (uint16_t)(1 + i % 6); /* six connections for a table of four */
+        send_spec(h, SIDE_PVM, &s);
+    }
+    assert_int_equal(h->last_reason, CKPT_TABLE_FULL); /* the precondition: some are orphans */
+    assert_int_equal(colo_compare_stats(h->engine)->pvm_held, 9);
+    colo_compare_go_alone(h->engine, h->now);
+    assert_released_in_arrival_order(h, 9, RELEASE_FAILOVER);
+    void *s = h;
+    teardown(&s);
+}
+
+static void test_alone_passes_pvm_straight_and_asks_for_nothing(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "before");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "BEFORE"); /* a divergence: one request */
+    assert_int_equal(h->nrequests, 1);
+    assert_true(colo_compare_checkpoint_pending(h->engine));
+    colo_compare_go_alone(h->engine, h->now);
+    assert_false(colo_compare_checkpoint_pending(h->engine));
+    tcp(h, SIDE_PVM, 1006, 500, PA, "after");
+    tcp(h, SIDE_SVM, 1006, 500, PA, "AFTER");
+    assert_int_equal(h->nreleased, 2);
+    assert_int_equal(h->reasons[1], RELEASE_ALONE);
+    assert_int_equal(colo_compare_stats(h->engine)->svm_alone, 1);
+    assert_int_equal(colo_compare_stats(h->engine)->pvm_held, 0);
+    h->now += 10000 * MS; /* far past compare_timeout */
+    colo_compare_tick(h->engine, h->now);
+    colo_compare_request_checkpoint(h->engine, CKPT_POOL_LOW, h->now);
+    assert_int_equal(h->nrequests, 1);
+    uint64_t asked = 0;
+    for (int i = 0; i < CKPT_REASON_COUNT; i++)
+        asked += colo_compare_stats(h->engine)->checkpoint_requests[i];
+    assert_int_equal(asked, 1); /* no request counted that could never be sent */
+    assert_int_equal(colo_compare_next_deadline(h->engine), UINT64_MAX);
+    assert_int_equal(total_released(h), h->pvm_sent);
+}
+
+static void test_rejoin_compares_again_from_a_fresh_table(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "held");
+    colo_compare_go_alone(h->engine, h->now);
+    tcp(h, SIDE_PVM, 1004, 500, PA, "passed");
+    assert_int_equal(h->nreleased, 2);
+    assert_int_equal(colo_compare_rejoin(h->engine), 0);
+    assert_false(colo_compare_alone(h->engine));
+    tcp(h, SIDE_PVM, 1010, 500, PA, "compared");
+    assert_int_equal(h->nreleased, 2); /* held again, until the new SVM's output matches */
+    tcp(h, SIDE_SVM, 1010, 500, PA, "compared");
+    assert_int_equal(h->nreleased, 3);
+    assert_int_equal(h->reasons[2], RELEASE_MATCHED);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -881,6 +976,10 @@ int main(void)
         T(test_vlan_frames_compared_per_vlan),
         T(test_arp_extra_svm_requests_cause_no_divergence),
         T(test_malformed_frame_compared_whole_and_counted),
+        T(test_failover_releases_every_held_packet_in_arrival_order),
+        cmocka_unit_test(test_failover_releases_table_full_orphans_in_arrival_order),
+        T(test_alone_passes_pvm_straight_and_asks_for_nothing),
+        T(test_rejoin_compares_again_from_a_fresh_table),
 #undef T
     };
     return cmocka_run_group_tests_name("compare", tests, NULL, NULL);

@@ -28,6 +28,9 @@ struct checkpoint_ctl_ops {
     void (*checkpoint_done)(void *ctx);          /* RESUME after STOP */
     void (*failover)(void *ctx, const char *why); /* COLO_EXIT */
     void (*log)(void *ctx, const char *line);    /* one-line state changes */
+    /* query-colo-status says "primary" where its previous answer did not: a COLO session
+     * began (or was found running on connecting). May be NULL. */
+    void (*colo_started)(void *ctx);
 };
 
 struct checkpoint_ctl_config {

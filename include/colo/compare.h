@@ -6,8 +6,13 @@
  * monotonic time. The engine keeps PVM packets until they may leave and hands
  * them back through `release`, always in per-connection arrival order; it hands
  * SVM packets back through `discard` once they are compared or stale. It never
- * drops a PVM packet: a packet leaves after a match, after a checkpoint, or by
- * `colo_compare_release_all` (failover, shutdown, end of a replay).
+ * drops a PVM packet: a packet leaves after a match, after a checkpoint, at a
+ * failover, or by `colo_compare_release_all` (shutdown, end of a replay).
+ *
+ * Failover (`colo_compare_go_alone`: the secondary is gone) releases every held
+ * PVM packet in arrival order and from then on the engine compares nothing: PVM
+ * packets leave as they come, SVM packets are discarded, no checkpoint is ever
+ * requested. `colo_compare_rejoin` starts comparing again for a new secondary.
  *
  * A checkpoint is requested (through `request_checkpoint`) on a divergence, a
  * PVM packet held longer than compare_timeout, a full queue, or a full table —
@@ -53,8 +58,10 @@ enum release_reason {
     RELEASE_MATCHED = 0,  /* compared equal with the SVM's output */
     RELEASE_UNCOMPARED,   /* carries nothing to compare: pure ACK, verified retransmit */
     RELEASE_CHECKPOINT,   /* held, then flushed by a checkpoint */
-    RELEASE_FORCED,       /* colo_compare_release_all: failover or shutdown */
+    RELEASE_FORCED,       /* colo_compare_release_all: shutdown, end of a replay, run mode's failover */
     RELEASE_BYPASSED,     /* its flow matches a bypass rule: never compared */
+    RELEASE_FAILOVER,     /* held when the secondary was lost, released at once */
+    RELEASE_ALONE,        /* came after the secondary was lost: passed straight */
     RELEASE_REASON_COUNT
 };
 
@@ -97,6 +104,8 @@ struct colo_compare_stats {
     uint64_t pvm_held, svm_held;  /* now */
     uint64_t pvm_held_max;
     uint64_t svm_bypassed;               /* SVM frames of bypassed flows, discarded */
+    uint64_t svm_alone;                  /* SVM frames that came after a failover, discarded */
+    uint64_t failovers;                  /* times the engine went alone */
     uint64_t bypass_hits[BYPASS_MAX_RULES]; /* frames (both sides) per rule */
     struct latency_hist hold;            /* arrival to release, every released PVM packet */
     struct latency_hist checkpoint_wait; /* a request to its checkpoint's completion */
@@ -129,8 +138,26 @@ void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
 void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
                                      uint64_t now_ns);
 
-/* Releases every held PVM packet, drops every SVM packet; for failover and shutdown. */
+/* Releases every held PVM packet, drops every SVM packet (per connection); for shutdown, the end of a
+ * replay, and run mode's failover (which then bypasses the engine). */
 void colo_compare_release_all(struct colo_compare *c);
+
+/*
+ * The secondary is gone: releases every held PVM packet in arrival order (across
+ * connections too), drops every SVM packet, and passes every later PVM packet
+ * straight (RELEASE_ALONE); nothing is compared or requested any more. Returns
+ * how many were released; a second call does nothing and returns 0.
+ */
+uint64_t colo_compare_go_alone(struct colo_compare *c, uint64_t now_ns);
+bool colo_compare_alone(const struct colo_compare *c);
+
+/*
+ * A new secondary took over from the replication's start (nothing is held while
+ * alone): compares again, from a fresh connection table, so streams passed
+ * uncompared leave no stale positions. -1 (and still alone) when the table
+ * cannot be allocated.
+ */
+int colo_compare_rejoin(struct colo_compare *c);
 
 bool colo_compare_checkpoint_pending(const struct colo_compare *c);
 

@@ -24,6 +24,13 @@
  * COLO_COMPARE_GET_XEN_INIT, a checkpoint is asked for with DO_CHECKPOINT, and
  * the frame's COLO_CHECKPOINT means it is done. As QEMU does, words are read
  * with the vnet length field when vnet_hdr_support is on and written without.
+ *
+ * Failover: on QMP's COLO_EXIT (the primary QEMU left COLO), or when secondary_in
+ * has had no peer for secondary_lost_ms after it had one, compare goes "alone":
+ * it releases everything it holds in arrival order and passes PVM frames straight
+ * to outdev from then on, asking for no checkpoint. Only that evidence counts, so
+ * the two VMs never both answer clients. When QMP shows the primary in COLO again
+ * (a new secondary) with secondary_in connected, it compares again.
  */
 #ifndef COLO_SOCKET_MODE_H
 #define COLO_SOCKET_MODE_H
@@ -45,6 +52,7 @@ struct socket_mode_config {
     struct colo_compare_config compare;
     const char *qmp;                /* NULL: no QEMU channel */
     uint32_t checkpoint_period_ms;
+    uint32_t secondary_lost_ms;     /* secondary_in without a peer this long: failover; 0: never */
     size_t outdev_high_water;       /* pause inputs above this many queued output bytes */
     const char *divergence_reports; /* a directory for reports (divergence_report.h); NULL: none */
     uint32_t divergence_reports_per_minute; /* log lines and reports; 0: no limit */

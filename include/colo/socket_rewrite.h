@@ -20,6 +20,20 @@
  * pauses mirror_in, a full to_primary queue pauses from_svm; nothing is dropped
  * but segments the rewriter gives up on (held over a second for a SYN-ACK that
  * never came), which are counted.
+ *
+ *   net_in      (optional) where a secondary filter-redirector (queue=tx, outdev) placed
+ *               before f1 connects: frames from this host's network (the tap)
+ *   net_out     (optional) where a secondary filter-redirector (queue=rx, indev) placed
+ *               between f1 and f2 connects: frames for this host's network
+ *
+ * Takeover: when the secondary QEMU leaves COLO (QMP COLO_EXIT after
+ * x-colo-lost-heartbeat: the SVM now serves the clients), the rewriter keeps
+ * rewriting the connections it knows (seq_rewriter_failover) and, with net_in and
+ * net_out, swaps its sides: client frames come from net_in instead of mirror_in,
+ * SVM frames leave on net_out instead of to_primary. Before the takeover net_in's
+ * frames are dropped (counted; the SVM gets the client's frames from the primary
+ * only), after it mirror_in's. Only QMP's COLO_EXIT is taken as evidence: the
+ * primary's sockets going quiet is not (the SVM serves only once QEMU says so).
  */
 #ifndef COLO_SOCKET_REWRITE_H
 #define COLO_SOCKET_REWRITE_H
@@ -28,10 +42,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
-enum rewrite_role { RW_MIRROR_IN, RW_TO_SVM, RW_FROM_SVM, RW_TO_PRIMARY, RW_ROLE_COUNT };
+enum rewrite_role { RW_MIRROR_IN, RW_TO_SVM, RW_FROM_SVM, RW_TO_PRIMARY, RW_NET_IN, RW_NET_OUT, RW_ROLE_COUNT };
 
 struct socket_rewrite_config {
-    const char *endpoint[RW_ROLE_COUNT];
+    const char *endpoint[RW_ROLE_COUNT]; /* net_in and net_out may be NULL (both or neither) */
     bool vnet_hdr_support;
     const char *qmp;      /* the secondary QEMU's QMP; NULL: offsets never reset */
     uint32_t max_conns;

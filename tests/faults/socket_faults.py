@@ -19,8 +19,21 @@ left on outdev, exactly once (PVM records in = released, and outdev got them all
   sigterm       SIGTERM while PVM records are held: they are released, exit status 0
   flood         divergent SVM records for 2 s, checkpoints done at once: requests come no
                 faster than --checkpoint-min-interval, and the waits are counted
+  colo-exit     PVM records held (a timeout checkpoint asked for, never done), then QMP's
+                COLO_EXIT: everything held leaves in order, later PVM records pass straight,
+                no further request is sent or counted, status says alone; when QMP says
+                COLO again, records are compared (held) again
+  secondary-lost  secondary_in's peer goes for good: after --secondary-lost-ms (not before)
+                everything held leaves in order, then PVM records pass straight
+  secondary-blip  secondary_in's peer goes and comes back within the window: no failover,
+                the new peer's records are compared as usual
+  rewrite-takeover  `colo-proxy rewrite` with --net_in/--net_out: before the secondary QEMU's
+                COLO_EXIT, net_in's frames are dropped and SVM frames go to_primary; after
+                it, client frames come from net_in (mirror_in's are dropped) and SVM frames
+                leave on net_out
 Prints "faults: PASS|FAIL what" per check.
 """
+import json
 import os
 import re
 import signal
@@ -311,6 +324,273 @@ def flood(binary):
             rc == 0 and got_in == released == sent == len(out))
 
 
+class OutReader:
+    """Reads outdev all along: every record, with the time it came."""
+
+    def __init__(self, sock):
+        self.sock, self.records, self.times = sock, [], []
+        self.running = True
+        self.thread = threading.Thread(target=self.read, daemon=True)
+        self.thread.start()
+
+    def read(self):
+        buf = b""
+        self.sock.settimeout(0.1)
+        while self.running:
+            try:
+                chunk = self.sock.recv(1 << 20)
+            except socket.timeout:
+                continue
+            except OSError:
+                return
+            if not chunk:
+                return
+            buf += chunk
+            while len(buf) >= 4 and len(buf) >= 4 + int.from_bytes(buf[:4], "big"):
+                n = int.from_bytes(buf[:4], "big")
+                self.records.append(buf[4:4 + n])
+                self.times.append(time.monotonic())
+                buf = buf[4 + n:]
+
+    def wait_for(self, count, timeout):
+        deadline = time.monotonic() + timeout
+        while len(self.records) < count and time.monotonic() < deadline:
+            time.sleep(0.02)
+        return len(self.records) >= count
+
+    def stop(self):
+        self.running = False
+        self.thread.join()
+
+
+class FakeQmp:
+    """A primary QEMU's monitor in COLO: answers every command, counts checkpoint requests, and
+    sends COLO_EXIT when told; query-colo-status says "primary" until then, "none" after."""
+
+    def __init__(self, path):
+        self.srv = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.srv.bind(path)
+        self.srv.listen(1)
+        self.conn, self.requests, self.in_colo = None, 0, True
+        self.ready = threading.Event()
+        threading.Thread(target=self.serve, daemon=True).start()
+
+    def serve(self):
+        self.conn, _ = self.srv.accept()
+        self.conn.sendall(b'{"QMP": {"version": {}, "capabilities": []}}\r\n')
+        f = self.conn.makefile("rb")
+        for line in f:
+            try:
+                cmd = json.loads(line)
+            except ValueError:
+                continue
+            ret = {}
+            if cmd.get("execute") == "query-colo-status":
+                ret = {"mode": "primary" if self.in_colo else "none", "last-mode": "none", "reason": "none"}
+                self.ready.set()
+            elif cmd.get("execute") == "migrate-set-parameters":
+                self.requests += 1
+            self.conn.sendall((json.dumps({"return": ret, "id": cmd.get("id")}) + "\r\n").encode())
+
+    def colo_exit(self):
+        self.in_colo = False
+        self.conn.sendall(b'{"event": "COLO_EXIT", "data": {"mode": "primary", "reason": "request"}, '
+                          b'"timestamp": {"seconds": 0, "microseconds": 0}}\r\n')
+
+
+def until_in_log(proxy, text, timeout):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with open(os.path.join(proxy.dir, "log")) as f:  # its own offset: the proxy writes through the other
+            if text in f.read():
+                return True
+        time.sleep(0.05)
+    return False
+
+
+def per_flow(frames_):
+    """Each connection's frames in order: what compare keeps when it releases on matches."""
+    flows = {}
+    for f in frames_:
+        flows.setdefault(drive.flow_of(f), []).append(f)
+    return flows
+
+
+def released_at_failover(log):
+    m = re.search(r"at failover (\d+), passed alone (\d+)", log)
+    return (int(m.group(1)), int(m.group(2))) if m else (-1, -1)
+
+
+def status_text(binary, control):
+    return subprocess.run([binary, "status", "--control", control], capture_output=True, text=True,
+                          timeout=10).stdout
+
+
+def colo_exit(binary):
+    pvm, svm = frames()
+    qmp = os.path.join(tempfile.mkdtemp(), "qmp.sock")
+    fake = FakeQmp(qmp)
+    control = os.path.join(tempfile.mkdtemp(), "control.sock")
+    p = Proxy(binary, qmp=qmp, extra=["--control", control])
+    out = OutReader(p.out)
+    verdict("colo-exit: the proxy asked QEMU's COLO status", fake.ready.wait(10))
+    send(p.pin, pvm)  # no SVM: held; after compare_timeout one checkpoint is asked for, never done
+    deadline = time.monotonic() + 10
+    while fake.requests < 1 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.5)
+    held = len(out.records)
+    verdict("colo-exit: before COLO_EXIT all %d PVM records are held (%d out) and one checkpoint was asked for "
+            "(%d)" % (len(pvm), held, fake.requests), held == 0 and fake.requests == 1)
+    exit_at = time.monotonic()
+    fake.colo_exit()
+    got_all = out.wait_for(len(pvm), 5)
+    verdict("colo-exit: at COLO_EXIT every held record left, in order (%d of %d, first after %.0f ms)"
+            % (len(out.records), len(pvm), (out.times[0] - exit_at) * 1000 if out.records else -1),
+            got_all and out.records[:len(pvm)] == pvm)
+    send(p.pin, pvm)  # after the failover: straight through, no SVM needed
+    send(p.sin, svm)
+    got_all = out.wait_for(2 * len(pvm), 5)
+    time.sleep(1)  # longer than compare_timeout: nothing is held, nothing is asked for
+    verdict("colo-exit: afterwards PVM records pass straight, in order (%d of %d), no further checkpoint "
+            "request sent (%d in all)" % (len(out.records) - len(pvm), len(pvm), fake.requests),
+            got_all and out.records[len(pvm):] == pvm and fake.requests == 1)
+    table = status_text(binary, control)
+    verdict("colo-exit: colo-proxy status says alone (%s)"
+            % next((l.strip() for l in table.splitlines() if "alone (" in l), "no state line"),
+            "alone (failover: QMP COLO_EXIT, reason request)" in table)
+    fake.in_colo = True  # a new secondary: QEMU is in COLO again, secondary_in is connected
+    rejoined = until_in_log(p, "comparing again", 5)
+    send(p.pin, pvm)
+    deadline = time.monotonic() + 10
+    while fake.requests < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    time.sleep(0.3)
+    verdict("colo-exit: when QEMU is in COLO again it compares again: PVM records held (%d of %d out), a "
+            "timeout checkpoint asked for (%d requests in all)" % (len(out.records) - 2 * len(pvm), len(pvm),
+                                                                  fake.requests),
+            rejoined and len(out.records) == 2 * len(pvm) and fake.requests == 2)
+    rc, log = p.stop()  # releases what it holds at exit: outdev is still read
+    out.stop()
+    got_in, released = summary(log)
+    at_failover, alone = released_at_failover(log)
+    timeouts = re.search(r"checkpoint requests divergence \d+ timeout (\d+)", log)
+    verdict("colo-exit: accounting holds (%d in = %d released: %d at failover, %d passed alone), a timeout "
+            "request counted before the failover and after the rejoin only (%s), one failover line, exit status %d"
+            % (got_in, released, at_failover, alone, timeouts.group(1) if timeouts else "?", rc),
+            rc == 0 and got_in == released == 3 * len(pvm) and at_failover == alone == len(pvm)
+            and timeouts is not None and timeouts.group(1) == "2" and log.count("failover: the secondary is gone") == 1)
+
+
+def secondary_lost(binary):
+    pvm, _ = frames()
+    window = 1000
+    p = Proxy(binary, compare_timeout=60000, extra=["--secondary-lost-ms", str(window)])
+    out = OutReader(p.out)
+    send(p.pin, pvm)
+    time.sleep(0.3)
+    held = len(out.records)
+    gone_at = time.monotonic()
+    p.sin.close()
+    got_all = out.wait_for(len(pvm), 10)
+    after_ms = (out.times[0] - gone_at) * 1000 if out.records else -1
+    verdict("secondary-lost: %d PVM records held while the secondary was there (%d out); its peer went: all "
+            "left in order %.0f ms later (window %d ms)" % (len(pvm), held, after_ms, window),
+            held == 0 and got_all and out.records == pvm and window <= after_ms < window + 1000)
+    send(p.pin, pvm)
+    got_all = out.wait_for(2 * len(pvm), 5)
+    verdict("secondary-lost: afterwards PVM records pass straight (%d of %d)" % (len(out.records) - len(pvm), len(pvm)),
+            got_all and out.records[len(pvm):] == pvm)
+    rc, log = p.stop()
+    out.stop()
+    got_in, released = summary(log)
+    at_failover, alone = released_at_failover(log)
+    verdict("secondary-lost: accounting holds (%d in = %d released: %d at failover, %d passed alone), the log says "
+            "why once, exit status %d" % (got_in, released, at_failover, alone, rc),
+            rc == 0 and got_in == released == 2 * len(pvm) and at_failover == alone == len(pvm)
+            and log.count("failover: the secondary is gone (secondary_in without a peer for %d ms)" % window) == 1)
+
+
+def secondary_blip(binary):
+    pvm, svm = frames()
+    window = 2000
+    p = Proxy(binary, compare_timeout=60000, extra=["--secondary-lost-ms", str(window)])
+    out = OutReader(p.out)
+    send(p.pin, pvm)
+    time.sleep(0.3)
+    held = len(out.records)
+    p.sin.close()
+    time.sleep(window / 4000)
+    p.sin = p.connect("sin")
+    time.sleep(window / 1000)  # past the window counted from the drop: the peer is back, no failover
+    still_held = len(out.records)
+    send(p.sin, svm)
+    got_all = out.wait_for(len(pvm), 10)
+    verdict("secondary-blip: the peer went for %d ms of a %d ms window: still held after the window (%d, %d out), "
+            "then matched with the new peer's records (%d of %d out, in order per connection)"
+            % (window // 4, window, held, still_held, len(out.records), len(pvm)),
+            held == still_held == 0 and got_all and per_flow(out.records) == per_flow(pvm))
+    rc, log = p.stop()
+    out.stop()
+    got_in, released = summary(log)
+    m = re.search(r"released \d+ \(matched (\d+)", log)
+    verdict("secondary-blip: no failover (%d at failover), %s matched, accounting holds (%d in, %d released)"
+            % (released_at_failover(log)[0], m.group(1) if m else "?", got_in, released),
+            rc == 0 and "failover:" not in log and released_at_failover(log) == (0, 0) and got_in == released == len(pvm)
+            and m is not None and int(m.group(1)) > 0)
+
+
+def udp_frame(n):
+    payload = b"takeover %d" % n
+    ip = bytes([0x45, 0, 0, 20 + 8 + len(payload), 0, n, 0, 0, 64, 17, 0, 0, 10, 0, 0, 1, 10, 0, 0, 2])
+    udp = (4000).to_bytes(2, "big") + (5000).to_bytes(2, "big") + (8 + len(payload)).to_bytes(2, "big") + b"\0\0"
+    return b"\x52\x54\x00\x00\x00\x02\x52\x54\x00\x00\x00\x01\x08\x00" + ip + udp + payload
+
+
+def rewrite_takeover(binary):
+    d = tempfile.mkdtemp()
+    roles = ("mirror_in", "to_svm", "from_svm", "to_primary", "net_in", "net_out")
+    qmp = os.path.join(d, "qmp.sock")
+    fake = FakeQmp(qmp)
+    cmd = [binary, "rewrite", "--qmp", "unix:" + qmp]
+    for r in roles:
+        cmd += ["--" + r, "unix:%s,server" % os.path.join(d, r)]
+    log = open(os.path.join(d, "log"), "w+")
+    proc = subprocess.Popen(cmd, stderr=log)
+    p = Proxy.__new__(Proxy)
+    p.dir, p.path, p.proc, p.log = d, {r: os.path.join(d, r) for r in roles}, proc, log
+    peer = {r: p.connect(r) for r in roles}
+    readers = {r: OutReader(peer[r]) for r in ("to_svm", "to_primary", "net_out")}
+    verdict("rewrite-takeover: the rewriter asked the secondary QEMU's COLO status", fake.ready.wait(10))
+
+    def exchange(n):
+        send(peer["net_in"], [udp_frame(n)])
+        send(peer["mirror_in"], [udp_frame(n + 1)])
+        send(peer["from_svm"], [udp_frame(n + 2)])
+        time.sleep(0.5)
+        return {r: [f for f in rd.records if f[-1:] in b"0123456789" and int(f.split(b" ")[-1]) in (n, n + 1, n + 2)]
+                for r, rd in readers.items()}
+
+    got = exchange(10)
+    verdict("rewrite-takeover: before COLO_EXIT the client's frames come from mirror_in only (to_svm got %d, "
+            "net_in's dropped) and SVM frames go to_primary (%d; net_out %d)"
+            % (len(got["to_svm"]), len(got["to_primary"]), len(got["net_out"])),
+            got["to_svm"] == [udp_frame(11)] and got["to_primary"] == [udp_frame(12)] and not got["net_out"])
+    fake.colo_exit()
+    took = until_in_log(p, "takeover: the secondary QEMU left COLO", 5)
+    got = exchange(20)
+    verdict("rewrite-takeover: after COLO_EXIT (logged: %s) client frames come from net_in (to_svm got %d, "
+            "mirror_in's dropped) and SVM frames leave on net_out (%d; to_primary %d)"
+            % (took, len(got["to_svm"]), len(got["net_out"]), len(got["to_primary"])),
+            took and got["to_svm"] == [udp_frame(20)] and got["net_out"] == [udp_frame(22)] and not got["to_primary"])
+    for rd in readers.values():
+        rd.stop()
+    rc, text = p.stop()
+    verdict("rewrite-takeover: the summary says taken over, one frame of each side not in use dropped, exit "
+            "status %d" % rc, rc == 0 and "taken over; frames of the side not in use dropped: net_in 1, mirror_in 1; "
+            "frames out: to_svm 2, to_primary 1, net_out 1" in text)
+
+
 def main():
     binary = sys.argv[1]
     truncated(binary)
@@ -320,6 +600,10 @@ def main():
     qemu_restart(binary)
     sigterm(binary)
     flood(binary)
+    colo_exit(binary)
+    secondary_lost(binary)
+    secondary_blip(binary)
+    rewrite_takeover(binary)
     print("faults: %d failed" % FAILURES)
     sys.exit(1 if FAILURES else 0)
 

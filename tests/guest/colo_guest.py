@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
-"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] — colo-proxy in place
-of colo-compare, with two real QEMU 7.2 guests in COLO; with --secondary-proxy, `colo-proxy
-rewrite` also takes the place of the secondary's filter-rewriter.
+"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] [--failover primary|secondary]
+— colo-proxy in place of colo-compare, with two real QEMU 7.2 guests in COLO; with
+--secondary-proxy, `colo-proxy rewrite` also takes the place of the secondary's filter-rewriter.
 
 In a network namespace of its own: a bridge (the client's side, 10.99.0.1) with the
 primary's tap on it, the secondary's tap kept off it (COLO-FT topology, no drives).
@@ -20,6 +20,13 @@ echo only in the first half (the guests answer alike, so QEMU's periodic checkpo
 run), all of it in the second.
 It reports the checkpoints QEMU took (STOP/RESUME on an event monitor), the ones
 colo-proxy asked for and why, and colo-proxy's accounting of PVM records.
+
+With --failover, a host dies in the middle of the traffic (a request in flight) and the
+survivor takes over as docs/migration.md ("When a host dies") says: `primary` kills the
+secondary host (its QEMU and rewriter) and sends x-colo-lost-heartbeat to the primary QEMU;
+`secondary` (needs --secondary-proxy) kills the primary host (its QEMU and compare), sends
+x-colo-lost-heartbeat to the secondary QEMU and moves the client's network to the
+secondary's tap. Every request must be answered, before, across and after the failover.
 Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
 """
 import ctypes
@@ -123,9 +130,15 @@ def secondary_args(img, d, proxy_rewrites):
         "-netdev", "tap,id=hn0,ifname=tap-svm,script=no,downscript=no,vhost=off",
         "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
         "-chardev", "socket,id=red0,host=127.0.0.1,port=%d,reconnect=1" % ports[0],
-        "-chardev", "socket,id=red1,host=127.0.0.1,port=%d,reconnect=1" % ports[1],
-        "-object", "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0" + VNET,
-        "-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET]
+        "-chardev", "socket,id=red1,host=127.0.0.1,port=%d,reconnect=1" % ports[1]]
+    if proxy_rewrites:  # the tap's way through `colo-proxy rewrite` once the SVM takes over
+        args += ["-chardev", "socket,id=net0,host=127.0.0.1,port=9015,reconnect=1",
+                 "-chardev", "socket,id=net1,host=127.0.0.1,port=9016,reconnect=1",
+                 "-object", "filter-redirector,id=n0,netdev=hn0,queue=tx,outdev=net0" + VNET]
+    args += ["-object", "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0" + VNET]
+    if proxy_rewrites:
+        args += ["-object", "filter-redirector,id=n1,netdev=hn0,queue=rx,indev=net1" + VNET]
+    args += ["-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET]
     if proxy_rewrites:
         return args + ["-qmp", "unix:%s/secondary-proxy.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:9998"]
     return args + ["-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
@@ -135,6 +148,7 @@ def secondary_args(img, d, proxy_rewrites):
 def secondary_proxy_args(proxy, d):
     return [proxy, "rewrite", "--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "tcp:127.0.0.1:9013,server",
             "--from_svm", "tcp:127.0.0.1:9014,server", "--to_primary", "tcp:127.0.0.1:9004",
+            "--net_in", "tcp:127.0.0.1:9015,server", "--net_out", "tcp:127.0.0.1:9016,server",
             "--vnet_hdr_support", "--qmp", "unix:%s/secondary-proxy.qmp" % d]
 
 
@@ -202,6 +216,8 @@ class Workload:
         self.big = open(www + "/big.bin", "rb").read()
         self.counts = {"page": [0, 0], "big": [0, 0], "token": [0, 0], "echo": [0, 0]}
         self.errors = []
+        self.done = []            # (started, finished, ok) per request
+        self.in_flight = None     # when the request under way started
 
     def one(self, kind, rng):
         if kind == "page":
@@ -220,11 +236,14 @@ class Workload:
         while time.monotonic() < end:
             kind = kinds[i % len(kinds)]
             i += 1
+            self.in_flight = time.monotonic()
             try:
                 ok = self.one(kind, rng)
                 why = "wrong bytes"
             except OSError as e:
                 ok, why = False, repr(e)
+            self.done.append((self.in_flight, time.monotonic(), ok))
+            self.in_flight = None
             self.counts[kind][0 if ok else 1] += 1
             if not ok:
                 self.errors.append("%s: %s" % (kind, why))
@@ -264,6 +283,65 @@ def operator_view(proxy, control, reports):
             any("hint: " in e and "hint: no known cause" not in e for e in explained))
 
 
+def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
+    """Traffic for SECONDS; at half time, with a request in flight, one host dies and the other takes over."""
+    kinds = ["page", "echo", "big", "echo", "token", "page", "echo"]
+    runner = threading.Thread(target=work.run, args=(seconds, kinds))
+    t0 = time.monotonic()
+    runner.start()
+    until(lambda: time.monotonic() - t0 >= seconds / 2 and work.in_flight is not None, seconds)
+    dead, survivor = ("secondary", p) if mode == "primary" else ("primary", s)
+    killed = time.monotonic()
+    in_flight_at_kill = work.in_flight is not None
+    for proc in hosts[dead]:
+        proc.kill()
+    for proc in hosts[dead]:
+        proc.wait()
+    survivor.s.settimeout(30)
+    try:
+        answer = "answered %s" % survivor.cmd("x-colo-lost-heartbeat")
+    except SystemExit as e:  # QEMU may have left COLO on its own already (its checkpoint failed)
+        answer = str(e)
+    if mode == "secondary":  # the clients' network now reaches the secondary host
+        ns.ip("link", "set", "tap-pvm", "nomaster")
+        ns.ip("link", "set", "tap-svm", "master", "br0")
+    took_over = time.monotonic() - killed
+    runner.join()
+    before = [r for r in work.done if r[1] < killed]
+    across = [r for r in work.done if r[0] < killed <= r[1]]
+    after = [r for r in work.done if r[0] >= killed]
+    bad = sum(c[1] for c in work.counts.values())
+    first_after = min((r[1] for r in work.done if r[1] >= killed and r[2]), default=None)
+    verdict("failover %s: the %s host was killed %.1f s into the traffic with a request in flight (%d answered "
+            "before); x-colo-lost-heartbeat sent to the %s QEMU %.2f s after the kill (%s)"
+            % (mode, dead, killed - t0, len(before), "primary" if mode == "primary" else "secondary", took_over,
+               answer),
+            in_flight_at_kill and len(before) > 0)
+    detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
+    verdict("failover %s: every request answered: %d before, %d across, %d after the kill (%s); first answer after "
+            "the kill %.2f s after it%s"
+            % (mode, len(before), len(across), len(after), detail,
+               first_after - killed if first_after else -1, "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+            bad == 0 and len(across) >= 1 and len(after) >= 3)
+    status = survivor.cmd("query-colo-status")
+    verdict("failover %s: the %s QEMU left COLO (query-colo-status: %s)" % (mode, "primary" if mode == "primary"
+                                                                             else "secondary", status),
+            status.get("mode") == "none")
+    if mode == "primary":
+        table = subprocess.run([proxy, "status", "--control", control], capture_output=True, text=True,
+                               timeout=10).stdout
+        state = next((l.strip() for l in table.splitlines() if "alone (" in l or "comparing" in l), "no state line")
+        verdict("failover primary: colo-proxy status says %s" % state, "alone (failover: QMP COLO_EXIT" in state)
+        return
+    log = open(d + "/secondary-proxy.log").read()
+    verdict("failover secondary: colo-proxy rewrite took over on the secondary QEMU's COLO_EXIT",
+            "takeover: the secondary QEMU left COLO" in log)
+    if bad:  # where the clients' frames stopped
+        for args in (["-s", "link", "show", "master", "br0"], ["-s", "link", "show", "tap-pvm"]):
+            out = subprocess.run(["ip", "-n", ns.name] + args, capture_output=True, text=True).stdout
+            print("guest: ip %s:\n%s" % (" ".join(args), out), flush=True)
+
+
 class BringUpFailed(Exception):
     """The pair reached COLO but the guest never served through it: start the pair again."""
 
@@ -272,6 +350,9 @@ def main(attempt=1):
     proxy, preload, img = sys.argv[1:4]
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
     proxy_rewrites = "--secondary-proxy" in sys.argv
+    failover_mode = sys.argv[sys.argv.index("--failover") + 1] if "--failover" in sys.argv else None
+    if failover_mode not in (None, "primary", "secondary") or (failover_mode == "secondary" and not proxy_rewrites):
+        raise SystemExit("colo_guest: --failover primary|secondary (secondary needs --secondary-proxy)")
     print("guest: secondary rewriter: %s" % ("colo-proxy rewrite" if proxy_rewrites else "QEMU's filter-rewriter"))
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-%d-%d" % (os.getpid(), attempt)
     os.makedirs(d, exist_ok=True)
@@ -324,6 +405,23 @@ def main(attempt=1):
         verdict("the guest serves through colo-proxy %.1f s after migrate" % (time.monotonic() - boot), True)
 
         work = Workload(img + "/www")
+        if failover_mode:
+            hosts = {"primary": [pri, px], "secondary": [sec] + ([rewriter] if rewriter else [])}
+            failover(failover_mode, work, seconds, hosts, p, s, ns, proxy, control, d)
+            survivor = px if failover_mode == "primary" else rewriter
+            survivor.send_signal(signal.SIGTERM)
+            rc = survivor.wait(timeout=15)
+            log = open(proxy_log if failover_mode == "primary" else d + "/secondary-proxy.log").read()
+            m = re.search(r"summary: .*", log)
+            ok = rc == 0 and m is not None
+            if failover_mode == "primary":
+                summary = re.search(r"summary: PVM records in (\d+), released (\d+).*at failover (\d+), passed "
+                                    r"alone (\d+)", log)
+                ok = ok and summary is not None and summary.group(1) == summary.group(2) and int(summary.group(4)) > 0
+                ok = ok and log.count("failover: the secondary is gone (QMP COLO_EXIT") == 1
+            verdict("failover %s: the surviving colo-proxy stopped cleanly (exit status %d) and accounted for "
+                    "everything (%s)" % (failover_mode, rc, m.group(0) if m else "no summary"), ok)
+            return
         before = len(ckpts.durations)
         t0 = time.monotonic()
         # Phase 1: echo only, which the two guests answer alike; QEMU's periodic checkpoints run.
@@ -388,6 +486,7 @@ def main(attempt=1):
 
 
 if __name__ == "__main__":
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit("colo_guest: terminated"))  # the clean-up still runs
     for attempt in range(1, BRING_UP_ATTEMPTS + 1):
         try:
             main(attempt)  # may return early, after a failed wait: the exit status comes from the verdicts
