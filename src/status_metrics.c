@@ -27,6 +27,7 @@ void status_metrics_compare(struct metric_set *m, const struct colo_compare_stat
                             const struct bypass_rules *bypass)
 {
     metric_gauge(m, "connections", "Connections tracked now", NULL, NULL, conns->in_use);
+    metric_gauge(m, "connections_in_use_max", "Most connections tracked at once", NULL, NULL, conns->in_use_max);
     metric_gauge(m, "connections_max", "Size of the connection table", NULL, NULL, conns_max);
     metric_counter(m, "connections_created", "Connections created", NULL, NULL, conns->created);
     metric_counter(m, "connections_expired", "Connections expired (FIN, RST, idle)", NULL, NULL, conns->expired);

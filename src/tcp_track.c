@@ -304,7 +304,8 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
     slot_insert(t, id, hash);
     wheel_insert(t, id, now_s + timeout_for(t, c));
     t->stats.created++;
-    t->stats.in_use++;
+    if (++t->stats.in_use > t->stats.in_use_max)
+        t->stats.in_use_max = t->stats.in_use;
     return c;
 }
 

@@ -90,7 +90,7 @@ struct conn_timeouts {
 
 struct conn_table_stats {
     uint64_t created, expired, evicted, create_failed;
-    uint32_t in_use;
+    uint32_t in_use, in_use_max; /* now, and the most at once */
 };
 
 /* Called before a connection is removed, so its owner can free what it holds. */
