@@ -381,6 +381,7 @@ scenario_failover() { # primary|secondary
     start_servers "$work/www" "$work/www"
     watch_announcements
     echo 0 >"$work/kill-time"
+    rm -f "$work/kill-time.started" # left by an earlier failover scenario, it would set the kill off at once
     ip netns exec "$p-cli" python3 "$here/labclient.py" watch 10.77.0.2 /big "$sha" "$work/kill-time" \
         >"$work/watch.log" 2>&1 &
     local download=$!
