@@ -25,8 +25,8 @@ With --failover, a host dies in the middle of the traffic (a request in flight) 
 survivor takes over as docs/migration.md ("When a host dies") says: `primary` kills the
 secondary host (its QEMU and rewriter) and sends x-colo-lost-heartbeat to the primary QEMU;
 `secondary` (needs --secondary-proxy) kills the primary host (its QEMU and compare), sends
-x-colo-lost-heartbeat to the secondary QEMU and moves the client's network to the
-secondary's tap. Every request must be answered, before, across and after the failover.
+x-colo-lost-heartbeat to the secondary QEMU, turns the SVM's filters back on (QEMU's failover
+turns them off) and moves the client's network to the secondary's tap. Every request must be answered, before, across and after the failover.
 Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
 """
 import ctypes
@@ -48,12 +48,14 @@ from colo_pair import Qmp  # noqa: E402
 GUEST_IP = "10.99.0.2"
 HOST_IP = "10.99.0.1"
 GUEST_MAC = "52:54:00:c0:10:02"
+BRIDGE_MAC = "02:00:00:c0:10:01"  # the clients' side
 RAM = "262136K"  # not a multiple of 256 KiB: TCG bug 2
 PERIOD_MS = 5000
 CLONE_NEWNET = 0x40000000
 # virtio-net frames carry a 12-byte vnet header through every filter, and GSO super-frames.
 VNET = ",vnet_hdr_support=on"
 FAILURES = []
+SVM_FILTERS = ("f1", "n1", "n0", "f2")  # readers first: what n0 and f2 send is read at once
 BRING_UP_ATTEMPTS = 2  # the pair is started again only when it never served; every check is still strict
 
 
@@ -72,7 +74,9 @@ class Namespace:
         self.name = "colo-guest-%d" % os.getpid()
         sh("ip", "netns", "add", self.name)
         self.ip("link", "set", "lo", "up")
-        self.ip("link", "add", "br0", "type", "bridge")
+        # A fixed address: a bridge without one takes its ports' lowest, so the clients' MAC would change when
+        # the failover moves the taps, and the survivor would go on sending to the old one.
+        self.ip("link", "add", "br0", "address", BRIDGE_MAC, "type", "bridge")
         self.ip("addr", "add", HOST_IP + "/24", "dev", "br0")
         self.ip("link", "set", "br0", "up")
         for tap in ("tap-pvm", "tap-svm"):
@@ -302,7 +306,16 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
         answer = "answered %s" % survivor.cmd("x-colo-lost-heartbeat")
     except SystemExit as e:  # QEMU may have left COLO on its own already (its checkpoint failed)
         answer = str(e)
-    if mode == "secondary":  # the clients' network now reaches the secondary host
+    if mode == "secondary":
+        # QEMU's failover turns every filter of the SVM's netdev off (only filter-rewriter keeps working):
+        # once the secondary has left COLO, n0, f1, n1 and f2 go back on, the SVM's way through colo-proxy rewrite.
+        until(lambda: survivor.cmd("query-colo-status")["mode"] == "none", 10)
+        for f in SVM_FILTERS:
+            survivor.cmd("qom-set", path="/objects/" + f, property="status", value="on")
+        filters_on = {f: survivor.cmd("qom-get", path="/objects/" + f, property="status") for f in SVM_FILTERS}
+        verdict("failover secondary: the SVM's filters are on again after the failover (%s)"
+                % ", ".join("%s %s" % kv for kv in filters_on.items()), set(filters_on.values()) == {"on"})
+        # the clients' network now reaches the secondary host
         ns.ip("link", "set", "tap-pvm", "nomaster")
         ns.ip("link", "set", "tap-svm", "master", "br0")
     took_over = time.monotonic() - killed
