@@ -378,6 +378,20 @@ static void prepare(struct colo_compare *c, enum colo_side side, struct colo_pkt
         c->stats.svm_in++;
 }
 
+/* Uncompared: a PVM packet leaves at once for why; an SVM packet is dropped and counted in svm_dropped. */
+static void let_through(struct colo_compare *c, enum colo_side side, struct colo_pkt *p, enum release_reason why,
+                        uint64_t *svm_dropped)
+{
+    if (side == SIDE_PVM) {
+        c->stats.released[why]++;
+        latency_hist_record(&c->stats.hold, 0);
+        c->ops.release(c->ctx, p, why);
+    } else {
+        (*svm_dropped)++;
+        c->ops.discard(c->ctx, p);
+    }
+}
+
 /* A frame of a bypassed flow leaves at once (PVM) or is dropped (SVM), never queued: order holds. */
 static bool bypassed(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
 {
@@ -385,28 +399,14 @@ static bool bypassed(struct colo_compare *c, enum colo_side side, struct colo_pk
     if (rule < 0)
         return false;
     c->stats.bypass_hits[rule]++;
-    if (side == SIDE_PVM) {
-        c->stats.released[RELEASE_BYPASSED]++;
-        latency_hist_record(&c->stats.hold, 0);
-        c->ops.release(c->ctx, p, RELEASE_BYPASSED);
-    } else {
-        c->stats.svm_bypassed++;
-        c->ops.discard(c->ctx, p);
-    }
+    let_through(c, side, p, RELEASE_BYPASSED, &c->stats.svm_bypassed);
     return true;
 }
 
 /* Alone: a PVM packet leaves as it comes (nothing is held, so order holds); an SVM packet is dropped. */
 static void pass_alone(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
 {
-    if (side == SIDE_PVM) {
-        c->stats.released[RELEASE_ALONE]++;
-        latency_hist_record(&c->stats.hold, 0);
-        c->ops.release(c->ctx, p, RELEASE_ALONE);
-    } else {
-        c->stats.svm_alone++;
-        c->ops.discard(c->ctx, p);
-    }
+    let_through(c, side, p, RELEASE_ALONE, &c->stats.svm_alone);
 }
 
 static void input_with_conn(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
