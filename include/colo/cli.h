@@ -136,5 +136,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_rewrite(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_witness(int argc, char **argv);
 
 #endif
