@@ -100,7 +100,7 @@ static void on_grant(struct lease *l, const struct witness_msg *r, uint64_t sent
     l->granted_ms = r->lease_ms;
     if (l->valid_until_ns > now_ns) {
         if (l->state != LEASE_HELD)
-            l->next_send_ns = now_ns + (uint64_t)r->lease_ms / 4 * NS_PER_MS;
+            l->next_send_ns = sent_ns + (uint64_t)r->lease_ms / 4 * NS_PER_MS;
         l->state = LEASE_HELD;
         l->ever_held = true;
     }
