@@ -280,7 +280,7 @@ static int run_witness(const struct witness_cli *o, const uint8_t *key, size_t k
     struct witness_daemon d = { .fd = open_socket(ss, ss_len, o->listen, err, sizeof(err)) };
     if (d.fd < 0) {
         fprintf(stderr, "%s: %s\n", log_who(), err);
-        return 1;
+        return 2;
     }
     struct witness_config cfg = { .lease_ms = o->lease_ms };
     d.w = witness_create(&cfg, key, key_len, monotonic_ns());
