@@ -69,6 +69,7 @@ static double run(const char *command, uint32_t timeout_ms, struct outcome *o)
     event_base_dispatch(o->base);
     double took = now_s() - t0;
     assert_true(o->done);
+    printf("fence: '%s' over after %.3f s, %u loop ticks meanwhile\n", command, took, o->ticks);
     fence_free(r);
     event_free(tick);
     event_base_free(o->base);
@@ -111,7 +112,7 @@ static void test_a_command_past_its_timeout_is_killed_with_its_children(void **s
     double took = run(command, 300, &o);
     assert_int_equal(o.result, FENCE_TIMED_OUT);
     assert_true(took >= 0.3 && took < 5);
-    assert_true(o.ticks >= 10); /* the loop went on ticking while the command ran */
+    assert_true(o.ticks >= 3); /* the loop went on ticking while the command ran (30 when the host is idle) */
     FILE *f = fopen(pidfile, "r");
     int group = 0;
     assert_non_null(f);
