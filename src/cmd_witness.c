@@ -75,60 +75,15 @@ static uint64_t monotonic_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-/* "HOST:PORT" or "[HOST]:PORT", numeric only; -1 with a one-line reason. */
-static int parse_listen(const char *text, struct sockaddr_storage *ss, socklen_t *len, char *err, size_t errlen)
-{
-    const char *colon = strrchr(text, ':');
-    g_autofree char *host = colon ? g_strndup(text, (gsize)(colon - text)) : NULL;
-    if (host && host[0] == '[' && host[strlen(host) - 1] == ']') {
-        memmove(host, host + 1, strlen(host));
-        host[strlen(host) - 1] = '\0';
-    }
-    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
-                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
-    struct addrinfo *ai = NULL;
-    if (!colon || !colon[1] || !host[0] || getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
-        snprintf(err, errlen, "--listen '%s' is not ADDR:PORT with a numeric address, e.g. 192.0.2.10:7440 "
-                 "or [2001:db8::10]:7440", text);
-        return -1;
-    }
-    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
-    *len = ai->ai_addrlen;
-    freeaddrinfo(ai);
-    return 0;
-}
-
-/* The key file's bytes, less one trailing newline; -1 with a one-line reason. */
-static int read_key(const char *path, uint8_t key[WITNESS_KEY_MAX], size_t *key_len, char *err, size_t errlen)
-{
-    g_autofree char *data = NULL;
-    gsize len = 0;
-    g_autoptr(GError) e = NULL;
-    if (!g_file_get_contents(path, &data, &len, &e)) {
-        snprintf(err, errlen, "--key-file: %s", e->message);
-        return -1;
-    }
-    if (len && data[len - 1] == '\n')
-        len--;
-    if (len < WITNESS_KEY_MIN || len > WITNESS_KEY_MAX) {
-        snprintf(err, errlen, "--key-file '%s' holds %zu bytes; a key is %d to %d bytes, e.g. made with "
-                 "'head -c 32 /dev/urandom > %s'", path, (size_t)len, WITNESS_KEY_MIN, WITNESS_KEY_MAX, path);
-        return -1;
-    }
-    memcpy(key, data, len);
-    memset(data, 0, len);
-    *key_len = len;
-    return 0;
-}
-
 static int check_witness(const struct witness_cli *o, uint8_t key[WITNESS_KEY_MAX], size_t *key_len,
-                         struct sockaddr_storage *ss, socklen_t *ss_len, char *err, size_t errlen)
+                         struct sockaddr_storage *ss, unsigned *ss_len, char *err, size_t errlen)
 {
     if (!o->listen || !o->key_file) {
         snprintf(err, errlen, "give --listen ADDR:PORT and --key-file FILE");
         return -1;
     }
-    return parse_listen(o->listen, ss, ss_len, err, errlen) != 0 || read_key(o->key_file, key, key_len, err, errlen) != 0
+    return cli_parse_udp_addr("listen", o->listen, ss, ss_len, err, errlen) != 0 ||
+                   cli_read_key_file("key-file", o->key_file, key, key_len, err, errlen) != 0
                ? -1
                : 0;
 }
@@ -308,7 +263,7 @@ int cmd_witness(int argc, char **argv)
     uint8_t key[WITNESS_KEY_MAX];
     size_t key_len = 0;
     struct sockaddr_storage ss;
-    socklen_t ss_len = 0;
+    unsigned ss_len = 0;
     char err[512];
     int rc = 2;
     if (cli_parse(&spec, argc, argv, &o, &parsed) != 0) {
