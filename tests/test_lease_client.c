@@ -135,6 +135,7 @@ static void test_primary_holds_secondary_waits_release_hands_over(void **state)
     printf("lease_client: the secondary held the lease %.1f ms after the primary's release\n",
            (double)(ss.at - released) / MS);
     assert_true(ss.at - released < 1000 * MS); /* a few ms on an idle host: no wait for the lease to run out */
+    assert_int_equal(witness_stats(f.w)->released, 1); /* the witness freed it on the release, not at expiry */
     assert_int_equal(lease_client_stats(s)->replies_rejected, 0);
     lease_client_free(p);
     lease_client_free(s);
