@@ -81,10 +81,11 @@ static enum witness_reject feed(struct state *s, const uint8_t *bytes, size_t le
     return why;
 }
 
+/* Senders are even: the lease holder (HOLDER_ID, odd) is never impersonated, as only a key holder could. */
 static void signed_request(struct state *s, struct fuzz_input *in)
 {
     struct witness_msg m = { .type = take_u8(in) % 6, .pair_id = take_u8(in) % PAIRS,
-                             .sender_id = take_u8(in) % 8, .counter = take_u16(in) };
+                             .sender_id = (take_u8(in) % 8) * 2, .counter = take_u16(in) };
     uint8_t bytes[WITNESS_MSG_LEN], out[WITNESS_MSG_LEN];
     witness_msg_encode(&m, key, sizeof(key), bytes);
     uint8_t flip = take_u8(in);
