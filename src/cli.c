@@ -340,6 +340,8 @@ int cli_read_key_file(const char *option, const char *path, uint8_t key[WITNESS_
     g_autofree char *data = NULL;
     gsize len = 0;
     g_autoptr(GError) e = NULL;
+    if (cli_check_path(option, path, CLI_PATH_READ, err, errlen) != 0)
+        return -1;
     if (!g_file_get_contents(path, &data, &len, &e)) {
         snprintf(err, errlen, "--%s: %s", option, e->message);
         return -1;
