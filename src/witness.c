@@ -19,6 +19,7 @@ struct pair_entry {
 
 struct sender_entry {
     uint64_t pair_id, sender_id, last_counter, last_seen_ns;
+    uint64_t holds_until_ns; /* its lease and margin end then: its entry is kept till then */
     bool used;
 };
 
@@ -102,17 +103,6 @@ static struct pair_entry *pair_find_or_add(struct witness *w, uint64_t pair_id, 
     return free_slot;
 }
 
-/* Holding a lease (or recently) keeps a sender's entry: its counter is what stops replays of its requests. */
-static bool sender_holds(const struct witness *w, const struct sender_entry *s, uint64_t now_ns)
-{
-    for (uint32_t i = 0; i < w->cfg.max_pairs; i++) {
-        const struct pair_entry *p = &w->pairs[i];
-        if (p->used && p->pair_id == s->pair_id && p->holder_id == s->sender_id && !lease_over(w, p, now_ns))
-            return true;
-    }
-    return false;
-}
-
 static struct sender_entry *sender_find_or_add(struct witness *w, uint64_t pair_id, uint64_t sender_id,
                                                uint64_t now_ns)
 {
@@ -124,7 +114,7 @@ static struct sender_entry *sender_find_or_add(struct witness *w, uint64_t pair_
         if (!s->used && (!free_slot || free_slot->used))
             free_slot = s;
         else if (s->used && (!free_slot || (free_slot->used && s->last_seen_ns < free_slot->last_seen_ns)) &&
-                 !sender_holds(w, s, now_ns))
+                 now_ns >= s->holds_until_ns) /* a holder's counter is what stops replays of its requests */
             free_slot = s;
     }
     if (free_slot)
@@ -163,8 +153,8 @@ static void set_holder(struct witness *w, struct pair_entry *p, uint64_t holder,
     p->holder_id = holder;
 }
 
-static void acquire(struct witness *w, const struct witness_msg *req, struct pair_entry *p, uint64_t now_ns,
-                    uint8_t out[WITNESS_MSG_LEN], struct witness_outcome *o)
+static void acquire(struct witness *w, const struct witness_msg *req, struct pair_entry *p, struct sender_entry *s,
+                    uint64_t now_ns, uint8_t out[WITNESS_MSG_LEN], struct witness_outcome *o)
 {
     if (now_ns < w->grants_from_ns) {
         w->stats.denied++;
@@ -172,6 +162,7 @@ static void acquire(struct witness *w, const struct witness_msg *req, struct pai
     } else if (p->holder_id == req->sender_id || lease_over(w, p, now_ns)) {
         set_holder(w, p, req->sender_id, o);
         p->expires_ns = now_ns + w->lease_ns;
+        s->holds_until_ns = p->expires_ns + w->margin_ns;
         w->stats.granted++;
         reply(w, req, WITNESS_GRANT, p, 0, out);
     } else {
@@ -180,12 +171,13 @@ static void acquire(struct witness *w, const struct witness_msg *req, struct pai
     }
 }
 
-static void release(struct witness *w, const struct witness_msg *req, struct pair_entry *p,
+static void release(struct witness *w, const struct witness_msg *req, struct pair_entry *p, struct sender_entry *s,
                     uint8_t out[WITNESS_MSG_LEN], struct witness_outcome *o)
 {
     if (p->holder_id == req->sender_id) {
         set_holder(w, p, 0, o);
         p->expires_ns = 0;
+        s->holds_until_ns = 0;
         w->stats.released++;
     }
     reply(w, req, WITNESS_DENY, p, 0, out);
@@ -222,9 +214,9 @@ enum witness_reject witness_handle(struct witness *w, const uint8_t *in, size_t 
     s->last_seen_ns = p->last_seen_ns = now_ns;
     o->pair_id = req.pair_id;
     if (req.type == WITNESS_ACQUIRE)
-        acquire(w, &req, p, now_ns, out, o);
+        acquire(w, &req, p, s, now_ns, out, o);
     else
-        release(w, &req, p, out, o);
+        release(w, &req, p, s, out, o);
     o->reply = true;
     return WITNESS_OK;
 }
