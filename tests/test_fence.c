@@ -111,7 +111,7 @@ static void test_a_command_past_its_timeout_is_killed_with_its_children(void **s
     struct outcome o;
     double took = run(command, 300, &o);
     assert_int_equal(o.result, FENCE_TIMED_OUT);
-    assert_true(took >= 0.3 && took < 5);
+    assert_true(took >= 0.29 && took < 5); /* libevent's coarse monotonic clock may fire a few ms early */
     assert_true(o.ticks >= 3); /* the loop went on ticking while the command ran (30 when the host is idle) */
     FILE *f = fopen(pidfile, "r");
     int group = 0;
