@@ -11,6 +11,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netdb.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdbool.h>
@@ -20,6 +21,7 @@
 
 #include "colo/config_file.h"
 #include "colo/log.h"
+#include "colo/witness_msg.h"
 
 static bool errors_to_log;
 
@@ -307,4 +309,53 @@ int cli_check_path(const char *option, const char *path, enum cli_path_use use, 
 void cli_usage_hint(const char *command)
 {
     fprintf(stderr, "colo-proxy %s: see 'colo-proxy %s --help' for the options\n", command, command);
+}
+
+int cli_parse_udp_addr(const char *option, const char *text, struct sockaddr_storage *ss, unsigned *len, char *err,
+                       size_t errlen)
+{
+    const char *colon = strrchr(text, ':');
+    g_autofree char *host = colon ? g_strndup(text, (gsize)(colon - text)) : NULL;
+    if (host && host[0] == '[' && host[strlen(host) - 1] == ']') {
+        memmove(host, host + 1, strlen(host));
+        host[strlen(host) - 1] = '\0';
+    }
+    struct addrinfo hints = { .ai_family = AF_UNSPEC, .ai_socktype = SOCK_DGRAM,
+                              .ai_flags = AI_NUMERICHOST | AI_NUMERICSERV | AI_PASSIVE };
+    struct addrinfo *ai = NULL;
+    if (!colon || !colon[1] || !host[0] || getaddrinfo(host, colon + 1, &hints, &ai) != 0) {
+        snprintf(err, errlen, "--%s '%s' is not ADDR:PORT with a numeric address, e.g. 192.0.2.10:7440 "
+                 "or [2001:db8::10]:7440", option, text);
+        return -1;
+    }
+    memcpy(ss, ai->ai_addr, ai->ai_addrlen);
+    *len = (unsigned)ai->ai_addrlen;
+    freeaddrinfo(ai);
+    return 0;
+}
+
+int cli_read_key_file(const char *option, const char *path, uint8_t key[WITNESS_KEY_MAX], size_t *key_len, char *err,
+                      size_t errlen)
+{
+    g_autofree char *data = NULL;
+    gsize len = 0;
+    g_autoptr(GError) e = NULL;
+    if (cli_check_path(option, path, CLI_PATH_READ, err, errlen) != 0)
+        return -1;
+    if (!g_file_get_contents(path, &data, &len, &e)) {
+        snprintf(err, errlen, "--%s: %s", option, e->message);
+        return -1;
+    }
+    if (len && data[len - 1] == '\n')
+        len--;
+    if (len < WITNESS_KEY_MIN || len > WITNESS_KEY_MAX) {
+        snprintf(err, errlen, "--%s '%s' holds %zu bytes; a key is %d to %d bytes, e.g. made with "
+                 "'head -c 32 /dev/urandom > %s'", option, path, (size_t)len, WITNESS_KEY_MIN, WITNESS_KEY_MAX, path);
+        memset(data, 0, len);
+        return -1;
+    }
+    memcpy(key, data, len);
+    memset(data, 0, len);
+    *key_len = len;
+    return 0;
 }

@@ -7,6 +7,7 @@
  *   colo-proxy replay [options] PVM.pcap SVM.pcap   offline comparison
  *   colo-proxy status [--json]                   what a running colo-proxy is doing
  *   colo-proxy explain FILE                      a divergence report, for a person
+ *   colo-proxy witness --listen .. --key-file ..  the lease grantor of a pair, on a third host
  *   colo-proxy help [COMMAND], colo-proxy --version
  */
 #include <stdbool.h>
@@ -27,6 +28,7 @@ static void usage(FILE *out)
           "  replay PRIMARY.pcap SECONDARY.pcap   compare a PVM and an SVM trace offline\n"
           "  status [--control PATH] [--json]     what a running colo-proxy is doing\n"
           "  explain FILE                         a divergence report: connection, offset, hex view, hint\n"
+          "  witness --listen ADDR:PORT --key-file FILE   the lease grantor of a pair, on a third host\n"
           "  help [COMMAND]                       this text, or COMMAND's options (as COMMAND --help)\n"
           "  --version                            the version of colo-proxy\n"
           "Run 'colo-proxy help COMMAND' or 'colo-proxy COMMAND -h' for a command's options.\n",
@@ -39,6 +41,7 @@ static const struct command {
 } commands[] = {
     { "run", cmd_run },         { "compare", cmd_compare }, { "rewrite", cmd_rewrite },
     { "replay", cmd_replay },   { "status", cmd_status },   { "explain", cmd_explain },
+    { "witness", cmd_witness },
 };
 
 static const struct command *command_named(const char *name)

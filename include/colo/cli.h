@@ -127,6 +127,21 @@ enum cli_path_use {
  */
 int cli_check_path(const char *option, const char *path, enum cli_path_use use, char *err, size_t errlen);
 
+/*
+ * A numeric UDP address given with --option: "HOST:PORT" or "[HOST]:PORT" (IPv6);
+ * -1 with a one-line reason naming the option.
+ */
+struct sockaddr_storage;
+int cli_parse_udp_addr(const char *option, const char *text, struct sockaddr_storage *ss, unsigned *len, char *err,
+                       size_t errlen);
+
+/*
+ * A shared key given with --option: the file's bytes less one trailing newline, 16 to
+ * 256 of them (WITNESS_KEY_MIN..MAX); -1 with a one-line reason and how to make one.
+ */
+int cli_read_key_file(const char *option, const char *path, uint8_t key[256], size_t *key_len, char *err,
+                      size_t errlen);
+
 /* Parses "aa:bb:cc:dd:ee:ff"; -1 with a one-line error. */
 int cli_parse_mac(const char *name, const char *text, uint8_t mac[6]);
 
@@ -136,5 +151,6 @@ int cmd_compare(int argc, char **argv);
 int cmd_rewrite(int argc, char **argv);
 int cmd_status(int argc, char **argv);
 int cmd_explain(int argc, char **argv);
+int cmd_witness(int argc, char **argv);
 
 #endif

@@ -67,7 +67,7 @@ def help_options(proxy, command):
 
 def check_options(proxy, man):
     config = read("config.md")
-    for command in ("run", "compare", "rewrite", "replay", "status", "explain"):
+    for command in ("run", "compare", "rewrite", "replay", "status", "explain", "witness"):
         rc, opts = help_options(proxy, command)
         missing_man = [o for o in opts if not re.search(r"(?<![\w-])%s(?![\w-])" % re.escape(o), man)]
         verdict("colo-proxy %s --help: its %d options are all in the man page" % (command, len(opts)),

@@ -84,6 +84,11 @@ def main():
             b"vnet_hdr_support = true\nvnet-hdr = 12\nbypass = proto=udp,guest_port=123\n[run]\neal = -l 1\n")
     write(out, "settings", "good", conf + b"\0proto=tcp,guest=10.0.0.0/8,guest_port=80; peer=fd00::/16\0" + bytes(48))
     write(out, "settings", "bad", b"[compare]\ncompare_timout=1\nvnet_hdr_support=perhaps\n\0proto=sctpx;;,=\0")
+    # witness: ops 1 (signed request: type, pair, sender, counter, no flip), 2 (time), 4 (the holder's turn)
+    grant = bytes([1, 1, 1, 1, 1, 0, 255]) + bytes([2, 0x40, 0x33]) + bytes([1, 1, 1, 1, 2, 0, 255])
+    write(out, "witness", "grant-renew", grant + bytes([1, 1, 1, 2, 1, 0, 255, 3]))
+    write(out, "witness", "holder", bytes([2, 0x40, 0x33]) + bytes([4, 255, 0]) * 3 + bytes([2, 0x30, 0x75, 4, 255, 0]))
+    write(out, "witness", "raw", bytes([0, 80]) + b"CLWT\x01\x01" + bytes(74) + bytes([0, 3]) + b"abc")
     write(out, "config", "knobs", b"\x003000\x001000\x011024\x02\x0365536\x0420\x0552:54:00:12:34:56\x00")
 
 

@@ -258,7 +258,7 @@ def check_config_checker(proxy, tmp):
             and "No such file" in r.stderr, r.stderr)
 
 
-COMMANDS = ("run", "compare", "rewrite", "replay", "status", "explain")
+COMMANDS = ("run", "compare", "rewrite", "replay", "status", "explain", "witness")
 
 
 def all_prefixed(command, text):
@@ -294,6 +294,9 @@ def check_command_line(proxy, tmp):
                 ("rewrite", ["--to-svm", "x"], "unknown option '--to-svm' (did you mean --to_svm?)"),
                 ("replay", ["--reprots", "x", "a", "b"], "unknown option '--reprots' (did you mean --reports?)"),
                 ("status", ["--contorl", "x"], "unknown option '--contorl' (did you mean --control?)"),
+                ("witness", ["--lease-mss", "5"], "unknown option '--lease-mss' (did you mean --lease-ms?)"),
+                ("witness", ["--listen", "localhost:7440", "--key-file", "/dev/null"],
+                 "--listen 'localhost:7440' is not ADDR:PORT with a numeric address"),
                 ("run", ["--", "--role", "primary", "--heartbeat-mss", "5"],
                  "unknown option '--heartbeat-mss' (did you mean --heartbeat-ms?)"),
                 ("compare", ["--json"], "unknown option '--json'"),
@@ -347,6 +350,14 @@ def check_paths_at_check(proxy, tmp):
         verdict("%s --check refuses %s: its directory does not exist, and says mkdir -p" % (command, want),
                 r.returncode == 2 and want in r.stderr and "does not exist" in r.stderr and
                 "mkdir -p '%s'" % MISSING in r.stderr and all_prefixed(command, r.stderr), r.stdout + r.stderr)
+    short_key = os.path.join(tmp, "short.key")
+    open(short_key, "w").write("too short\n")
+    for args, want in ((["--key-file", MISSING + "/key"], "--key-file '%s/key'" % MISSING),
+                       (["--key-file", short_key], "holds 9 bytes; a key is 16 to 256 bytes, e.g. made with 'head -c 32")):
+        r = subprocess.run([proxy, "witness", "--listen", "127.0.0.1:7440", *args, "--check"], capture_output=True,
+                           text=True)
+        verdict("witness --check refuses a key it cannot use: %s" % want,
+                r.returncode == 2 and want in r.stderr and all_prefixed("witness", r.stderr), r.stderr)
     for args, want in ((["--checkpoint-times", MISSING + "/t.txt"] + pcaps, "--checkpoint-times '%s/t.txt'" % MISSING),
                        ([pcaps[0], MISSING + "/svm.pcap"], "'%s/svm.pcap': cannot read it" % MISSING)):
         r = subprocess.run([proxy, "replay", *args, "--check"], capture_output=True, text=True)
