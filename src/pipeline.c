@@ -39,6 +39,7 @@
 #define POOL_CACHE 256
 #define LINK_CHECK_NS 10000000ull /* carrier loss must be seen fast (heartbeat) */
 #define VM_LINK_CHECK_NS 1000000ull /* a VM port's restart (a checkpoint, 9 ms at the shortest) within 1 ms */
+#define PVM_RESUME_WAIT_NS 50000000ull /* QMP's RESUME comes 2-4 ms before the PVM's port is up */
 #define DRAIN_GRACE_NS 1000000000ull
 
 static volatile sig_atomic_t stop_requested;
@@ -527,6 +528,20 @@ static void guard_buffers(struct pipeline *p)
         colo_compare_request_checkpoint(p->engine, CKPT_POOL_LOW, p->now_ns);
 }
 
+/*
+ * The PVM's port is up again, QMP has ended checkpoints before, but this one's end has
+ * not reached us yet: what the PVM sends now is from after its resume and would be
+ * flushed uncompared by that end, while the SVM's copy is kept (a newer epoch) and would
+ * meet the PVM's next frame instead. So it waits in the port, at most PVM_RESUME_WAIT_NS.
+ */
+static bool pvm_resumed_before_the_end(const struct pipeline *p)
+{
+    const struct port_stats *ps = &p->stats.ports[PORT_PVM];
+    const struct checkpoint_signals *g = &p->stats.signals;
+    return g->open && g->markers && g->qmp_done && ps->link_up && ps->watch.downs &&
+           p->now_ns - ps->watch.since_ns < PVM_RESUME_WAIT_NS;
+}
+
 static unsigned primary_iteration(struct pipeline *p)
 {
     unsigned got = 0;
@@ -536,7 +551,8 @@ static unsigned primary_iteration(struct pipeline *p)
         got += client_to_pvm_and_link(p);
     if (p->stats.alone)
         return got + pass_straight_through(p);
-    got += into_compare(p, PORT_PVM, SIDE_PVM);
+    if (!pvm_resumed_before_the_end(p))
+        got += into_compare(p, PORT_PVM, SIDE_PVM);
     got += into_compare(p, PORT_LINK, SIDE_SVM);
     colo_compare_tick(p->engine, p->now_ns);
     guard_buffers(p);

@@ -876,6 +876,34 @@ static void test_primary_compares_the_svm_output_after_its_resume_instead_of_dis
     bench_down(&b);
 }
 
+/* QMP's RESUME late (after the PVM's port is up): the PVM's new output waits for it, then is compared. */
+static void test_pvm_output_after_its_resume_waits_for_the_checkpoints_end(void **state)
+{
+    (void)state;
+    struct bench b;
+    bench_up(&b, ROLE_PRIMARY, 1024);
+    marker_on_link(&b, 1);
+    struct ctrl_msg done = { .type = MSG_CHECKPOINT_DONE, .arg = 45000 };
+    assert_int_equal(rte_ring_enqueue_elem(pipeline_ring_to_dataplane(b.p), &done, sizeof(done)), 0);
+    poll_n(&b, 1); /* QMP has ended a checkpoint before */
+    set_link(&b, PORT_PVM, false);
+    marker_on_link(&b, 2);
+    send_on(&b, PORT_LINK, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "new"));
+    set_link(&b, PORT_PVM, true);
+    send_on(&b, PORT_PVM, frame(&b, false, 5001, 101, TCPF_ACK | TCPF_PSH, "new"));
+    poll_n(&b, 3);
+    struct pipeline_stats st;
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.compare.pvm_in, 0); /* waits in the port for the checkpoint's end */
+    assert_int_equal(rte_ring_enqueue_elem(pipeline_ring_to_dataplane(b.p), &done, sizeof(done)), 0);
+    poll_n(&b, 2);
+    assert_int_equal(sent_on(&b, PORT_CLIENT), 1);
+    pipeline_stats_snapshot(b.p, &st);
+    assert_int_equal(st.compare.released[RELEASE_MATCHED], 1);
+    assert_int_equal(st.compare.released[RELEASE_CHECKPOINT], 0);
+    bench_down(&b);
+}
+
 static void test_a_pvm_port_down_longer_than_vm_down_ms_silences_the_primary(void **state)
 {
     (void)state;
@@ -970,6 +998,7 @@ int main(void)
         cmocka_unit_test(test_compare_state_survives_a_pvm_port_restart),
         cmocka_unit_test(test_secondary_marks_the_svm_resume_ahead_of_its_new_output),
         cmocka_unit_test(test_primary_compares_the_svm_output_after_its_resume_instead_of_discarding_it),
+        cmocka_unit_test(test_pvm_output_after_its_resume_waits_for_the_checkpoints_end),
         cmocka_unit_test(test_a_pvm_port_down_longer_than_vm_down_ms_silences_the_primary),
         cmocka_unit_test(test_an_svm_port_down_longer_than_vm_down_ms_silences_the_secondary),
     };
