@@ -327,11 +327,15 @@ static void vm_is_dead(struct pipeline *p, uint64_t down_ns)
     p->stats.vm_dead = true;
     p->stats.vm_dead_unreleased = p->engine ? colo_compare_stats(p->engine)->pvm_held : 0;
     p->stats.vm_dead_dropped += port_txq_discard(&p->txq[p->vm_port]);
-    log_msg(LOG_ERROR, "the %s's port has been down for %" PRIu64 " ms (--vm-down-ms %u): the %s is taken for "
-            "dead; this %s falls silent for good, so that %s; %" PRIu64 " held PVM frames are not released "
-            "(if checkpoints take this long, raise --vm-down-ms)",
-            primary ? "PVM" : "SVM", down_ns / 1000000, p->cfg.vm_down_ms, primary ? "PVM" : "SVM", role_name(p->cfg.role),
-            primary ? "the secondary takes over" : "the primary goes on alone", p->stats.vm_dead_unreleased);
+    if (primary)
+        log_msg(LOG_ERROR, "the PVM's port has been down for %" PRIu64 " ms (--vm-down-ms %u): the PVM is taken for "
+                "dead; this primary falls silent for good so that the secondary takes over, and the %" PRIu64
+                " PVM frames it held are not released (if checkpoints take this long, raise --vm-down-ms)",
+                down_ns / 1000000, p->cfg.vm_down_ms, p->stats.vm_dead_unreleased);
+    else
+        log_msg(LOG_ERROR, "the SVM's port has been down for %" PRIu64 " ms (--vm-down-ms %u): the SVM is taken for "
+                "dead; this secondary falls silent for good so that the primary goes on alone (if checkpoints "
+                "take this long, raise --vm-down-ms)", down_ns / 1000000, p->cfg.vm_down_ms);
     send_to_control(p, MSG_VM_DEAD, p->vm_port, NULL);
 }
 
