@@ -444,10 +444,10 @@ scenario_link_cut() {
     check "nothing held was lost (accounting)" accounting_holds
 }
 
-# The SVM's vhost-user NIC restarting (as at every COLO checkpoint) on a real net_vhost port, the SVM a
-# testpmd with virtio_user: no namespaces, the checks are vhost_restart.py's.
+# The VM's vhost-user NIC restarting (as at every COLO checkpoint) on a real net_vhost port, the VM a
+# testpmd with virtio_user, on the secondary then on the primary: no namespaces, the checks are vhost_restart.py's.
 vhost_restart() {
-    say "scenario vhost_restart: the SVM's vhost-user NIC stops and starts twice, then stays down"
+    say "scenario vhost_restart: the SVM's, then the PVM's vhost-user NIC stops and starts twice, then stays down"
     mkdir -p "$work/vhost"
     python3 "$here/vhost_restart.py" "$proxy" "$work/vhost" || failures=$((failures + $?))
 }
