@@ -167,9 +167,12 @@ static void on_event(struct checkpoint_ctl *c, const struct qmp_message *m)
     if (strcmp(ev, "STOP") == 0) {
         c->stopped = true;
         c->stopped_at_ns = monotonic_ns();
+        if (c->ops.checkpoint_began)
+            c->ops.checkpoint_began(c->ctx);
     } else if (strcmp(ev, "RESUME") == 0 && c->stopped) {
         c->stopped = false;
-        latency_hist_record(&c->stats.stopped, monotonic_ns() - c->stopped_at_ns);
+        c->stats.last_stopped_ns = monotonic_ns() - c->stopped_at_ns;
+        latency_hist_record(&c->stats.stopped, c->stats.last_stopped_ns);
         c->request_in_flight = false;
         c->stats.checkpoints_seen++;
         event_del(c->request_timer);

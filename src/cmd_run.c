@@ -44,6 +44,7 @@ enum {
     OPT_HEARTBEAT,
     OPT_HEARTBEAT_MISSES,
     OPT_NO_CLIENT_HEARTBEAT,
+    OPT_VM_DOWN,
     OPT_METRICS,
     OPT_REPORTS,
     OPT_REPORTS_RATE,
@@ -65,13 +66,17 @@ static void run_usage(FILE *out)
           "  --metrics [ADDR:]PORT  serve Prometheus metrics over HTTP (default address 127.0.0.1)\n"
           "  --divergence-reports DIR  primary: a report per divergence there (colo-proxy explain reads it)\n"
           "  --divergence-reports-per-minute N  log and report at most N divergences a minute (default 60)\n"
-          "  --qmp ADDR          QEMU's QMP (unix:/path or tcp:host:port): checkpoints are asked\n"
-          "                      for there, and QEMU's STOP/RESUME flushes held packets\n"
+          "  --qmp ADDR          this host's QEMU's QMP (unix:/path or tcp:host:port): the primary asks\n"
+          "                      for checkpoints there, and QEMU's STOP/RESUME ends one (held packets\n"
+          "                      released, offsets reset); beside the VM port's down/up in status\n"
           "  --checkpoint-period-ms N  re-applied as x-checkpoint-delay (default 20000)\n"
           "  --heartbeat-ms N    heartbeat to the peer colo-proxy on the link (default 20; 0: off)\n"
           "  --heartbeat-misses N  intervals without one before the peer is down (default 4)\n"
           "  --no-client-heartbeat  primary: do not also beat on the client side (the secondary's\n"
           "                      split-brain guard then relies on the link alone)\n"
+          "  --vm-down-ms N      the VM's port down this long (after it was up once) is a dead VM, not a\n"
+          "                      checkpoint: this host falls silent so its peer takes over or goes on\n"
+          "                      alone (default 5000; 0: never)\n"
           "  --vm-mac MAC        only frames to (client side) / from (VM side) this MAC are compared\n"
           "  --mbufs N           packet buffers (default 16384)\n"
           "  --idle-sleep-us N   sleep N us when a poll finds nothing (default 0: busy-poll)\n"
@@ -125,6 +130,7 @@ static int apply_option(void *ctx, int c, const char *arg)
     case OPT_HEARTBEAT: return cli_parse_u32("heartbeat-ms", arg, 0, &cfg->heartbeat_ms);
     case OPT_HEARTBEAT_MISSES: return cli_parse_u32("heartbeat-misses", arg, 1, &cfg->heartbeat_misses);
     case OPT_NO_CLIENT_HEARTBEAT: cfg->client_heartbeat = false; return 0;
+    case OPT_VM_DOWN: return cli_parse_u32("vm-down-ms", arg, 0, &cfg->vm_down_ms);
     case OPT_VM_MAC:
         cfg->vm_mac_set = true;
         return cli_parse_mac("vm-mac", arg, cfg->vm_mac);
@@ -166,6 +172,7 @@ static const struct option run_longopts[] = {
     { "heartbeat-ms", required_argument, NULL, OPT_HEARTBEAT },
     { "heartbeat-misses", required_argument, NULL, OPT_HEARTBEAT_MISSES },
     { "no-client-heartbeat", no_argument, NULL, OPT_NO_CLIENT_HEARTBEAT },
+    { "vm-down-ms", required_argument, NULL, OPT_VM_DOWN },
     { "help", no_argument, NULL, OPT_HELP },
     CLI_COMPARE_LONGOPTS,
     CLI_COMMON_LONGOPTS,
@@ -329,7 +336,10 @@ static void log_start(const struct run_options *o)
     g_autoptr(GString) line = g_string_new(NULL);
     g_string_printf(line, "started as the %s", o->pipeline.role == ROLE_PRIMARY ? "primary" : "secondary");
     ops_server_describe(&o->ops, line);
-    if (o->qmp.qmp)
+    if (o->qmp.qmp && o->pipeline.role == ROLE_SECONDARY)
+        g_string_append_printf(line, "; the secondary QEMU's QMP at %s: its STOP/RESUME resets the offsets and is "
+                               "shown beside the SVM port's down/up", o->qmp.qmp);
+    else if (o->qmp.qmp)
         g_string_append_printf(line, "; checkpoints asked for via QMP at %s (waiting for QEMU's monitor)", o->qmp.qmp);
     else if (o->pipeline.role == ROLE_PRIMARY)
         g_string_append(line, "; no --qmp: checkpoint requests go to the control socket as events only");

@@ -7,7 +7,8 @@
  * deadline), the list of connections touched since the last checkpoint (so a
  * checkpoint costs O(touched), not O(table)), and the "checkpoint pending" latch
  * that makes every divergence episode produce exactly one request, and the
- * "alone" state after a failover, in which nothing is compared or requested.
+ * "alone" state after a failover, in which nothing is compared or requested, and
+ * the SVM epochs made stale by the last checkpoint (when the secondary marks them).
  *
  * Invariants: a PVM packet is in exactly one queue (its connection's, or the
  * orphan queue when the table had no room) and in the age list until it is
@@ -39,6 +40,8 @@ struct colo_compare {
     bool bypass_waiting;
     bool checkpoint_pending;
     bool alone;                                 /* the secondary is gone: PVM packets pass straight */
+    bool epochs_on;                             /* stale_through holds a real epoch */
+    uint32_t stale_through;                     /* SVM packets of epochs up to this one are stale */
     bool requested_before;                      /* last_request_ns holds a real time */
     bool request_deferred;                      /* wanted, but too soon after the last request */
     enum checkpoint_reason deferred_why;
@@ -66,6 +69,35 @@ static void discard_svm_queue(struct colo_compare *c, struct conn *conn)
         c->stats.svm_flushed++;
         c->ops.discard(c->ctx, p);
     }
+}
+
+static bool epoch_stale(const struct colo_compare *c, uint32_t epoch)
+{
+    return c->epochs_on && (int32_t)(epoch - c->stale_through) <= 0;
+}
+
+/* Discards the SVM packets of stale epochs, keeping the others in their order; true when some stay. */
+static bool discard_stale_svm(struct colo_compare *c, struct conn *conn)
+{
+    struct conn_stream *s = &conn->stream;
+    struct colo_pkt **link = &s->svm_head, *last = NULL;
+    while (*link) {
+        struct colo_pkt *q = *link;
+        if (!epoch_stale(c, q->epoch)) {
+            last = q;
+            link = &q->next;
+            continue;
+        }
+        *link = q->next;
+        q->next = NULL;
+        s->svm_count--;
+        c->stats.svm_held--;
+        c->stats.svm_flushed++;
+        c->ops.discard(c->ctx, q);
+    }
+    s->svm_tail = last;
+    c->stats.svm_kept_new_epoch += s->svm_count;
+    return s->svm_head != NULL;
 }
 
 static void on_conn_evicted(void *ctx, struct conn *conn)
@@ -403,6 +435,16 @@ static bool bypassed(struct colo_compare *c, enum colo_side side, struct colo_pk
     return true;
 }
 
+/* An SVM packet sent before the SVM resumed from the last checkpoint: stale, discarded. */
+static bool stale_on_arrival(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
+{
+    if (side != SIDE_SVM || !epoch_stale(c, p->epoch))
+        return false;
+    c->stats.svm_stale_epoch++;
+    c->ops.discard(c->ctx, p);
+    return true;
+}
+
 /* Alone: a PVM packet leaves as it comes (nothing is held, so order holds); an SVM packet is dropped. */
 static void pass_alone(struct colo_compare *c, enum colo_side side, struct colo_pkt *p)
 {
@@ -449,7 +491,7 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
         pass_alone(c, side, p);
         return;
     }
-    if (c->cfg.bypass.count && bypassed(c, side, p))
+    if (stale_on_arrival(c, side, p) || (c->cfg.bypass.count && bypassed(c, side, p)))
         return;
     uint32_t hash = flow_key_hash(&p->view.key);
     input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
@@ -479,7 +521,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
             conn_prefetch_entry(c->table, hashes[i]);
         for (unsigned i = 0; i < chunk; i++) {
             prepare(c, side, pkts[i], now);
-            if (c->cfg.bypass.count && bypassed(c, side, pkts[i]))
+            if (stale_on_arrival(c, side, pkts[i]) || (c->cfg.bypass.count && bypassed(c, side, pkts[i])))
                 continue;
             input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), hashes[i], now);
         }
@@ -522,13 +564,19 @@ uint64_t colo_compare_next_deadline(const struct colo_compare *c)
 
 /* ---- checkpoints ---- */
 
-static void flush_conn(struct colo_compare *c, struct conn *conn, enum release_reason why)
+/* Releases the PVM's packets, discards the SVM's (keep_new_epochs: the stale ones); true when some stay. */
+static bool flush_conn(struct colo_compare *c, struct conn *conn, enum release_reason why, bool keep_new_epochs)
 {
     while (conn->stream.pvm_head)
         release(c, pvm_pop_head(conn), why);
-    discard_svm_queue(c, conn);
+    bool kept = false;
+    if (keep_new_epochs)
+        kept = discard_stale_svm(c, conn);
+    else
+        discard_svm_queue(c, conn);
     proto_for(&conn->key)->resync(conn);
     conn->stream.flags &= (uint16_t)~(CMPF_DIVERGED | CMPF_DIRTY);
+    return kept;
 }
 
 static void apply_bypass(struct colo_compare *c)
@@ -551,14 +599,21 @@ const struct bypass_rules *colo_compare_bypass(const struct colo_compare *c)
     return &c->cfg.bypass;
 }
 
-static void flush_everything(struct colo_compare *c, enum release_reason why)
+/*
+ * Connections that keep SVM packets of a newer epoch stay on the dirty list, once
+ * each (CMPF_DIRTY is cleared during the pass, so a second entry for one is skipped).
+ */
+static void flush_everything(struct colo_compare *c, enum release_reason why, bool keep_new_epochs)
 {
+    uint32_t kept = 0;
     for (uint32_t i = 0; i < c->dirty_len; i++) {
         struct conn *conn = conn_by_id(c->table, c->dirty[i]);
-        if (conn && (conn->stream.flags & CMPF_DIRTY))
-            flush_conn(c, conn, why);
+        if (conn && (conn->stream.flags & CMPF_DIRTY) && flush_conn(c, conn, why, keep_new_epochs))
+            c->dirty[kept++] = c->dirty[i];
     }
-    c->dirty_len = 0;
+    c->dirty_len = kept;
+    for (uint32_t i = 0; i < kept; i++)
+        conn_by_id(c->table, c->dirty[i])->stream.flags |= CMPF_DIRTY;
     while (c->orphan_head) {
         struct colo_pkt *p = c->orphan_head;
         c->orphan_head = p->next;
@@ -574,13 +629,26 @@ static void flush_everything(struct colo_compare *c, enum release_reason why)
         apply_bypass(c);
 }
 
-void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)
+static void checkpoint_flush(struct colo_compare *c, uint64_t now, bool keep_new_epochs)
 {
     if (c->checkpoint_pending && now >= c->last_request_ns)
         latency_hist_record(&c->stats.checkpoint_wait, now - c->last_request_ns);
     c->now = now;
     c->stats.checkpoints_done++;
-    flush_everything(c, RELEASE_CHECKPOINT);
+    flush_everything(c, RELEASE_CHECKPOINT, keep_new_epochs);
+}
+
+void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now)
+{
+    checkpoint_flush(c, now, false);
+}
+
+void colo_compare_checkpoint_done_epoch(struct colo_compare *c, uint64_t now, uint32_t stale_through)
+{
+    if (!c->epochs_on || (int32_t)(stale_through - c->stale_through) > 0)
+        c->stale_through = stale_through;
+    c->epochs_on = true;
+    checkpoint_flush(c, now, true);
 }
 
 void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
@@ -591,7 +659,7 @@ void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_rea
 
 void colo_compare_release_all(struct colo_compare *c)
 {
-    flush_everything(c, RELEASE_FORCED);
+    flush_everything(c, RELEASE_FORCED, false);
 }
 
 /* The oldest held packet heads its own queue (every queue is in arrival order): pop it from there. */
@@ -621,7 +689,7 @@ uint64_t colo_compare_go_alone(struct colo_compare *c, uint64_t now)
     c->now = now;
     while (c->age_head && release_oldest(c, RELEASE_FAILOVER))
         ;
-    flush_everything(c, RELEASE_FAILOVER); /* the SVM queues, and anything the walk could not place */
+    flush_everything(c, RELEASE_FAILOVER, false); /* the SVM queues, and anything the walk could not place */
     memset(c->orphan_keys, 0, sizeof(c->orphan_keys));
     c->alone = true;
     c->stats.failovers++;

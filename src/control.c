@@ -53,9 +53,9 @@ struct control {
     bool reload_in_flight;
 };
 
-static void send_to_dataplane(struct control *c, uint32_t type, void *ptr)
+static void send_to_dataplane(struct control *c, uint32_t type, uint32_t arg, void *ptr)
 {
-    struct ctrl_msg msg = { .type = type, .ptr = ptr };
+    struct ctrl_msg msg = { .type = type, .arg = arg, .ptr = ptr };
     if (rte_ring_enqueue_elem(c->to_dp, &msg, sizeof(msg)) != 0)
         log_msg(LOG_WARNING, "control ring to the data plane is full; message %u lost", type);
 }
@@ -79,6 +79,35 @@ static const char *release_label(int i) { return release_reason_name((enum relea
 static const char *div_label(int i) { return divergence_kind_name((enum divergence_kind)i); }
 static const char *malformed_label(int i) { return parse_status_name((enum parse_status)i); }
 
+static uint64_t longest_down_ms(const struct port_stats *p)
+{
+    return (p->down_now_ns > p->watch.down_ns_longest ? p->down_now_ns : p->watch.down_ns_longest) / 1000000;
+}
+
+/* The last checkpoint as the VM's port and QMP saw it, and the SVM's epochs. */
+static void write_signals(struct evbuffer *out, const struct pipeline_stats *s)
+{
+    const struct checkpoint_signals *g = &s->signals;
+    evbuffer_add_printf(out, ",\"checkpoint_signals\":{\"vm_port\":\"%s\",\"port_began\":%" PRIu64
+                             ",\"port_ended\":%" PRIu64 ",\"qmp_began\":%" PRIu64 ",\"qmp_done\":%" PRIu64
+                             ",\"last_port_down_ms\":%.3f,\"last_qmp_stop_to_resume_ms\":%.3f",
+                        port_role_name(s->vm_port), g->port_began, g->port_ended, g->qmp_began, g->qmp_done,
+                        (double)g->last_port_down_ns / 1e6, (double)g->last_qmp_ns / 1e6);
+    if (g->paired)
+        evbuffer_add_printf(out, ",\"port_down_minus_qmp_ms\":%.3f,\"port_up_after_resume_ms\":%.3f",
+                            (double)g->down_minus_qmp_ns / 1e6, (double)g->up_minus_resume_ns / 1e6);
+    evbuffer_add_printf(out, ",\"epoch\":%" PRIu32 ",\"markers\":%" PRIu64, g->epoch, g->markers);
+    if (s->role == ROLE_PRIMARY)
+        evbuffer_add_printf(out, ",\"marker_gaps\":%" PRIu64 ",\"markers_malformed\":%" PRIu64
+                                 ",\"last_stale_through\":%" PRIu32 ",\"last_svm_port_down_ms\":%.3f"
+                                 ",\"svm_resumed_before_end_ms\":%.3f,\"svm_stale_epoch\":%" PRIu64
+                                 ",\"svm_kept_new_epoch\":%" PRIu64,
+                            g->marker_gaps, g->markers_malformed, g->last_stale_through,
+                            (double)g->last_svm_down_us / 1e3, (double)g->svm_ahead_ns / 1e6,
+                            s->compare.svm_stale_epoch, s->compare.svm_kept_new_epoch);
+    evbuffer_add_printf(out, "}");
+}
+
 static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
 {
     evbuffer_add_printf(out, "{\"role\":\"%s\",\"ports\":{", role_name(s->role));
@@ -88,9 +117,14 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
         if (!p->in_use)
             continue;
         evbuffer_add_printf(out, "%s\"%s\":{\"rx\":%" PRIu64 ",\"tx\":%" PRIu64 ",\"tx_pending\":%" PRIu64
-                                 ",\"link_up\":%s}",
+                                 ",\"link_up\":%s,\"link_downs\":%" PRIu64 ",\"down_ms\":%" PRIu64
+                                 ",\"down_ms_total\":%" PRIu64 ",\"down_ms_longest\":%" PRIu64
+                                 ",\"held_while_down\":%" PRIu64 ",\"held_while_down_max\":%" PRIu64
+                                 ",\"held_back\":%" PRIu64 "}",
                             first ? "" : ",", port_role_name(r), p->rx, p->tx, p->tx_pending,
-                            p->link_up ? "true" : "false");
+                            p->link_up ? "true" : "false", p->watch.downs, p->down_now_ns / 1000000,
+                            (p->watch.down_ns_total + p->down_now_ns) / 1000000, longest_down_ms(p),
+                            p->held_while_down, p->held_while_down_max, p->held_back);
         first = false;
     }
     evbuffer_add_printf(out, "},\"iterations\":%" PRIu64 ",\"idle_iterations\":%" PRIu64,
@@ -142,6 +176,9 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                                  ",\"announce\":{\"frames\":%" PRIu64 ",\"ipv4\":%u,\"ipv6\":%u}",
                             s->takeover_guarded, s->client_ignored, s->announce_frames, s->announce_ipv4,
                             s->announce_ipv6);
+    evbuffer_add_printf(out, ",\"vm_dead\":%s,\"vm_dead_dropped\":%" PRIu64 ",\"vm_dead_unreleased\":%" PRIu64,
+                        s->vm_dead ? "true" : "false", s->vm_dead_dropped, s->vm_dead_unreleased);
+    write_signals(out, s);
     evbuffer_add_printf(out, ",\"control_ring_full\":%" PRIu64, s->control_ring_full);
 }
 
@@ -162,7 +199,7 @@ static enum ops_reply on_command(void *ctx, const char *line, bool fresh, struct
 {
     struct control *c = ctx;
     if (strcmp(line, "checkpoint-done") == 0) {
-        send_to_dataplane(c, MSG_CHECKPOINT_DONE, NULL);
+        send_to_dataplane(c, MSG_CHECKPOINT_DONE, 0, NULL);
         evbuffer_add_printf(out, "ok\n");
     } else if (strcmp(line, "stats") == 0) {
         if (!fresh)
@@ -170,7 +207,7 @@ static enum ops_reply on_command(void *ctx, const char *line, bool fresh, struct
         write_stats(out, &c->stats_buf);
         write_qmp_stats(out, c->qmp);
     } else if (strcmp(line, "shutdown") == 0) {
-        send_to_dataplane(c, MSG_SHUTDOWN, NULL);
+        send_to_dataplane(c, MSG_SHUTDOWN, 0, NULL);
         evbuffer_add_printf(out, "ok\n");
     } else {
         return OPS_UNKNOWN;
@@ -182,7 +219,7 @@ static enum ops_reply on_command(void *ctx, const char *line, bool fresh, struct
 static void on_refresh(void *ctx)
 {
     struct control *c = ctx;
-    send_to_dataplane(c, MSG_STATS_REQUEST, &c->stats_buf);
+    send_to_dataplane(c, MSG_STATS_REQUEST, 0, &c->stats_buf);
 }
 
 static void on_fill(void *ctx, struct metric_set *m)
@@ -217,7 +254,7 @@ static void on_sighup(evutil_socket_t sig, short what, void *arg)
     if (c->reload(c->reload_ctx, &c->reload_buf, &c->reload_reports) != 0)
         return;
     c->reload_in_flight = true;
-    send_to_dataplane(c, MSG_RELOAD, &c->reload_buf);
+    send_to_dataplane(c, MSG_RELOAD, 0, &c->reload_buf);
 }
 
 static void reload_applied(struct control *c)
@@ -237,7 +274,7 @@ static void publish_divergence(struct control *c, const struct divergence_captur
     log_msg(LOG_INFO, "%s", line);
     snprintf(event, sizeof(event), "event %s", line);
     broadcast(c, event);
-    send_to_dataplane(c, MSG_DIVERGENCE_DONE, NULL);
+    send_to_dataplane(c, MSG_DIVERGENCE_DONE, 0, NULL);
 }
 
 static void on_poll(evutil_socket_t fd, short what, void *arg)
@@ -281,6 +318,10 @@ static void on_poll(evutil_socket_t fd, short what, void *arg)
         case MSG_RELOAD_DONE:
             reload_applied(c);
             break;
+        case MSG_VM_DEAD:
+            snprintf(line, sizeof(line), "event vm-dead %s", port_role_name((enum port_role)msgs[i].arg));
+            broadcast(c, line);
+            break;
         case MSG_TAKEOVER_GUARDED:
             broadcast(c, "event takeover-guarded the primary still speaks on the client side");
             break;
@@ -305,11 +346,18 @@ static void *control_main(void *arg)
 
 /* ---- the QEMU channel ---- */
 
+/* The data plane gets QEMU's STOP→RESUME with the word, to set beside its VM port's down time. */
 static void qmp_checkpoint_done(void *ctx)
 {
     struct control *c = ctx;
-    send_to_dataplane(c, MSG_CHECKPOINT_DONE, NULL);
+    uint64_t us = checkpoint_ctl_stats(c->qmp)->last_stopped_ns / 1000;
+    send_to_dataplane(c, MSG_CHECKPOINT_DONE, us == 0 ? 1 : us > UINT32_MAX ? UINT32_MAX : (uint32_t)us, NULL);
     broadcast(c, "event checkpoint-done qemu");
+}
+
+static void qmp_checkpoint_began(void *ctx)
+{
+    send_to_dataplane(ctx, MSG_CHECKPOINT_BEGAN, 0, NULL);
 }
 
 static void qmp_failover(void *ctx, const char *why)
@@ -369,6 +417,7 @@ struct control *control_start(const struct control_config *cfg, struct rte_ring 
     }
     static const struct checkpoint_ctl_ops qmp_ops = {
         .checkpoint_done = qmp_checkpoint_done,
+        .checkpoint_began = qmp_checkpoint_began,
         .failover = qmp_failover,
         .log = qmp_log,
     };

@@ -3,9 +3,11 @@
  *
  * Owns: the mbuf pools (packet handles live in each mbuf's private area), the
  * ports of the role, their lossless TX FIFOs, the compare engine (primary) or
- * the rewriter (secondary), and the two control rings. Must never: lock,
- * allocate or make a system call per packet; drop a PVM packet; take more from
- * an input port than its output FIFO has room for.
+ * the rewriter (secondary), the two control rings, the VM port's link watch
+ * (checkpoints in band, epoch markers, a dead VM). Must never: lock, allocate or
+ * make a system call per packet; drop a PVM packet; take more from an input port
+ * than its output FIFO has room for; read the SVM's port before the marker of its
+ * resume is queued; speak again once its VM was taken for dead.
  */
 #include "colo/pipeline.h"
 
@@ -28,6 +30,7 @@
 #include "colo/ctrl_msg.h"
 #include "colo/divergence_report.h"
 #include "colo/dpdk_port.h"
+#include "colo/epoch_marker.h"
 #include "colo/log.h"
 #include "colo/pkt_parse.h"
 
@@ -35,6 +38,8 @@
 #define CONTROL_BURST 8
 #define POOL_CACHE 256
 #define LINK_CHECK_NS 10000000ull /* carrier loss must be seen fast (heartbeat) */
+#define VM_LINK_CHECK_NS 1000000ull /* a VM port's restart (a checkpoint, 9 ms at the shortest) within 1 ms */
+#define PVM_RESUME_WAIT_NS 50000000ull /* QMP's RESUME comes 2-4 ms before the PVM's port is up */
 #define DRAIN_GRACE_NS 1000000000ull
 
 static volatile sig_atomic_t stop_requested;
@@ -49,7 +54,12 @@ struct pipeline {
     struct rte_ring *to_dp, *from_dp;
     struct rte_ether_addr vm_mac;
     const struct rte_ether_addr *vm_mac_or_null;
-    uint64_t tsc_hz, now_ns, next_link_check_ns;
+    uint64_t tsc_hz, now_ns, next_link_check_ns, next_vm_link_check_ns;
+    enum port_role vm_port;      /* PORT_PVM (primary) or PORT_SVM (secondary) */
+    uint32_t vm_down_hold_max;   /* frames the VM port's queue takes while it is down; then input waits */
+    uint32_t svm_epoch;          /* primary: the epoch of the SVM frames now arriving on the link */
+    bool marker_pending;         /* secondary: the SVM resumed; its marker is not on the link yet */
+    struct epoch_marker marker;
     bool stopping, shutdown_checkpoint_asked;
     struct heartbeat hb;
     enum port_role svm_out;      /* secondary: where the SVM's output goes (the link, or the clients) */
@@ -86,6 +96,7 @@ void pipeline_config_default(struct pipeline_config *cfg)
     cfg->heartbeat_misses = 4;
     cfg->client_heartbeat = true;
     cfg->divergence_reports_per_minute = 60;
+    cfg->vm_down_ms = 5000;
 }
 
 void pipeline_request_stop(void)
@@ -125,6 +136,7 @@ static struct colo_pkt *handle_of(struct rte_mbuf *m)
     pkt->frame_len = rte_pktmbuf_data_len(m); /* the first segment: never read past it */
     pkt->owner = m;
     pkt->csum_partial = (m->ol_flags & RTE_MBUF_F_TX_L4_MASK) != 0;
+    pkt->epoch = 0;
     pkt_parse(pkt->frame, pkt->frame_len, &pkt->view);
     return pkt;
 }
@@ -143,7 +155,21 @@ static void push(struct pipeline *p, enum port_role r, struct rte_mbuf *m)
         log_msg(LOG_ERROR, "%s TX queue overflow; dropping a frame (a bug: please report)",
                 port_role_name(r));
         rte_pktmbuf_free(m);
+        return;
     }
+    p->stats.ports[r].held_while_down += !p->stats.ports[r].link_up;
+}
+
+/* Room toward the VM: while its port is down (a checkpoint), at most vm_down_hold_max frames wait there. */
+static uint32_t vm_room(struct pipeline *p)
+{
+    const struct port_txq *q = &p->txq[p->vm_port];
+    struct port_stats *ps = &p->stats.ports[p->vm_port];
+    if (ps->link_up)
+        return port_txq_room(q);
+    uint32_t room = q->count < p->vm_down_hold_max ? p->vm_down_hold_max - q->count : 0;
+    ps->held_back += room == 0;
+    return RTE_MIN(room, port_txq_room(q));
 }
 
 static uint16_t rx(struct pipeline *p, enum port_role r, struct rte_mbuf **m, uint32_t room)
@@ -205,27 +231,143 @@ static bool take_heartbeat(struct pipeline *p, struct heartbeat *hb, struct rte_
     return true;
 }
 
-static void send_frame(struct pipeline *p, enum port_role r, const uint8_t *bytes, uint32_t len)
+/* False when there is no room or no buffer this time. */
+static bool send_frame(struct pipeline *p, enum port_role r, const uint8_t *bytes, uint32_t len)
 {
     if (!port_txq_room(&p->txq[r]))
-        return;
+        return false;
     struct rte_mbuf *m = rte_pktmbuf_alloc(p->pool);
     if (!m)
-        return; /* no buffer this time: the next one will go */
+        return false;
     memcpy(rte_pktmbuf_mtod(m, uint8_t *), bytes, len);
     m->data_len = m->pkt_len = len;
     push(p, r, m);
+    return true;
 }
 
 /* The primary also beats on the client side, so a secondary that loses only the link holds back. */
 static void send_heartbeat(struct pipeline *p)
 {
     uint8_t frame[HEARTBEAT_FRAME_LEN];
-    if (!p->cfg.heartbeat_ms || !heartbeat_due(&p->hb, frame, p->now_ns))
+    if (!p->cfg.heartbeat_ms || p->stats.vm_dead || !heartbeat_due(&p->hb, frame, p->now_ns))
         return;
     send_frame(p, PORT_LINK, frame, sizeof(frame));
     if (p->cfg.role == ROLE_PRIMARY && p->cfg.client_heartbeat)
         send_frame(p, PORT_CLIENT, frame, sizeof(frame));
+}
+
+/* ---- the VM's port: checkpoints in band, SVM epochs, a dead VM ---- */
+
+/* Primary: a marker from the secondary; the SVM frames after it on the link belong to the next epoch. */
+static bool take_marker(struct pipeline *p, struct rte_mbuf *m)
+{
+    const uint8_t *f = rte_pktmbuf_mtod(m, const uint8_t *);
+    uint32_t len = rte_pktmbuf_data_len(m);
+    if (!epoch_marker_is_frame(f, len))
+        return false;
+    struct epoch_marker mk;
+    if (epoch_marker_read(f, len, &mk))
+        p->svm_epoch = checkpoint_signals_marker(&p->stats.signals, &mk, p->now_ns);
+    else
+        p->stats.signals.markers_malformed++;
+    rte_pktmbuf_free(m);
+    return true;
+}
+
+/* Secondary: the marker of the SVM's last resume, on the link ahead of its new output; false while it waits. */
+static bool send_marker(struct pipeline *p)
+{
+    if (!p->marker_pending)
+        return true;
+    uint8_t frame[EPOCH_MARKER_FRAME_LEN];
+    epoch_marker_write(frame, &p->marker);
+    p->marker_pending = !send_frame(p, PORT_LINK, frame, sizeof(frame));
+    return !p->marker_pending;
+}
+
+/* The SVM resumed (its port came up): what it sends from now on is a new epoch. */
+static void svm_resumed(struct pipeline *p, const struct link_watch *w)
+{
+    if (p->svm_out != PORT_LINK)
+        return; /* taken over: no primary to tell */
+    checkpoint_signals_next_epoch(&p->stats.signals, w->downs ? w->last_down_ns : 0, &p->marker);
+    p->marker_pending = true;
+}
+
+static void link_changed(struct pipeline *p, enum port_role r, bool up)
+{
+    struct port_stats *ps = &p->stats.ports[r];
+    bool first_up = up && !ps->watch.ever_up;
+    link_watch_update(&ps->watch, up, p->now_ns);
+    ps->link_up = up;
+    if (r != p->vm_port) {
+        log_msg(LOG_INFO, "%s port link %s", port_role_name(r), up ? "up" : "down");
+        return;
+    }
+    /* Every checkpoint restarts a vhost-user NIC: only the first up is news. */
+    log_msg(first_up ? LOG_INFO : LOG_DEBUG, "%s port link %s%s", port_role_name(r), up ? "up" : "down",
+            first_up ? " (the VM's NIC started)" : "");
+    checkpoint_signals_port(&p->stats.signals, &ps->watch, p->now_ns);
+    if (up && p->cfg.role == ROLE_SECONDARY)
+        svm_resumed(p, &ps->watch);
+}
+
+/*
+ * The VM's port has been down far longer than a checkpoint: the VM is dead, and that
+ * is this host's failure. This side falls silent for good (no heartbeat on the link
+ * or the client side, nothing to clients, the VM or the peer), so the peer acts as
+ * when the host dies: the secondary takes over (the PVM died), or the primary goes on
+ * alone (the SVM died). The PVM's held output is not released: the SVM, resumed from
+ * the last checkpoint, is what clients talk to now, and it never sent those frames.
+ * Never undone: a VM that comes back is not to be served (never two primaries).
+ */
+static void vm_is_dead(struct pipeline *p, uint64_t down_ns)
+{
+    bool primary = p->cfg.role == ROLE_PRIMARY;
+    p->stats.vm_dead = true;
+    p->stats.vm_dead_unreleased = p->engine ? colo_compare_stats(p->engine)->pvm_held : 0;
+    p->stats.vm_dead_dropped += port_txq_discard(&p->txq[p->vm_port]);
+    if (primary)
+        log_msg(LOG_ERROR, "the PVM's port has been down for %" PRIu64 " ms (--vm-down-ms %u): the PVM is taken for "
+                "dead; this primary falls silent for good so that the secondary takes over, and the %" PRIu64
+                " PVM frames it held are not released (if checkpoints take this long, raise --vm-down-ms)",
+                down_ns / 1000000, p->cfg.vm_down_ms, p->stats.vm_dead_unreleased);
+    else
+        log_msg(LOG_ERROR, "the SVM's port has been down for %" PRIu64 " ms (--vm-down-ms %u): the SVM is taken for "
+                "dead; this secondary falls silent for good so that the primary goes on alone (if checkpoints "
+                "take this long, raise --vm-down-ms)", down_ns / 1000000, p->cfg.vm_down_ms);
+    send_to_control(p, MSG_VM_DEAD, p->vm_port, NULL);
+}
+
+/* Before the stages: a VM port that comes up must be seen before it is read (the marker goes first). */
+static void check_vm_link(struct pipeline *p)
+{
+    struct port_stats *ps = &p->stats.ports[p->vm_port];
+    if (!ps->in_use || (ps->link_up && p->now_ns < p->next_vm_link_check_ns))
+        return;
+    p->next_vm_link_check_ns = p->now_ns + VM_LINK_CHECK_NS;
+    bool up = dpdk_port_link_up(p->port_id[p->vm_port]);
+    if (up != ps->link_up)
+        link_changed(p, p->vm_port, up);
+    uint64_t down = link_watch_down_ns(&ps->watch, p->now_ns);
+    if (!p->stats.vm_dead && p->cfg.vm_down_ms && down >= (uint64_t)p->cfg.vm_down_ms * 1000000ull)
+        vm_is_dead(p, down);
+}
+
+/* A dead VM's host passes nothing: whatever arrives is dropped and counted. */
+static unsigned silent_iteration(struct pipeline *p)
+{
+    struct rte_mbuf *m[BURST];
+    unsigned got = 0;
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        if (!p->stats.ports[r].in_use)
+            continue;
+        uint16_t n = rx(p, (enum port_role)r, m, BURST);
+        rte_pktmbuf_free_bulk(m, n);
+        p->stats.vm_dead_dropped += n;
+        got += n;
+    }
+    return got;
 }
 
 /*
@@ -302,7 +444,7 @@ static void consider_takeover(struct pipeline *p)
 
 static void judge_peer(struct pipeline *p)
 {
-    if (!p->cfg.heartbeat_ms)
+    if (!p->cfg.heartbeat_ms || p->stats.vm_dead)
         return;
     if (heartbeat_check(&p->hb, p->stats.ports[PORT_LINK].link_up, p->now_ns)) {
         log_msg(LOG_WARNING, "the peer colo-proxy is %s (%s)", heartbeat_state_name(p->hb.state),
@@ -321,7 +463,7 @@ static void judge_peer(struct pipeline *p)
 static unsigned client_to_pvm_and_link(struct pipeline *p)
 {
     struct rte_mbuf *m[BURST];
-    uint32_t room = RTE_MIN(port_txq_room(&p->txq[PORT_PVM]), port_txq_room(&p->txq[PORT_LINK]));
+    uint32_t room = RTE_MIN(vm_room(p), port_txq_room(&p->txq[PORT_LINK]));
     uint16_t n = rx(p, PORT_CLIENT, m, room);
     for (uint16_t i = 0; i < n; i++) {
         if (take_heartbeat(p, &p->stats.client_side, m[i]))
@@ -349,10 +491,11 @@ static unsigned into_compare(struct pipeline *p, enum port_role r, enum colo_sid
     unsigned k = 0;
     uint16_t n = rx(p, r, m, port_txq_room(&p->txq[PORT_CLIENT]));
     for (uint16_t i = 0; i < n; i++) {
-        if (r == PORT_LINK && take_heartbeat(p, &p->hb, m[i]))
+        if (r == PORT_LINK && (take_heartbeat(p, &p->hb, m[i]) || take_marker(p, m[i])))
             continue;
         if (from_vm(p, m[i])) {
-            pkts[k++] = handle_of(m[i]);
+            pkts[k] = handle_of(m[i]);
+            pkts[k++]->epoch = side == SIDE_SVM ? p->svm_epoch : 0;
         } else if (side == SIDE_PVM) {
             p->stats.pvm_not_from_vm++; /* host traffic on the PVM's segment: not the VM's output */
             push(p, PORT_CLIENT, m[i]);
@@ -375,27 +518,45 @@ static unsigned pass_straight_through(struct pipeline *p)
     p->stats.passed_alone += n;
     uint16_t k = rx(p, PORT_LINK, m, BURST);
     for (uint16_t i = 0; i < k; i++) {
-        if (!take_heartbeat(p, &p->hb, m[i]))
+        if (!take_heartbeat(p, &p->hb, m[i]) && !take_marker(p, m[i]))
             rte_pktmbuf_free(m[i]);
     }
     return n + k;
 }
 
+/* Held frames, and frames waiting for a PVM port that is down, must leave room in the pool. */
 static void guard_buffers(struct pipeline *p)
 {
     const struct colo_compare_stats *s = colo_compare_stats(p->engine);
-    if (s->pvm_held + s->svm_held > (uint64_t)p->cfg.nb_mbufs * 3 / 4)
+    if (s->pvm_held + s->svm_held + p->txq[PORT_PVM].count > (uint64_t)p->cfg.nb_mbufs * 3 / 4)
         colo_compare_request_checkpoint(p->engine, CKPT_POOL_LOW, p->now_ns);
+}
+
+/*
+ * The PVM's port is up again, QMP has ended checkpoints before, but this one's end has
+ * not reached us yet: what the PVM sends now is from after its resume and would be
+ * flushed uncompared by that end, while the SVM's copy is kept (a newer epoch) and would
+ * meet the PVM's next frame instead. So it waits in the port, at most PVM_RESUME_WAIT_NS.
+ */
+static bool pvm_resumed_before_the_end(const struct pipeline *p)
+{
+    const struct port_stats *ps = &p->stats.ports[PORT_PVM];
+    const struct checkpoint_signals *g = &p->stats.signals;
+    return g->open && g->markers && g->qmp_done && ps->link_up && ps->watch.downs &&
+           p->now_ns - ps->watch.since_ns < PVM_RESUME_WAIT_NS;
 }
 
 static unsigned primary_iteration(struct pipeline *p)
 {
     unsigned got = 0;
+    if (p->stats.vm_dead)
+        return silent_iteration(p);
     if (!p->stopping)
         got += client_to_pvm_and_link(p);
     if (p->stats.alone)
         return got + pass_straight_through(p);
-    got += into_compare(p, PORT_PVM, SIDE_PVM);
+    if (!pvm_resumed_before_the_end(p))
+        got += into_compare(p, PORT_PVM, SIDE_PVM);
     got += into_compare(p, PORT_LINK, SIDE_SVM);
     colo_compare_tick(p->engine, p->now_ns);
     guard_buffers(p);
@@ -408,7 +569,7 @@ static unsigned primary_iteration(struct pipeline *p)
 static unsigned toward_svm(struct pipeline *p, enum port_role from)
 {
     struct rte_mbuf *m[BURST];
-    uint16_t n = rx(p, from, m, port_txq_room(&p->txq[PORT_SVM]));
+    uint16_t n = rx(p, from, m, vm_room(p));
     for (uint16_t i = 0; i < n; i++) {
         struct heartbeat *hb = from == PORT_LINK ? &p->hb : &p->stats.client_side;
         if (!take_heartbeat(p, hb, m[i]))
@@ -417,9 +578,15 @@ static unsigned toward_svm(struct pipeline *p, enum port_role from)
     return n;
 }
 
-/* The SVM's output, toward the link (or the clients after a takeover); its addresses are learned. */
+/*
+ * The SVM's output, toward the link (or the clients after a takeover); its addresses are
+ * learned. Read only while its port is seen up and the marker of its last resume is
+ * queued, so nothing it sent after resuming goes ahead of that marker.
+ */
 static unsigned from_svm(struct pipeline *p)
 {
+    if (!p->stats.ports[PORT_SVM].link_up || !send_marker(p))
+        return 0;
     struct rte_mbuf *m[BURST];
     uint16_t n = rx(p, PORT_SVM, m, port_txq_room(&p->txq[p->svm_out]));
     for (uint16_t i = 0; i < n; i++) {
@@ -459,6 +626,8 @@ static void send_announcements(struct pipeline *p)
 static unsigned secondary_iteration(struct pipeline *p)
 {
     unsigned got;
+    if (p->stats.vm_dead)
+        return silent_iteration(p);
     if (p->stats.taken_over) {
         got = toward_svm(p, PORT_CLIENT) + from_svm(p) + watch_client_side(p, PORT_LINK);
         send_announcements(p);
@@ -481,7 +650,9 @@ static void snapshot(struct pipeline *p, struct pipeline_stats *out)
         out->ports[r].tx = p->txq[r].sent;
         out->ports[r].tx_pending = p->txq[r].count;
         out->ports[r].tx_partial_bursts = p->txq[r].partial_bursts;
+        out->ports[r].down_now_ns = link_watch_down_ns(&p->stats.ports[r].watch, p->now_ns);
     }
+    out->vm_port = p->vm_port;
     if (p->engine) {
         out->compare = *colo_compare_stats(p->engine);
         out->conns = *conn_table_stats(colo_compare_table(p->engine));
@@ -509,9 +680,18 @@ void pipeline_stop(struct pipeline *p)
     begin_stop(p);
 }
 
-static void checkpoint_done(struct pipeline *p)
+/*
+ * A checkpoint completed (qmp_us: QEMU's STOP→RESUME, 0 when the word came from the
+ * control socket). With the secondary's epoch markers, only the SVM output from
+ * before its resume is stale; without them, every held SVM frame is, as always.
+ */
+static void checkpoint_done(struct pipeline *p, uint32_t qmp_us)
 {
-    if (p->engine)
+    uint32_t stale_through;
+    bool epochs = checkpoint_signals_done(&p->stats.signals, (uint64_t)qmp_us * 1000, p->now_ns, &stale_through);
+    if (p->engine && epochs)
+        colo_compare_checkpoint_done_epoch(p->engine, p->now_ns, stale_through);
+    else if (p->engine)
         colo_compare_checkpoint_done(p->engine, p->now_ns);
     if (p->rewriter)
         seq_rewriter_checkpoint_done(p->rewriter);
@@ -552,7 +732,10 @@ static void handle_control(struct pipeline *p)
     for (unsigned i = 0; i < n; i++) {
         switch (msgs[i].type) {
         case MSG_CHECKPOINT_DONE:
-            checkpoint_done(p);
+            checkpoint_done(p, msgs[i].arg);
+            break;
+        case MSG_CHECKPOINT_BEGAN:
+            checkpoint_signals_qmp_stop(&p->stats.signals, p->now_ns);
             break;
         case MSG_SHUTDOWN:
             begin_stop(p);
@@ -583,28 +766,32 @@ static void check_links(struct pipeline *p)
     p->next_link_check_ns = p->now_ns + LINK_CHECK_NS;
     for (int r = 0; r < PORT_ROLE_COUNT; r++) {
         struct port_stats *ps = &p->stats.ports[r];
-        if (!ps->in_use)
-            continue;
+        if (!ps->in_use || r == (int)p->vm_port)
+            continue; /* the VM's port is watched more closely, before the stages */
         bool up = dpdk_port_link_up(p->port_id[r]);
         if (up != ps->link_up)
-            log_msg(LOG_INFO, "%s port link %s", port_role_name(r), up ? "up" : "down");
-        ps->link_up = up;
-        ps->link_down_seconds += !up;
+            link_changed(p, (enum port_role)r, up);
     }
 }
 
+/* A VM port that is down (a checkpoint) keeps its frames queued, in order, until it is up. */
 static void flush_all(struct pipeline *p)
 {
     for (int r = 0; r < PORT_ROLE_COUNT; r++) {
-        if (p->stats.ports[r].in_use)
+        struct port_stats *ps = &p->stats.ports[r];
+        if (!ps->in_use)
+            continue;
+        if (r != (int)p->vm_port || ps->link_up)
             port_txq_flush(&p->txq[r]);
+        else if (p->txq[r].count > ps->held_while_down_max)
+            ps->held_while_down_max = p->txq[r].count;
     }
 }
 
 /* Is the drain finished? Releases held packets by the policy when it is time. */
 static bool drained(struct pipeline *p)
 {
-    if (p->engine && colo_compare_stats(p->engine)->pvm_held) {
+    if (p->engine && colo_compare_stats(p->engine)->pvm_held && !p->stats.vm_dead) {
         bool wait = p->cfg.shutdown_policy == SHUTDOWN_CHECKPOINT && p->now_ns < p->stop_deadline_ns;
         if (wait && !p->shutdown_checkpoint_asked) {
             colo_compare_request_checkpoint(p->engine, CKPT_SHUTDOWN, p->now_ns);
@@ -629,6 +816,7 @@ unsigned pipeline_poll_once(struct pipeline *p)
     p->now_ns = clock_ns(p);
     p->stats.iterations++;
     handle_control(p);
+    check_vm_link(p);
     send_heartbeat(p);
     unsigned got = p->cfg.role == ROLE_PRIMARY ? primary_iteration(p) : secondary_iteration(p);
     flush_all(p);
@@ -699,6 +887,7 @@ static int open_ports(struct pipeline *p, char *err, size_t errlen)
             return -1;
         p->stats.ports[r].in_use = true;
         p->stats.ports[r].link_up = dpdk_port_link_up(p->port_id[r]);
+        link_watch_init(&p->stats.ports[r].watch, p->stats.ports[r].link_up, p->now_ns);
     }
     return 0;
 }
@@ -755,7 +944,10 @@ struct pipeline *pipeline_create(const struct pipeline_config *cfg, char *err, s
     }
     p->cfg = *cfg;
     p->tsc_hz = rte_get_tsc_hz();
+    p->now_ns = clock_ns(p);
     p->stats.role = cfg->role;
+    p->vm_port = p->stats.vm_port = cfg->role == ROLE_PRIMARY ? PORT_PVM : PORT_SVM;
+    p->vm_down_hold_max = cfg->nb_mbufs / 4;
     heartbeat_init(&p->hb, cfg->role == ROLE_PRIMARY ? 0 : 1, cfg->heartbeat_ms, cfg->heartbeat_misses);
     heartbeat_init(&p->stats.client_side, cfg->role == ROLE_PRIMARY ? 0 : 1, cfg->heartbeat_ms,
                    cfg->heartbeat_misses);

@@ -524,7 +524,7 @@ struct socket_mode *socket_mode_create(const struct socket_mode_config *cfg, cha
         checkpoint_ctl_config_default(&q);
         q.qmp = cfg->qmp;
         q.period_ms = cfg->checkpoint_period_ms;
-        static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log, qmp_colo_started };
+        static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log, qmp_colo_started, NULL };
         if (!(sm->qmp = checkpoint_ctl_start(sm->base, &q, &qops, sm, err, errlen))) {
             socket_mode_destroy(sm);
             return NULL;

@@ -266,7 +266,7 @@ static int start_qmp(struct socket_rewrite *sr, char *err, size_t errlen)
     struct checkpoint_ctl_config q;
     checkpoint_ctl_config_default(&q);
     q.qmp = sr->cfg.qmp;
-    static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log, NULL };
+    static const struct checkpoint_ctl_ops qops = { qmp_done, qmp_failover, qmp_log, NULL, NULL };
     sr->qmp = checkpoint_ctl_start(sr->base, &q, &qops, sr, err, errlen);
     return sr->qmp ? 0 : -1;
 }

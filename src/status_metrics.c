@@ -86,6 +86,66 @@ static void ports(struct metric_set *m, const struct pipeline_stats *s)
         metric_counter(m, "port_tx_packets", "Frames sent per port", "port", name, p->tx);
         metric_gauge(m, "port_tx_queue", "Frames waiting to be sent per port", "port", name, (double)p->tx_pending);
     }
+    for (int r = 0; r < PORT_ROLE_COUNT; r++) {
+        const struct port_stats *p = &s->ports[r];
+        if (!p->in_use)
+            continue;
+        const char *name = port_role_name((enum port_role)r);
+        uint64_t longest = p->down_now_ns > p->watch.down_ns_longest ? p->down_now_ns : p->watch.down_ns_longest;
+        metric_counter(m, "port_link_downs", "Times the port's link went down after it was first up", "port", name,
+                       p->watch.downs);
+        metric_gauge(m, "port_down_seconds", "Time the port's link was down in all, since it was first up", "port",
+                     name, (double)(p->watch.down_ns_total + p->down_now_ns) / 1e9);
+        metric_gauge(m, "port_down_longest_seconds", "The port's longest time down", "port", name, (double)longest / 1e9);
+        metric_counter(m, "port_held_while_down_packets", "Frames queued for the port while its link was down", "port",
+                       name, p->held_while_down);
+        metric_gauge(m, "port_held_while_down_max", "Most frames waiting for the port at once while it was down",
+                     "port", name, (double)p->held_while_down_max);
+        metric_counter(m, "port_held_back_polls", "Polls whose input waited: the down port's queue was at its bound",
+                       "port", name, p->held_back);
+    }
+}
+
+/* The last checkpoint as the VM's port and QMP saw it; the SVM's epochs. */
+static void checkpoint_signals(struct metric_set *m, const struct pipeline_stats *s)
+{
+    const struct checkpoint_signals *g = &s->signals;
+    metric_counter(m, "checkpoint_signals", "Checkpoint begins and ends, by who saw them", "signal", "port_down",
+                   g->port_began);
+    metric_counter(m, "checkpoint_signals", "Checkpoint begins and ends, by who saw them", "signal", "port_up",
+                   g->port_ended);
+    metric_counter(m, "checkpoint_signals", "Checkpoint begins and ends, by who saw them", "signal", "qmp_stop",
+                   g->qmp_began);
+    metric_counter(m, "checkpoint_signals", "Checkpoint begins and ends, by who saw them", "signal", "qmp_resume",
+                   g->qmp_done);
+    metric_gauge(m, "last_checkpoint_seconds", "The last checkpoint: the VM's port down, QMP's STOP to RESUME",
+                 "signal", "port_down", (double)g->last_port_down_ns / 1e9);
+    metric_gauge(m, "last_checkpoint_seconds", "The last checkpoint: the VM's port down, QMP's STOP to RESUME",
+                 "signal", "qmp", (double)g->last_qmp_ns / 1e9);
+    if (g->paired) {
+        metric_gauge(m, "last_checkpoint_port_minus_qmp_seconds", "The VM's port down time less QMP's STOP to RESUME",
+                     NULL, NULL, (double)g->down_minus_qmp_ns / 1e9);
+        metric_gauge(m, "last_checkpoint_port_up_after_resume_seconds",
+                     "The VM's port came up this long after QMP's RESUME (negative: before)", NULL, NULL,
+                     (double)g->up_minus_resume_ns / 1e9);
+    }
+    metric_gauge(m, "svm_epoch", "The SVM's epoch: resumes marked (secondary) or markers seen (primary)", NULL, NULL,
+                 g->epoch);
+    metric_counter(m, "epoch_markers", "Epoch markers sent (secondary) or received (primary)", NULL, NULL, g->markers);
+    if (s->role == ROLE_PRIMARY) {
+        metric_counter(m, "epoch_marker_gaps", "Markers whose number did not follow the last one", NULL, NULL,
+                       g->marker_gaps);
+        metric_gauge(m, "svm_resumed_before_checkpoint_end_seconds",
+                     "The SVM's marker came this long before the last checkpoint's end", NULL, NULL,
+                     (double)g->svm_ahead_ns / 1e9);
+        metric_counter(m, "svm_stale_epoch_packets", "SVM packets from before the SVM's resume, discarded on arrival",
+                       NULL, NULL, s->compare.svm_stale_epoch);
+        metric_counter(m, "svm_kept_new_epoch_packets",
+                       "SVM packets from after the SVM's resume kept through a checkpoint", NULL, NULL,
+                       s->compare.svm_kept_new_epoch);
+    }
+    metric_gauge(m, "vm_dead", "1 once the VM's port stayed down longer than --vm-down-ms (this side is silent)",
+                 NULL, NULL, s->vm_dead);
 }
 
 static void heartbeat(struct metric_set *m, const struct pipeline_stats *s)
@@ -114,6 +174,7 @@ void status_metrics_pipeline(struct metric_set *m, const struct pipeline_stats *
         metric_gauge(m, "taken_over", "1 once this secondary serves the clients", NULL, NULL, s->taken_over);
     }
     heartbeat(m, s);
+    checkpoint_signals(m, s);
 }
 
 void status_metrics_rewriter(struct metric_set *m, const struct seq_rewriter_stats *s)

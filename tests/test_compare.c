@@ -41,6 +41,7 @@ struct harness {
     uint64_t last_offset;
     uint8_t last_pvm_byte, last_svm_byte;
     uint64_t now;
+    uint32_t svm_epoch; /* the epoch SVM frames are sent in */
 };
 
 static void on_release(void *ctx, struct colo_pkt *p, enum release_reason why)
@@ -129,6 +130,7 @@ static int send_spec(struct harness *h, enum colo_side side, const struct frame_
     t->pkt.frame = t->buf;
     t->pkt.frame_len = (uint32_t)len;
     t->pkt.owner_index = side == SIDE_PVM ? h->pvm_sent++ : UINT32_MAX;
+    t->pkt.epoch = side == SIDE_SVM ? h->svm_epoch : 0;
     pkt_parse(t->pkt.frame, t->pkt.frame_len, &t->pkt.view);
     colo_compare_input(h->engine, side, &t->pkt, h->now);
     return side == SIDE_PVM ? (int)t->pkt.owner_index : -1;
@@ -141,6 +143,7 @@ static int send_raw(struct harness *h, enum colo_side side, const uint8_t *frame
     t->pkt.frame = t->buf;
     t->pkt.frame_len = (uint32_t)len;
     t->pkt.owner_index = side == SIDE_PVM ? h->pvm_sent++ : UINT32_MAX;
+    t->pkt.epoch = side == SIDE_SVM ? h->svm_epoch : 0;
     pkt_parse(t->pkt.frame, t->pkt.frame_len, &t->pkt.view);
     colo_compare_input(h->engine, side, &t->pkt, h->now);
     return side == SIDE_PVM ? (int)t->pkt.owner_index : -1;
@@ -413,6 +416,73 @@ static void test_tcp_stale_svm_after_checkpoint_causes_no_divergence(void **stat
     tcp(h, SIDE_SVM, 1004, 500, PA, "next");
     assert_int_equal(h->ndivs, 1);
     assert_int_equal(h->nreleased, 2);
+}
+
+static struct frame_spec udp_spec(const char *data, uint16_t ip_id);
+
+/* The SVM resumed (epoch 2) before the checkpoint ended: its new output is compared, not thrown away. */
+static void test_tcp_epoch_checkpoint_keeps_the_svm_output_after_its_resume(void **state)
+{
+    struct harness *h = *state;
+    h->svm_epoch = 1;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "AAAA");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "BBBB");
+    assert_int_equal(h->ndivs, 1);
+    h->svm_epoch = 2;
+    tcp(h, SIDE_SVM, 1004, 500, PA, "next");
+    colo_compare_checkpoint_done_epoch(h->engine, h->now, 1);
+    const struct colo_compare_stats *st = colo_compare_stats(h->engine);
+    assert_int_equal(st->svm_kept_new_epoch, 1);
+    assert_int_equal(st->svm_held, 1);
+    h->svm_epoch = 1;
+    tcp(h, SIDE_SVM, 1000, 500, PA, "BBBB"); /* a late frame of the stale epoch */
+    assert_int_equal(st->svm_stale_epoch, 1);
+    tcp(h, SIDE_PVM, 1004, 500, PA, "next");
+    assert_int_equal(h->nreleased, 2);
+    assert_int_equal(h->reasons[1], RELEASE_MATCHED);
+    assert_int_equal(h->ndivs, 1);
+    assert_int_equal(h->nrequests, 1);
+}
+
+/* The same with datagrams, which match in order: the kept one must be the first compared. */
+static void test_udp_epoch_checkpoint_keeps_new_and_drops_stale_in_order(void **state)
+{
+    struct harness *h = *state;
+    struct frame_spec p1 = udp_spec("before", 1), s1 = udp_spec("before-svm", 1);
+    struct frame_spec s2 = udp_spec("after", 2), s3 = udp_spec("after-2", 3), late = udp_spec("late", 4);
+    h->svm_epoch = 7;
+    send_spec(h, SIDE_PVM, &p1);
+    send_spec(h, SIDE_SVM, &s1);
+    assert_int_equal(h->ndivs, 1);
+    h->svm_epoch = 8;
+    send_spec(h, SIDE_SVM, &s2);
+    h->svm_epoch = 7;
+    send_spec(h, SIDE_SVM, &late); /* queued behind the epoch-8 one, stale at the checkpoint */
+    h->svm_epoch = 8;
+    send_spec(h, SIDE_SVM, &s3);
+    colo_compare_checkpoint_done_epoch(h->engine, h->now, 7);
+    assert_int_equal(colo_compare_stats(h->engine)->svm_kept_new_epoch, 2);
+    assert_int_equal(h->nreleased, 1);
+    struct frame_spec p2 = udp_spec("after", 5), p3 = udp_spec("after-2", 6);
+    send_spec(h, SIDE_PVM, &p2);
+    send_spec(h, SIDE_PVM, &p3);
+    assert_int_equal(h->nreleased, 3);
+    assert_int_equal(h->reasons[1], RELEASE_MATCHED);
+    assert_int_equal(h->reasons[2], RELEASE_MATCHED);
+    assert_int_equal(h->ndivs, 1);
+}
+
+/* Without epochs a checkpoint discards every held SVM frame, as it always did. */
+static void test_legacy_checkpoint_discards_the_svm_output_after_its_resume(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "AAAA");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "BBBB");
+    tcp(h, SIDE_SVM, 1004, 500, PA, "next");
+    colo_compare_checkpoint_done(h->engine, h->now);
+    tcp(h, SIDE_PVM, 1004, 500, PA, "next");
+    assert_int_equal(h->nreleased, 1); /* "next" waits for an SVM copy that was thrown away */
+    assert_int_equal(colo_compare_stats(h->engine)->svm_held, 0);
 }
 
 static void test_tcp_out_of_order_svm_segments_sorted(void **state)
@@ -952,6 +1022,9 @@ int main(void)
         T(test_tcp_retransmit_of_verified_bytes_released_uncompared),
         T(test_tcp_no_wait_for_bytes_svm_will_not_resend),
         T(test_tcp_stale_svm_after_checkpoint_causes_no_divergence),
+        T(test_tcp_epoch_checkpoint_keeps_the_svm_output_after_its_resume),
+        T(test_udp_epoch_checkpoint_keeps_new_and_drops_stale_in_order),
+        T(test_legacy_checkpoint_discards_the_svm_output_after_its_resume),
         T(test_tcp_out_of_order_svm_segments_sorted),
         T(test_tcp_partial_overlap_offsets_verified),
         T(test_tcp_port_reuse_after_close_compares_new_incarnation),

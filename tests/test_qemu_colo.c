@@ -191,7 +191,11 @@ static void test_periodic_checkpoint_flushes_like_a_requested_one(void **state)
         requests += st.compare.checkpoint_requests[i];
     assert_int_equal(requests, 0); /* nothing asked: QEMU's own period did it */
     assert_true(st.compare.checkpoints_done >= 1);
-    print_message("held frame released by QEMU's periodic checkpoint after %.0f ms\n", took * 1000);
+    assert_true(st.signals.qmp_began >= 1); /* QMP's STOP reached the data plane */
+    assert_true(st.signals.qmp_done >= 1);  /* and RESUME, with QEMU's STOP to RESUME */
+    assert_true(st.signals.last_qmp_ns > 0);
+    print_message("held frame released by QEMU's periodic checkpoint after %.0f ms (STOP to RESUME %.1f ms)\n",
+                  took * 1000, (double)st.signals.last_qmp_ns / 1e6);
     rig_down(&r);
 }
 

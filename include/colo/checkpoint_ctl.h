@@ -31,6 +31,8 @@ struct checkpoint_ctl_ops {
     /* query-colo-status says "primary" where its previous answer did not: a COLO session
      * began (or was found running on connecting). May be NULL. */
     void (*colo_started)(void *ctx);
+    /* STOP: a checkpoint began (the VM stopped). May be NULL. */
+    void (*checkpoint_began)(void *ctx);
 };
 
 struct checkpoint_ctl_config {
@@ -45,6 +47,7 @@ struct checkpoint_ctl_stats {
     uint64_t checkpoints_seen, errors;
     bool connected, in_colo;
     struct latency_hist stopped; /* each checkpoint as QEMU ran it: STOP to RESUME */
+    uint64_t last_stopped_ns;    /* the last one's STOP to RESUME (set before checkpoint_done is called) */
 };
 
 struct checkpoint_ctl;

@@ -21,7 +21,10 @@
  * previous request: a request due earlier waits for the interval (on a tick) and is
  * counted as deferred. That call releases every held PVM packet, discards every held SVM
  * packet and resynchronises each connection so stale SVM data causes no false
- * divergence. The rules themselves, and where they differ from QEMU's colo-compare,
+ * divergence. With a secondary that marks its output with epochs (one per SVM
+ * resume, `pkt->epoch`), `colo_compare_checkpoint_done_epoch` discards only the SVM
+ * packets of the epochs the checkpoint made stale, now and when they arrive later,
+ * and keeps the SVM's output after its resume for comparison. The rules themselves, and where they differ from QEMU's colo-compare,
  * are in docs/compare-rules.md and docs/qemu-faults.md.
  */
 #ifndef COLO_COMPARE_H
@@ -96,6 +99,8 @@ struct colo_compare_stats {
     uint64_t pvm_in, svm_in;
     uint64_t released[RELEASE_REASON_COUNT];
     uint64_t svm_matched, svm_stale, svm_uncompared, svm_flushed, svm_untracked;
+    uint64_t svm_stale_epoch;            /* SVM packets of a stale epoch, discarded on arrival */
+    uint64_t svm_kept_new_epoch;         /* SVM packets of a newer epoch kept through a checkpoint */
     uint64_t divergences[DIV_KIND_COUNT];
     uint64_t checkpoint_requests[CKPT_REASON_COUNT];
     uint64_t checkpoint_requests_deferred; /* episodes that waited for checkpoint_min_interval */
@@ -133,6 +138,15 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now_ns);
 uint64_t colo_compare_next_deadline(const struct colo_compare *c);
 
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
+
+/*
+ * A checkpoint completed, the SVM's output marked with epochs: every held PVM packet
+ * is released; the SVM packets of epochs up to stale_through (sent before the SVM
+ * resumed from this checkpoint) are discarded, now and whenever one arrives later;
+ * those of newer epochs (the SVM's output after it resumed) stay queued and are
+ * compared with the PVM's output after it resumes. Epochs compare in serial order.
+ */
+void colo_compare_checkpoint_done_epoch(struct colo_compare *c, uint64_t now_ns, uint32_t stale_through);
 
 /* A reason from outside the rules (buffers, shutdown); latched like the others. */
 void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,

@@ -13,11 +13,12 @@
 
 enum ctrl_msg_type {
     /* control -> data plane */
-    MSG_CHECKPOINT_DONE = 1,
+    MSG_CHECKPOINT_DONE = 1, /* arg: QEMU's STOP→RESUME in µs when QMP said so, else 0 */
     MSG_SHUTDOWN,
     MSG_STATS_REQUEST,
     MSG_DIVERGENCE_DONE,    /* the capture lent with MSG_DIVERGENCE is free again */
     MSG_RELOAD,             /* ptr: a pipeline_reload to apply; answered with MSG_RELOAD_DONE */
+    MSG_CHECKPOINT_BEGAN,   /* QMP's STOP: a checkpoint began */
     /* data plane -> control */
     MSG_CHECKPOINT_REQUEST, /* arg: enum checkpoint_reason */
     MSG_STATS_READY,
@@ -29,6 +30,7 @@ enum ctrl_msg_type {
     MSG_TAKEOVER_GUARDED,   /* the link is lost but the primary still speaks on the client side */
     MSG_DIVERGENCE,         /* ptr: a divergence_capture to log and write, then hand back */
     MSG_RELOAD_DONE,        /* ptr: the pipeline_reload, applied (its rules maybe pending a checkpoint) */
+    MSG_VM_DEAD,            /* arg: enum port_role of the VM's port, down longer than --vm-down-ms */
 };
 
 struct ctrl_msg {

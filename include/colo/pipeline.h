@@ -9,6 +9,14 @@
  * secondary: link port ──► rewrite (ack + offset) ──► SVM port
  *            SVM port  ──► rewrite (seq - offset) ──► link port
  *
+ * The VM's port (PVM or SVM) going down and up is a checkpoint, not a failure (a
+ * vhost-user NIC restarts at every one): frames for it wait in its TX queue, in
+ * order and bounded, and leave when it is up again; every compare and TCP state is
+ * kept. When the SVM's port comes up, the secondary sends an epoch marker on the
+ * link before the SVM's new output (epoch_marker.h, checkpoint_signals.h). A VM
+ * port down longer than vm_down_ms, after it was up once, is a dead VM: that host
+ * falls silent for good so its peer acts as if the host died.
+ *
  * The loop receives bursts, runs the stages, transmits (losslessly, see
  * dpdk_port.h) and runs the timers, once per iteration, with one timestamp per
  * iteration. It talks to the control thread only through two rings of
@@ -22,6 +30,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "colo/checkpoint_signals.h"
 #include "colo/compare.h"
 #include "colo/heartbeat.h"
 #include "colo/mirror.h"
@@ -53,6 +62,7 @@ struct pipeline_config {
     uint32_t heartbeat_misses;
     bool client_heartbeat;                  /* primary: heartbeats on the client side too (split-brain guard) */
     uint32_t divergence_reports_per_minute; /* primary: divergences captured for the log and reports; 0: all */
+    uint32_t vm_down_ms;                    /* the VM's port down this long (after it was up): a dead VM; 0: never */
 };
 
 /* Why this side stopped running COLO. */
@@ -65,8 +75,13 @@ struct failover_info {
 };
 
 struct port_stats {
-    uint64_t rx, tx, tx_pending, tx_partial_bursts, link_down_seconds;
+    uint64_t rx, tx, tx_pending, tx_partial_bursts;
     bool in_use, link_up;
+    struct link_watch watch;        /* up/down history, from the first up */
+    uint64_t down_now_ns;           /* the present down period (in a snapshot) */
+    uint64_t held_while_down;       /* frames queued for it while its link was down */
+    uint64_t held_while_down_max;   /* most frames waiting for it at once while it was down */
+    uint64_t held_back;             /* polls whose input waited: its queue was at its bound while down */
 };
 
 struct pipeline_stats {
@@ -93,6 +108,11 @@ struct pipeline_stats {
     uint64_t announce_frames;       /* secondary: RARP/GARP/NA sent after the takeover */
     uint64_t divergence_reports_suppressed; /* primary: over the per-minute limit, or the capture still busy */
     uint32_t announce_ipv4, announce_ipv6;
+    enum port_role vm_port;         /* PORT_PVM (primary) or PORT_SVM (secondary) */
+    struct checkpoint_signals signals; /* checkpoints as the VM's port and QMP saw them; SVM epochs */
+    bool vm_dead;                   /* the VM's port stayed down longer than vm_down_ms: this side is silent */
+    uint64_t vm_dead_dropped;       /* frames dropped since (arriving, or queued for the dead VM) */
+    uint64_t vm_dead_unreleased;    /* primary: PVM frames held when the PVM died, never released */
 };
 
 /* What a reload (SIGHUP) may change while the data plane runs; lent to it with MSG_RELOAD. */

@@ -96,6 +96,7 @@ struct colo_pkt {
     uint8_t *frame;             /* writable: the secondary rewrites in place */
     uint32_t frame_len;
     uint32_t conn_id;           /* set by the engine while queued */
+    uint32_t epoch;             /* SVM: the secondary's epoch it was sent in (compare.h); else 0 */
     uint8_t cmp_flags;          /* engine-private marks (e.g. matched) */
     bool csum_partial;          /* the L4 checksum is left to offload: never update it */
     uint64_t arrival_ns;

@@ -444,6 +444,14 @@ scenario_link_cut() {
     check "nothing held was lost (accounting)" accounting_holds
 }
 
+# The VM's vhost-user NIC restarting (as at every COLO checkpoint) on a real net_vhost port, the VM a
+# testpmd with virtio_user, on the secondary then on the primary: no namespaces, the checks are vhost_restart.py's.
+vhost_restart() {
+    say "scenario vhost_restart: the SVM's, then the PVM's vhost-user NIC stops and starts twice, then stays down"
+    mkdir -p "$work/vhost"
+    python3 "$here/vhost_restart.py" "$proxy" "$work/vhost" || failures=$((failures + $?))
+}
+
 # After a scenario with failures: what both proxies and both guests' TCP say, for the CI log.
 diagnose() {
     local side ns
@@ -491,6 +499,7 @@ flood) proxy_extra=(--max-conns "$flood_conns"); run_scenario flood ;;
 bad_link) bad_link=1; run_scenario bad_link ;;
 failover-primary | failover-secondary) run_scenario failover "${scenario#failover-}" ;;
 failover) run_scenario failover primary; run_scenario failover secondary; run_scenario link_cut ;;
+vhost_restart) vhost_restart ;;
 all)
     run_scenario identical
     run_scenario diverge
@@ -502,8 +511,9 @@ all)
     proxy_extra=()
     bad_link=1
     run_scenario bad_link
+    vhost_restart
     ;;
-*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|flood|bad_link|all]" >&2; exit 2 ;;
+*) echo "usage: lab.sh [identical|diverge|failover|failover-primary|failover-secondary|link_cut|flood|bad_link|vhost_restart|all]" >&2; exit 2 ;;
 esac
 say "$failures failed"
 exit $((failures > 0))
