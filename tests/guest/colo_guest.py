@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] [--failover primary|secondary]
+"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] [--failover primary|secondary
+[--resume]]
 — colo-proxy in place of colo-compare, with two real QEMU 7.2 guests in COLO; with
 --secondary-proxy, `colo-proxy rewrite` also takes the place of the secondary's filter-rewriter.
 
@@ -27,6 +28,12 @@ secondary host (its QEMU and rewriter) and sends x-colo-lost-heartbeat to the pr
 `secondary` (needs --secondary-proxy) kills the primary host (its QEMU and compare), sends
 x-colo-lost-heartbeat to the secondary QEMU, turns the SVM's filters back on (QEMU's failover
 turns them off) and moves the client's network to the secondary's tap. Every request must be answered, before, across and after the failover.
+
+With --failover primary --resume, replication then resumes as docs/migration.md says: a new secondary
+host (QEMU -incoming, and colo-proxy rewrite with --secondary-proxy) starts, the primary gets x-colo and
+migrate, both QEMUs reach COLO again and colo-proxy compare compares again (its status says so); the
+clients' requests go on throughout, and after the rejoin both periodic checkpoints (echo only) and ones
+colo-proxy asks for (HTTP's differing token) must happen, every request answered with the right bytes.
 Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
 """
 import ctypes
@@ -126,11 +133,11 @@ def primary_args(img, d):
         "-S"]
 
 
-def secondary_args(img, d, proxy_rewrites):
+def secondary_args(img, d, proxy_rewrites, name="secondary"):
     """COLO-FT's secondary; with proxy_rewrites, its redirectors reach `colo-proxy rewrite`
-    (9013, 9014) instead of the primary, and filter-rewriter goes."""
+    (9013, 9014) instead of the primary, and filter-rewriter goes. NAME names its monitors and logs."""
     ports = (9013, 9014) if proxy_rewrites else (9003, 9004)
-    args = qemu_common(img, "secondary", d) + [
+    args = qemu_common(img, name, d) + [
         "-netdev", "tap,id=hn0,ifname=tap-svm,script=no,downscript=no,vhost=off",
         "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
         "-chardev", "socket,id=red0,host=127.0.0.1,port=%d,reconnect=1" % ports[0],
@@ -144,16 +151,17 @@ def secondary_args(img, d, proxy_rewrites):
         args += ["-object", "filter-redirector,id=n1,netdev=hn0,queue=rx,indev=net1" + VNET]
     args += ["-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET]
     if proxy_rewrites:
-        return args + ["-qmp", "unix:%s/secondary-proxy.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:9998"]
+        return args + ["-qmp", "unix:%s/%s-proxy.qmp,server=on,wait=off" % (d, name),
+                       "-incoming", "tcp:127.0.0.1:9998"]
     return args + ["-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
                    "-incoming", "tcp:127.0.0.1:9998"]
 
 
-def secondary_proxy_args(proxy, d):
+def secondary_proxy_args(proxy, d, name="secondary"):
     return [proxy, "rewrite", "--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "tcp:127.0.0.1:9013,server",
             "--from_svm", "tcp:127.0.0.1:9014,server", "--to_primary", "tcp:127.0.0.1:9004",
             "--net_in", "tcp:127.0.0.1:9015,server", "--net_out", "tcp:127.0.0.1:9016,server",
-            "--vnet_hdr_support", "--qmp", "unix:%s/secondary-proxy.qmp" % d]
+            "--vnet_hdr_support", "--qmp", "unix:%s/%s-proxy.qmp" % (d, name)]
 
 
 class Checkpoints:
@@ -233,11 +241,12 @@ class Workload:
         line = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(1, 400))) + b"\n"
         return echo(line) == line
 
-    def run(self, seconds, kinds):
+    def run(self, seconds, kinds, stop=None):
+        """Requests of KINDS in turn for SECONDS, or until STOP (a threading.Event) is set."""
         rng = random.Random(7)
         end = time.monotonic() + seconds
         i = 0
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (stop and stop.is_set()):
             kind = kinds[i % len(kinds)]
             i += 1
             self.in_flight = time.monotonic()
@@ -355,6 +364,122 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
             print("guest: ip %s:\n%s" % (" ".join(args), out), flush=True)
 
 
+def proxy_status(proxy, control):
+    """colo-proxy compare's status as a dict (empty when it does not answer)."""
+    out = subprocess.run([proxy, "status", "--control", control, "--json"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return json.loads(out or "{}")
+
+
+def start_new_secondary(ns, img, d, env, proxy, proxy_rewrites, procs):
+    """A new secondary host, as the first one was started (QEMU -incoming, colo-proxy rewrite), named secondary2."""
+    rewriter = None
+    if proxy_rewrites:
+        rewriter = ns.run(secondary_proxy_args(proxy, d, "secondary2"), open(d + "/secondary2-proxy.log", "w"))
+        procs.append(rewriter)
+    procs.append(ns.run(secondary_args(img, d, proxy_rewrites, "secondary2"), open(d + "/secondary2.log", "w"), env))
+    s2 = Qmp(d + "/secondary2.qmp")
+    s2.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+    return s2, rewriter
+
+
+def resume_commands(p):
+    """docs/migration.md, "Resuming replication with a new secondary", on the primary's monitor. This test's
+    guests have no disks, so COLO-FT's disk steps (drive-mirror, drive_add, x-blockdev-change) are not run."""
+    p.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+    p.cmd("migrate", uri="tcp:127.0.0.1:9998")
+
+
+def both_in_colo(p, s2):
+    return p.cmd("query-colo-status")["mode"] == "primary" and s2.cmd("query-colo-status")["mode"] == "secondary"
+
+
+def checkpoint_marks(ckpts, proxy_log):
+    """(checkpoints QEMU took, checkpoints colo-proxy asked for) so far."""
+    return len(ckpts.durations), sum(proxy_summary(proxy_log)[0].values())
+
+
+def resumed_in_colo(p, s2, proxy, control, proxy_log, migrated):
+    """COLO again on both QEMUs, and colo-proxy compare comparing again (once), every socket connected."""
+    if not wait_for("resume: the primary and the new secondary reach COLO", lambda: both_in_colo(p, s2), 120):
+        return False
+    in_colo = time.monotonic() - migrated
+    if not wait_for("resume: colo-proxy compare compares again",
+                    lambda: proxy_status(proxy, control).get("state") == "comparing", 10):
+        return False
+    js = proxy_status(proxy, control)
+    rejoins = open(proxy_log).read().count("QEMU is in COLO again with a secondary: comparing again")
+    verdict("resume: COLO again %.1f s after migrate, and colo-proxy compare compares again %.1f s after it "
+            "(state %s, alone %s, qmp_in_colo %s, sockets %s; %d rejoin line)"
+            % (in_colo, time.monotonic() - migrated - in_colo, js.get("state"), js.get("alone"),
+               js.get("qmp_in_colo"), js.get("socket_connected"), rejoins),
+            js.get("alone") == 0 and js.get("qmp_in_colo") == 1 and rejoins == 1
+            and set(js.get("socket_connected", {}).values()) == {1})
+    return True
+
+
+def resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, procs):
+    """After the secondary host died and the primary went on alone: a new secondary host, the resume commands
+    on the primary, COLO again with colo-proxy compare comparing again, while the clients' requests go on.
+    After the rejoin, echo only for 2.5 checkpoint periods (periodic checkpoints), then HTTP with the differing
+    token for SECONDS (checkpoints colo-proxy asks for). Returns the new rewriter (or None) and QEMU's
+    checkpoint count when the new secondary started."""
+    js, mode = proxy_status(proxy, control), p.cmd("query-colo-status")["mode"]
+    verdict("resume: before it, the primary runs alone (colo-proxy state %s; query-colo-status mode %s)"
+            % (js.get("state"), mode), js.get("alone") == 1 and mode == "none")
+    if js.get("alone") != 1 or mode != "none":
+        return None, 0
+    work, stop = Workload(img + "/www"), threading.Event()
+    runner = threading.Thread(target=work.run, args=(3600, ["page", "echo", "token", "echo"], stop))
+    runner.start()
+    taken_before = len(ckpts.durations)
+    try:
+        s2, rewriter = start_new_secondary(ns, img, d, env, proxy, proxy_rewrites, procs)
+        migrated = time.monotonic()
+        resume_commands(p)
+        rejoined = resumed_in_colo(p, s2, proxy, control, proxy_log=d + "/proxy.log", migrated=migrated)
+    finally:
+        stop.set()
+        runner.join()
+    during = len(work.done)
+    if not rejoined:
+        return rewriter, taken_before
+    records_before = proxy_status(proxy, control).get("socket_records_in", {}).get("secondary_in", 0)
+    taken0, asked0 = checkpoint_marks(ckpts, d + "/proxy.log")
+    work.run(PERIOD_MS * 2.5 / 1000, ["echo"])
+    taken1, asked1 = checkpoint_marks(ckpts, d + "/proxy.log")
+    verdict("resume: with echo only after the rejoin, QEMU took %d checkpoints, %d of them asked for by colo-proxy: "
+            "periodic ones happen" % (taken1 - taken0, asked1 - asked0), taken1 - taken0 > asked1 - asked0)
+    work.run(seconds, ["page", "echo", "big", "echo", "token", "page", "echo"])
+    taken2, asked2 = checkpoint_marks(ckpts, d + "/proxy.log")
+    records_after = proxy_status(proxy, control).get("socket_records_in", {}).get("secondary_in", 0)
+    verdict("resume: with HTTP after the rejoin, colo-proxy asked for %d checkpoints and QEMU took %d; the new "
+            "secondary's frames reached compare (%d records)" % (asked2 - asked1, taken2 - taken1,
+                                                                 records_after - records_before),
+            asked2 - asked1 >= 1 and taken2 - taken1 >= 1 and records_after > records_before)
+    bad = sum(c[1] for c in work.counts.values())
+    detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
+    verdict("resume: every request answered: %d while the new secondary started and COLO resumed, %d after the "
+            "rejoin (%s)%s" % (during, len(work.done) - during, detail,
+                               "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+            bad == 0 and during >= 1 and len(work.done) - during >= 10)
+    return rewriter, taken_before
+
+
+def stop_rewriter(rewriter, log_path, qemu_checkpoints):
+    """SIGTERM to colo-proxy rewrite: a clean exit, a summary, and every checkpoint learned from its QMP."""
+    rewriter.send_signal(signal.SIGTERM)
+    rc = rewriter.wait(timeout=15)
+    tail = open(log_path).read()
+    m = re.search(r"summary: .*", tail)
+    verdict("colo-proxy rewrite stopped cleanly (exit status %d; %s)" % (rc, m.group(0) if m else "no summary"),
+            rc == 0 and m is not None)
+    seen = re.search(r"checkpoints (\d+)", tail)
+    verdict("colo-proxy rewrite learned every checkpoint from the secondary's QMP (%s of QEMU's %d)"
+            % (seen.group(1) if seen else "none", qemu_checkpoints),
+            seen is not None and int(seen.group(1)) >= qemu_checkpoints - 1 > 0)
+
+
 class BringUpFailed(Exception):
     """The pair reached COLO but the guest never served through it: start the pair again."""
 
@@ -364,8 +489,11 @@ def main(attempt=1):
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
     proxy_rewrites = "--secondary-proxy" in sys.argv
     failover_mode = sys.argv[sys.argv.index("--failover") + 1] if "--failover" in sys.argv else None
+    resume_mode = "--resume" in sys.argv
     if failover_mode not in (None, "primary", "secondary") or (failover_mode == "secondary" and not proxy_rewrites):
         raise SystemExit("colo_guest: --failover primary|secondary (secondary needs --secondary-proxy)")
+    if resume_mode and failover_mode != "primary":
+        raise SystemExit("colo_guest: --resume goes with --failover primary (a new secondary for the survivor)")
     print("guest: secondary rewriter: %s" % ("colo-proxy rewrite" if proxy_rewrites else "QEMU's filter-rewriter"))
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-%d-%d" % (os.getpid(), attempt)
     os.makedirs(d, exist_ok=True)
@@ -421,6 +549,10 @@ def main(attempt=1):
         if failover_mode:
             hosts = {"primary": [pri, px], "secondary": [sec] + ([rewriter] if rewriter else [])}
             failover(failover_mode, work, seconds, hosts, p, s, ns, proxy, control, d)
+            new_rewriter, taken_before = None, 0
+            if resume_mode:
+                new_rewriter, taken_before = resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites,
+                                                    seconds, procs)
             survivor = px if failover_mode == "primary" else rewriter
             survivor.send_signal(signal.SIGTERM)
             rc = survivor.wait(timeout=15)
@@ -434,6 +566,8 @@ def main(attempt=1):
                 ok = ok and log.count("failover: the secondary is gone (QMP COLO_EXIT") == 1
             verdict("failover %s: the surviving colo-proxy stopped cleanly (exit status %d) and accounted for "
                     "everything (%s)" % (failover_mode, rc, m.group(0) if m else "no summary"), ok)
+            if new_rewriter:
+                stop_rewriter(new_rewriter, d + "/secondary2-proxy.log", len(ckpts.durations) - taken_before)
             return
         before = len(ckpts.durations)
         t0 = time.monotonic()
@@ -459,16 +593,7 @@ def main(attempt=1):
         rc = px.wait(timeout=15)
         verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
         if rewriter:
-            rewriter.send_signal(signal.SIGTERM)
-            rc = rewriter.wait(timeout=15)
-            tail = open(d + "/secondary-proxy.log").read()
-            m = re.search(r"summary: .*", tail)
-            verdict("colo-proxy rewrite stopped cleanly (exit status %d; %s)" % (rc, m.group(0) if m else "no summary"),
-                    rc == 0 and m is not None)
-            seen = re.search(r"checkpoints (\d+)", tail)
-            verdict("colo-proxy rewrite learned every checkpoint from the secondary's QMP (%s of QEMU's %d)"
-                    % (seen.group(1) if seen else "none", len(ckpts.durations)),
-                    seen is not None and int(seen.group(1)) >= len(ckpts.durations) - 1 > 0)
+            stop_rewriter(rewriter, d + "/secondary-proxy.log", len(ckpts.durations))
         reasons, summary, log = proxy_summary(proxy_log)
         asked = sum(reasons.values())
         median = durations[len(durations) // 2] * 1000 if durations else 0
@@ -490,7 +615,8 @@ def main(attempt=1):
             proc.wait()
         ns.delete()
         if FAILURES or sys.exc_info()[0] is BringUpFailed:
-            for name in ("proxy.log", "secondary-proxy.log", "primary.log", "secondary.log", "primary.console"):
+            for name in ("proxy.log", "secondary-proxy.log", "primary.log", "secondary.log", "primary.console",
+                         "secondary2-proxy.log", "secondary2.log"):
                 path = os.path.join(d, name)
                 if os.path.exists(path):
                     print("---- %s (tail) ----\n%s" % (name, "".join(open(path, errors="replace").readlines()[-15:])))
