@@ -421,7 +421,7 @@ def resumed_in_colo(p, s2, proxy, control, proxy_log, migrated):
 def resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, procs):
     """After the secondary host died and the primary went on alone: a new secondary host, the resume commands
     on the primary, COLO again with colo-proxy compare comparing again, while the clients' requests go on.
-    After the rejoin, echo only for 2.5 checkpoint periods (periodic checkpoints), then HTTP with the differing
+    After the rejoin, echo only for 3 checkpoint periods (periodic checkpoints), then HTTP with the differing
     token for SECONDS (checkpoints colo-proxy asks for). Returns the new rewriter (or None) and QEMU's
     checkpoint count when the new secondary started."""
     js, mode = proxy_status(proxy, control), p.cmd("query-colo-status")["mode"]
@@ -446,7 +446,7 @@ def resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, p
         return rewriter, taken_before
     records_before = proxy_status(proxy, control).get("socket_records_in", {}).get("secondary_in", 0)
     taken0, asked0 = checkpoint_marks(ckpts, d + "/proxy.log")
-    work.run(PERIOD_MS * 2.5 / 1000, ["echo"])
+    work.run(PERIOD_MS * 3 / 1000, ["echo"])
     taken1, asked1 = checkpoint_marks(ckpts, d + "/proxy.log")
     verdict("resume: with echo only after the rejoin, QEMU took %d checkpoints, %d of them asked for by colo-proxy: "
             "periodic ones happen" % (taken1 - taken0, asked1 - asked0), taken1 - taken0 > asked1 - asked0)
