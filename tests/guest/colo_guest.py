@@ -29,11 +29,13 @@ secondary host (its QEMU and rewriter) and sends x-colo-lost-heartbeat to the pr
 x-colo-lost-heartbeat to the secondary QEMU, turns the SVM's filters back on (QEMU's failover
 turns them off) and moves the client's network to the secondary's tap. Every request must be answered, before, across and after the failover.
 
-With --failover primary --resume, replication then resumes as docs/migration.md says: a new secondary
-host (QEMU -incoming, and colo-proxy rewrite with --secondary-proxy) starts, the primary gets x-colo and
-migrate, both QEMUs reach COLO again and colo-proxy compare compares again (its status says so); the
-clients' requests go on throughout, and after the rejoin both periodic checkpoints (echo only) and ones
-colo-proxy asks for (HTTP's differing token) must happen, every request answered with the right bytes.
+With --resume, replication then resumes as docs/migration.md says, while the clients' requests go on: a
+new secondary host (QEMU -incoming, and colo-proxy rewrite with --secondary-proxy) starts; after
+--failover primary the primary gets x-colo and migrate, and colo-proxy compare must compare again (its
+status says so); after --failover secondary the survivor gets the primary's chardevs and filters, a
+colo-proxy compare of its own and migrate, the new secondary on the dead primary's tap. Once both QEMUs
+are in COLO, periodic checkpoints (echo only) and ones colo-proxy asks for (HTTP's differing token) must
+happen, every request answered with the right bytes.
 Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
 """
 import ctypes
@@ -471,9 +473,10 @@ def after_rejoin(work, marks, secondary_records, seconds):
             asked2 - asked1 >= 1 and taken2 - taken1 >= 1 and records > 0)
     bad = sum(c[1] for c in work.counts.values())
     detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
-    verdict("resume: every request answered: %d while the new secondary started and COLO resumed, %d after it "
-            "(%s)%s" % (during, len(work.done) - during, detail,
-                        "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+    slowest = max((r[1] - r[0] for r in work.done[:during]), default=0)
+    verdict("resume: every request answered: %d while the new secondary started and COLO resumed (the slowest "
+            "in %.2f s), %d after it (%s)%s" % (during, slowest, len(work.done) - during, detail,
+                                                "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
             bad == 0 and during >= 1 and len(work.done) - during >= 10)
 
 
