@@ -1,5 +1,6 @@
 #!/usr/bin/env python3
-"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] [--failover primary|secondary]
+"""colo_guest.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--secondary-proxy] [--failover primary|secondary
+[--resume]]
 — colo-proxy in place of colo-compare, with two real QEMU 7.2 guests in COLO; with
 --secondary-proxy, `colo-proxy rewrite` also takes the place of the secondary's filter-rewriter.
 
@@ -27,6 +28,14 @@ secondary host (its QEMU and rewriter) and sends x-colo-lost-heartbeat to the pr
 `secondary` (needs --secondary-proxy) kills the primary host (its QEMU and compare), sends
 x-colo-lost-heartbeat to the secondary QEMU, turns the SVM's filters back on (QEMU's failover
 turns them off) and moves the client's network to the secondary's tap. Every request must be answered, before, across and after the failover.
+
+With --resume, replication then resumes as docs/migration.md says, while the clients' requests go on: a
+new secondary host (QEMU -incoming, and colo-proxy rewrite with --secondary-proxy) starts; after
+--failover primary the primary gets x-colo and migrate, and colo-proxy compare must compare again (its
+status says so); after --failover secondary the survivor gets the primary's chardevs and filters, a
+colo-proxy compare of its own and migrate, the new secondary on the dead primary's tap. Once both QEMUs
+are in COLO, periodic checkpoints (echo only) and ones colo-proxy asks for (HTTP's differing token) must
+happen, every request answered with the right bytes.
 Prints `guest: PASS|FAIL <what>` lines; exits 1 on any FAIL.
 """
 import ctypes
@@ -126,34 +135,58 @@ def primary_args(img, d):
         "-S"]
 
 
-def secondary_args(img, d, proxy_rewrites):
+# The hosts share one namespace, so each gets ports of its own. The primary's: compare0, mirror0, compare's
+# secondary_in, compare_out; a secondary's colo-proxy rewrite: to_svm, from_svm, net_in, net_out. NEW_*: the
+# secondary that took over as a primary, and its new secondary (the taken-over rewriter still tries the old ones).
+PRIMARY_PORTS = (9001, 9003, 9004, 9005)
+REWRITE_PORTS = (9013, 9014, 9015, 9016)
+NEW_PRIMARY_PORTS = (9031, 9033, 9034, 9035)
+NEW_REWRITE_PORTS = (9023, 9024, 9025, 9026)
+
+
+def secondary_args(img, d, proxy_rewrites, name="secondary", tap="tap-svm", ports=REWRITE_PORTS):
     """COLO-FT's secondary; with proxy_rewrites, its redirectors reach `colo-proxy rewrite`
-    (9013, 9014) instead of the primary, and filter-rewriter goes."""
-    ports = (9013, 9014) if proxy_rewrites else (9003, 9004)
-    args = qemu_common(img, "secondary", d) + [
-        "-netdev", "tap,id=hn0,ifname=tap-svm,script=no,downscript=no,vhost=off",
+    (PORTS) instead of the primary, filter-rewriter goes, and two spare monitors wait in case this host
+    becomes a primary: NAME-compare.qmp for a colo-proxy compare, NAME-events.qmp for the test's checkpoint
+    count. NAME names its monitors and logs."""
+    red = ports[:2] if proxy_rewrites else (9003, 9004)
+    args = qemu_common(img, name, d) + [
+        "-netdev", "tap,id=hn0,ifname=%s,script=no,downscript=no,vhost=off" % tap,
         "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,romfile=" % GUEST_MAC,
-        "-chardev", "socket,id=red0,host=127.0.0.1,port=%d,reconnect=1" % ports[0],
-        "-chardev", "socket,id=red1,host=127.0.0.1,port=%d,reconnect=1" % ports[1]]
+        "-chardev", "socket,id=red0,host=127.0.0.1,port=%d,reconnect=1" % red[0],
+        "-chardev", "socket,id=red1,host=127.0.0.1,port=%d,reconnect=1" % red[1]]
     if proxy_rewrites:  # the tap's way through `colo-proxy rewrite` once the SVM takes over
-        args += ["-chardev", "socket,id=net0,host=127.0.0.1,port=9015,reconnect=1",
-                 "-chardev", "socket,id=net1,host=127.0.0.1,port=9016,reconnect=1",
+        args += ["-chardev", "socket,id=net0,host=127.0.0.1,port=%d,reconnect=1" % ports[2],
+                 "-chardev", "socket,id=net1,host=127.0.0.1,port=%d,reconnect=1" % ports[3],
                  "-object", "filter-redirector,id=n0,netdev=hn0,queue=tx,outdev=net0" + VNET]
     args += ["-object", "filter-redirector,id=f1,netdev=hn0,queue=tx,indev=red0" + VNET]
     if proxy_rewrites:
         args += ["-object", "filter-redirector,id=n1,netdev=hn0,queue=rx,indev=net1" + VNET]
     args += ["-object", "filter-redirector,id=f2,netdev=hn0,queue=rx,outdev=red1" + VNET]
     if proxy_rewrites:
-        return args + ["-qmp", "unix:%s/secondary-proxy.qmp,server=on,wait=off" % d, "-incoming", "tcp:127.0.0.1:9998"]
+        return args + ["-qmp", "unix:%s/%s-proxy.qmp,server=on,wait=off" % (d, name),
+                       "-qmp", "unix:%s/%s-compare.qmp,server=on,wait=off" % (d, name),
+                       "-qmp", "unix:%s/%s-events.qmp,server=on,wait=off" % (d, name),
+                       "-incoming", "tcp:127.0.0.1:9998"]
     return args + ["-object", "filter-rewriter,id=rew0,netdev=hn0,queue=all" + VNET,
                    "-incoming", "tcp:127.0.0.1:9998"]
 
 
-def secondary_proxy_args(proxy, d):
-    return [proxy, "rewrite", "--mirror_in", "tcp:127.0.0.1:9003", "--to_svm", "tcp:127.0.0.1:9013,server",
-            "--from_svm", "tcp:127.0.0.1:9014,server", "--to_primary", "tcp:127.0.0.1:9004",
-            "--net_in", "tcp:127.0.0.1:9015,server", "--net_out", "tcp:127.0.0.1:9016,server",
-            "--vnet_hdr_support", "--qmp", "unix:%s/secondary-proxy.qmp" % d]
+def secondary_proxy_args(proxy, d, name="secondary", ports=REWRITE_PORTS, primary=PRIMARY_PORTS):
+    return [proxy, "rewrite", "--mirror_in", "tcp:127.0.0.1:%d" % primary[1],
+            "--to_svm", "tcp:127.0.0.1:%d,server" % ports[0], "--from_svm", "tcp:127.0.0.1:%d,server" % ports[1],
+            "--to_primary", "tcp:127.0.0.1:%d" % primary[2],
+            "--net_in", "tcp:127.0.0.1:%d,server" % ports[2], "--net_out", "tcp:127.0.0.1:%d,server" % ports[3],
+            "--vnet_hdr_support", "--qmp", "unix:%s/%s-proxy.qmp" % (d, name)]
+
+
+def compare_args(proxy, qmp, control, reports, ports=PRIMARY_PORTS):
+    """`colo-proxy compare` in place of colo-compare: QEMU's compare0 and compare_out, the secondary's
+    filter-redirector or colo-proxy rewrite on secondary_in, checkpoints asked for on QMP."""
+    return [proxy, "compare", "--primary_in", "tcp:127.0.0.1:%d" % ports[0],
+            "--secondary_in", "tcp:127.0.0.1:%d,server" % ports[2], "--outdev", "tcp:127.0.0.1:%d" % ports[3],
+            "--vnet_hdr_support", "--qmp", "unix:" + qmp,
+            "--checkpoint-period-ms", str(PERIOD_MS), "--control", control, "--divergence-reports", reports]
 
 
 class Checkpoints:
@@ -233,11 +266,12 @@ class Workload:
         line = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz0123456789") for _ in range(rng.randint(1, 400))) + b"\n"
         return echo(line) == line
 
-    def run(self, seconds, kinds):
+    def run(self, seconds, kinds, stop=None):
+        """Requests of KINDS in turn for SECONDS, or until STOP (a threading.Event) is set."""
         rng = random.Random(7)
         end = time.monotonic() + seconds
         i = 0
-        while time.monotonic() < end:
+        while time.monotonic() < end and not (stop and stop.is_set()):
             kind = kinds[i % len(kinds)]
             i += 1
             self.in_flight = time.monotonic()
@@ -355,6 +389,250 @@ def failover(mode, work, seconds, hosts, p, s, ns, proxy, control, d):
             print("guest: ip %s:\n%s" % (" ".join(args), out), flush=True)
 
 
+def proxy_status(proxy, control):
+    """colo-proxy compare's status as a dict (empty when it does not answer)."""
+    out = subprocess.run([proxy, "status", "--control", control, "--json"], capture_output=True, text=True,
+                         timeout=10).stdout
+    return json.loads(out or "{}")
+
+
+def start_new_secondary(ns, img, d, env, proxy, proxy_rewrites, procs, tap="tap-svm", ports=REWRITE_PORTS,
+                        primary=PRIMARY_PORTS):
+    """A new secondary host, as the first one was started (QEMU -incoming, colo-proxy rewrite), named secondary2."""
+    rewriter = None
+    if proxy_rewrites:
+        rewriter = ns.run(secondary_proxy_args(proxy, d, "secondary2", ports, primary),
+                          open(d + "/secondary2-proxy.log", "w"))
+        procs.append(rewriter)
+    procs.append(ns.run(secondary_args(img, d, proxy_rewrites, "secondary2", tap, ports),
+                        open(d + "/secondary2.log", "w"), env))
+    s2 = Qmp(d + "/secondary2.qmp")
+    s2.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+    return s2, rewriter
+
+
+def resume_commands(p):
+    """docs/migration.md, "Resuming replication with a new secondary", on the primary's monitor. This test's
+    guests have no disks, so COLO-FT's disk steps (drive-mirror, drive_add, x-blockdev-change) are not run."""
+    p.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+    p.cmd("migrate", uri="tcp:127.0.0.1:9998")
+
+
+def both_in_colo(p, s2):
+    return p.cmd("query-colo-status")["mode"] == "primary" and s2.cmd("query-colo-status")["mode"] == "secondary"
+
+
+def checkpoint_marks(ckpts, proxy_log):
+    """(checkpoints QEMU took, checkpoints colo-proxy asked for) so far."""
+    return len(ckpts.durations), sum(proxy_summary(proxy_log)[0].values())
+
+
+def comparing_in_colo(p, s2, proxy, control, migrated):
+    """COLO on both QEMUs, and colo-proxy compare comparing, in COLO, every socket connected. Returns the
+    status, or None (a FAIL said why)."""
+    if not wait_for("resume: the new primary and secondary reach COLO", lambda: both_in_colo(p, s2), 120):
+        return None
+    in_colo = time.monotonic() - migrated
+    if not wait_for("resume: colo-proxy compare compares in COLO",
+                    lambda: proxy_status(proxy, control).get("state") == "comparing"
+                    and proxy_status(proxy, control).get("qmp_in_colo") == 1, 10):
+        return None
+    js = proxy_status(proxy, control)
+    js["seconds_to_colo"], js["seconds_to_compare"] = in_colo, time.monotonic() - migrated - in_colo
+    return js
+
+
+def while_serving(img, steps):
+    """Runs STEPS while a client sends requests; returns the client's Workload and what STEPS returned."""
+    work, stop = Workload(img + "/www"), threading.Event()
+    runner = threading.Thread(target=work.run, args=(3600, ["page", "echo", "token", "echo"], stop))
+    runner.start()
+    try:
+        return work, steps()
+    finally:
+        stop.set()
+        runner.join()
+
+
+def after_rejoin(work, marks, secondary_records, seconds):
+    """Echo only for 3 checkpoint periods (QEMU's periodic checkpoints), then HTTP with the differing token for
+    SECONDS (checkpoints colo-proxy asks for): MARKS gives (taken, asked), SECONDARY_RECORDS what came on
+    secondary_in. Every request of WORK, from the resume on, must be answered."""
+    during = len(work.done)
+    records_before = secondary_records()
+    taken0, asked0 = marks()
+    work.run(PERIOD_MS * 3 / 1000, ["echo"])
+    taken1, asked1 = marks()
+    verdict("resume: with echo only after it, QEMU took %d checkpoints, %d of them asked for by colo-proxy: "
+            "periodic ones happen" % (taken1 - taken0, asked1 - asked0), taken1 - taken0 > asked1 - asked0)
+    work.run(seconds, ["page", "echo", "big", "echo", "token", "page", "echo"])
+    taken2, asked2 = marks()
+    records = secondary_records() - records_before
+    verdict("resume: with HTTP after it, colo-proxy asked for %d checkpoints and QEMU took %d; the new "
+            "secondary's frames reached compare (%d records)" % (asked2 - asked1, taken2 - taken1, records),
+            asked2 - asked1 >= 1 and taken2 - taken1 >= 1 and records > 0)
+    bad = sum(c[1] for c in work.counts.values())
+    detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
+    slowest = max((r[1] - r[0] for r in work.done[:during]), default=0)
+    verdict("resume: every request answered: %d while the new secondary started and COLO resumed (the slowest "
+            "in %.2f s), %d after it (%s)%s" % (during, slowest, len(work.done) - during, detail,
+                                                "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+            bad == 0 and during >= 1 and len(work.done) - during >= 10)
+
+
+def secondary_in_records(proxy, control):
+    return lambda: proxy_status(proxy, control).get("socket_records_in", {}).get("secondary_in", 0)
+
+
+def resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, procs):
+    """After the secondary host died and the primary went on alone: a new secondary host, the resume commands
+    on the primary, COLO again with colo-proxy compare comparing again, while the clients' requests go on;
+    then after_rejoin. Returns the new rewriter (or None) and QEMU's checkpoint count when it started."""
+    js, mode = proxy_status(proxy, control), p.cmd("query-colo-status")["mode"]
+    verdict("resume: before it, the primary runs alone (colo-proxy state %s; query-colo-status mode %s)"
+            % (js.get("state"), mode), js.get("alone") == 1 and mode == "none")
+    if js.get("alone") != 1 or mode != "none":
+        return None, 0
+    taken_before, started = len(ckpts.durations), {}
+
+    def steps():
+        s2, started["rewriter"] = start_new_secondary(ns, img, d, env, proxy, proxy_rewrites, procs)
+        migrated = time.monotonic()
+        resume_commands(p)
+        return comparing_in_colo(p, s2, proxy, control, migrated)
+    work, js = while_serving(img, steps)
+    if js:
+        rejoins = open(d + "/proxy.log").read().count("QEMU is in COLO again with a secondary: comparing again")
+        verdict("resume: COLO again %.1f s after migrate, and colo-proxy compare compares again %.1f s after it "
+                "(state %s, alone %s, qmp_in_colo %s, sockets %s; %d rejoin line)"
+                % (js["seconds_to_colo"], js["seconds_to_compare"], js.get("state"), js.get("alone"),
+                   js.get("qmp_in_colo"), js.get("socket_connected"), rejoins),
+                js.get("alone") == 0 and rejoins == 1 and set(js.get("socket_connected", {}).values()) == {1})
+        after_rejoin(work, lambda: checkpoint_marks(ckpts, d + "/proxy.log"), secondary_in_records(proxy, control),
+                     seconds)
+    return started.get("rewriter"), taken_before
+
+
+def add_primary_chardevs(q):
+    """The primary's chardevs, as COLO-FT's "Secondary Failover" adds them (colo-proxy compare is their client)."""
+    for chardev, port in (("mirror0", NEW_PRIMARY_PORTS[1]), ("compare0", NEW_PRIMARY_PORTS[0]),
+                          ("compare_out", NEW_PRIMARY_PORTS[3])):
+        q.cmd("chardev-add", id=chardev, backend={"type": "socket", "data": {
+            "addr": {"type": "inet", "data": {"host": "127.0.0.1", "port": str(port)}}, "server": True,
+            "wait": False}})
+
+
+def add_primary_filters(q):
+    """The primary's filters, behind the SVM's own: filter-mirror after f1 mirrors what colo-proxy rewrite gave
+    the guest; the redirectors, last, are the first rx filters the guest's frames meet."""
+    q.cmd("object-add", **{"qom-type": "filter-mirror", "id": "m0", "netdev": "hn0", "queue": "tx",
+                           "outdev": "mirror0", "vnet_hdr_support": True})
+    q.cmd("object-add", **{"qom-type": "filter-redirector", "id": "redire0", "netdev": "hn0", "queue": "rx",
+                           "indev": "compare_out", "vnet_hdr_support": True})
+    q.cmd("object-add", **{"qom-type": "filter-redirector", "id": "redire1", "netdev": "hn0", "queue": "rx",
+                           "outdev": "compare0", "vnet_hdr_support": True})
+
+
+def resume_on_secondary(s, ns, img, d, env, proxy, seconds, procs):
+    """After the primary host died and the secondary took over: this host becomes the primary of a new secondary
+    host (on the dead primary's tap) as docs/migration.md says, with a colo-proxy compare of its own, while
+    colo-proxy rewrite goes on translating the connections from before the takeover; then after_rejoin.
+    Returns the new compare, its control socket, the new rewriter and the event monitor's checkpoints."""
+    mode = s.cmd("query-colo-status")["mode"]
+    took_over = "takeover: the secondary QEMU left COLO" in open(d + "/secondary-proxy.log").read()
+    verdict("resume: before it, the secondary took over (query-colo-status mode %s; colo-proxy rewrite %s)"
+            % (mode, "taken over" if took_over else "not taken over"), mode == "none" and took_over)
+    if mode != "none" or not took_over:
+        return None, None, None
+    control, reports, started = d + "/proxy2.sock", d + "/reports2", {}
+    os.makedirs(reports, exist_ok=True)
+    ckpts = Checkpoints(d + "/secondary-events.qmp")
+
+    def steps():
+        add_primary_chardevs(s)
+        started["compare"] = ns.run(compare_args(proxy, d + "/secondary-compare.qmp", control, reports,
+                                                 NEW_PRIMARY_PORTS), open(d + "/proxy2.log", "w"))
+        procs.append(started["compare"])
+        if not wait_for("resume: the new colo-proxy compare reaches compare0 and compare_out",
+                        lambda: proxy_status(proxy, control).get("socket_connected", {}).get("outdev") == 1
+                        and proxy_status(proxy, control).get("socket_connected", {}).get("primary_in") == 1, 10):
+            return None
+        s2, started["rewriter"] = start_new_secondary(ns, img, d, env, proxy, True, procs, "tap-pvm",
+                                                      NEW_REWRITE_PORTS, NEW_PRIMARY_PORTS)
+        add_primary_filters(s)
+        s.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
+        s.cmd("migrate-set-parameters", **{"x-checkpoint-delay": PERIOD_MS})
+        migrated = time.monotonic()
+        s.cmd("migrate", uri="tcp:127.0.0.1:9998")
+        return comparing_in_colo(s, s2, proxy, control, migrated)
+    work, js = while_serving(img, steps)
+    if js:
+        verdict("resume: the old secondary is a primary in COLO %.1f s after migrate, and its new colo-proxy "
+                "compare compares %.1f s after it (state %s, alone %s, sockets %s)"
+                % (js["seconds_to_colo"], js["seconds_to_compare"], js.get("state"), js.get("alone"),
+                   js.get("socket_connected")),
+                js.get("alone") == 0 and set(js.get("socket_connected", {}).values()) == {1})
+        after_rejoin(work, lambda: checkpoint_marks(ckpts, d + "/proxy2.log"), secondary_in_records(proxy, control),
+                     seconds)
+    return started.get("compare"), started.get("rewriter"), ckpts
+
+
+def stop_rewriter(rewriter, log_path, qemu_checkpoints):
+    """SIGTERM to colo-proxy rewrite: a clean exit, a summary, and every checkpoint learned from its QMP."""
+    rewriter.send_signal(signal.SIGTERM)
+    rc = rewriter.wait(timeout=15)
+    tail = open(log_path).read()
+    m = re.search(r"summary: .*", tail)
+    verdict("colo-proxy rewrite stopped cleanly (exit status %d; %s)" % (rc, m.group(0) if m else "no summary"),
+            rc == 0 and m is not None)
+    seen = re.search(r"checkpoints (\d+)", tail)
+    verdict("colo-proxy rewrite learned every checkpoint from the secondary's QMP (%s of QEMU's %d)"
+            % (seen.group(1) if seen else "none", qemu_checkpoints),
+            seen is not None and int(seen.group(1)) >= qemu_checkpoints - 1 > 0)
+
+
+def stop_compare(px, log_path, what, went_alone):
+    """SIGTERM to colo-proxy compare: a clean exit, and every PVM record it got released (WENT_ALONE: at one
+    failover, then some passed alone)."""
+    px.send_signal(signal.SIGTERM)
+    rc = px.wait(timeout=15)
+    log = open(log_path).read()
+    summary = re.search(r"summary: PVM records in (\d+), released (\d+).*passed alone (\d+)", log)
+    ok = rc == 0 and summary is not None and summary.group(1) == summary.group(2)
+    if went_alone:
+        ok = ok and int(summary.group(3)) > 0 and log.count("failover: the secondary is gone (QMP COLO_EXIT") == 1
+    verdict("%s stopped cleanly (exit status %d) and accounted for everything (%s)"
+            % (what, rc, re.search(r"summary: .*", log).group(0) if summary else "no summary"), ok)
+
+
+def primary_survives(px, p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, procs, resume_mode):
+    """After failover primary: with RESUME_MODE a new secondary (resume); then every colo-proxy stops cleanly."""
+    new_rewriter, taken_before = None, 0
+    if resume_mode:
+        new_rewriter, taken_before = resume(p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds,
+                                            procs)
+    stop_compare(px, d + "/proxy.log", "failover primary: the surviving colo-proxy compare", went_alone=True)
+    if new_rewriter:
+        stop_rewriter(new_rewriter, d + "/secondary2-proxy.log", len(ckpts.durations) - taken_before)
+
+
+def secondary_survives(rewriter, s, ns, img, d, env, proxy, seconds, procs, resume_mode):
+    """After failover secondary: with RESUME_MODE this host becomes a primary with a new secondary
+    (resume_on_secondary); then every colo-proxy stops cleanly."""
+    compare = new_rewriter = ckpts = None
+    if resume_mode:
+        compare, new_rewriter, ckpts = resume_on_secondary(s, ns, img, d, env, proxy, seconds, procs)
+    if compare:
+        stop_compare(compare, d + "/proxy2.log", "resume: the new primary's colo-proxy compare", went_alone=False)
+    rewriter.send_signal(signal.SIGTERM)
+    rc = rewriter.wait(timeout=15)
+    m = re.search(r"summary: .*", open(d + "/secondary-proxy.log").read())
+    verdict("failover secondary: the surviving colo-proxy stopped cleanly (exit status %d) and accounted for "
+            "everything (%s)" % (rc, m.group(0) if m else "no summary"), rc == 0 and m is not None)
+    if new_rewriter:
+        stop_rewriter(new_rewriter, d + "/secondary2-proxy.log", len(ckpts.durations))
+
+
 class BringUpFailed(Exception):
     """The pair reached COLO but the guest never served through it: start the pair again."""
 
@@ -364,8 +642,12 @@ def main(attempt=1):
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
     proxy_rewrites = "--secondary-proxy" in sys.argv
     failover_mode = sys.argv[sys.argv.index("--failover") + 1] if "--failover" in sys.argv else None
+    resume_mode = "--resume" in sys.argv
     if failover_mode not in (None, "primary", "secondary") or (failover_mode == "secondary" and not proxy_rewrites):
         raise SystemExit("colo_guest: --failover primary|secondary (secondary needs --secondary-proxy)")
+    if resume_mode and not failover_mode:
+        raise SystemExit("colo_guest: --resume goes with --failover primary|secondary (a new secondary for the "
+                         "survivor)")
     print("guest: secondary rewriter: %s" % ("colo-proxy rewrite" if proxy_rewrites else "QEMU's filter-rewriter"))
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-%d-%d" % (os.getpid(), attempt)
     os.makedirs(d, exist_ok=True)
@@ -380,11 +662,7 @@ def main(attempt=1):
         reports = d + "/reports"
         os.makedirs(reports, exist_ok=True)
         control = d + "/proxy.sock"
-        px = ns.run([proxy, "compare", "--primary_in", "tcp:127.0.0.1:9001",
-                     "--secondary_in", "tcp:127.0.0.1:9004,server", "--outdev", "tcp:127.0.0.1:9005", "--vnet_hdr_support",
-                     "--qmp", "unix:%s/proxy.qmp" % d, "--checkpoint-period-ms", str(PERIOD_MS),
-                     "--control", control, "--divergence-reports", reports],
-                    open(proxy_log, "w"))
+        px = ns.run(compare_args(proxy, d + "/proxy.qmp", control, reports), open(proxy_log, "w"))
         procs.append(px)
         rewriter = None
         if proxy_rewrites:
@@ -421,19 +699,11 @@ def main(attempt=1):
         if failover_mode:
             hosts = {"primary": [pri, px], "secondary": [sec] + ([rewriter] if rewriter else [])}
             failover(failover_mode, work, seconds, hosts, p, s, ns, proxy, control, d)
-            survivor = px if failover_mode == "primary" else rewriter
-            survivor.send_signal(signal.SIGTERM)
-            rc = survivor.wait(timeout=15)
-            log = open(proxy_log if failover_mode == "primary" else d + "/secondary-proxy.log").read()
-            m = re.search(r"summary: .*", log)
-            ok = rc == 0 and m is not None
             if failover_mode == "primary":
-                summary = re.search(r"summary: PVM records in (\d+), released (\d+).*at failover (\d+), passed "
-                                    r"alone (\d+)", log)
-                ok = ok and summary is not None and summary.group(1) == summary.group(2) and int(summary.group(4)) > 0
-                ok = ok and log.count("failover: the secondary is gone (QMP COLO_EXIT") == 1
-            verdict("failover %s: the surviving colo-proxy stopped cleanly (exit status %d) and accounted for "
-                    "everything (%s)" % (failover_mode, rc, m.group(0) if m else "no summary"), ok)
+                primary_survives(px, p, ckpts, ns, img, d, env, proxy, control, proxy_rewrites, seconds, procs,
+                                 resume_mode)
+            else:
+                secondary_survives(rewriter, s, ns, img, d, env, proxy, seconds, procs, resume_mode)
             return
         before = len(ckpts.durations)
         t0 = time.monotonic()
@@ -459,16 +729,7 @@ def main(attempt=1):
         rc = px.wait(timeout=15)
         verdict("colo-proxy stopped cleanly on SIGTERM (exit status %d)" % rc, rc == 0)
         if rewriter:
-            rewriter.send_signal(signal.SIGTERM)
-            rc = rewriter.wait(timeout=15)
-            tail = open(d + "/secondary-proxy.log").read()
-            m = re.search(r"summary: .*", tail)
-            verdict("colo-proxy rewrite stopped cleanly (exit status %d; %s)" % (rc, m.group(0) if m else "no summary"),
-                    rc == 0 and m is not None)
-            seen = re.search(r"checkpoints (\d+)", tail)
-            verdict("colo-proxy rewrite learned every checkpoint from the secondary's QMP (%s of QEMU's %d)"
-                    % (seen.group(1) if seen else "none", len(ckpts.durations)),
-                    seen is not None and int(seen.group(1)) >= len(ckpts.durations) - 1 > 0)
+            stop_rewriter(rewriter, d + "/secondary-proxy.log", len(ckpts.durations))
         reasons, summary, log = proxy_summary(proxy_log)
         asked = sum(reasons.values())
         median = durations[len(durations) // 2] * 1000 if durations else 0
@@ -490,7 +751,8 @@ def main(attempt=1):
             proc.wait()
         ns.delete()
         if FAILURES or sys.exc_info()[0] is BringUpFailed:
-            for name in ("proxy.log", "secondary-proxy.log", "primary.log", "secondary.log", "primary.console"):
+            for name in ("proxy.log", "secondary-proxy.log", "primary.log", "secondary.log", "primary.console",
+                         "secondary2-proxy.log", "secondary2.log", "proxy2.log"):
                 path = os.path.join(d, name)
                 if os.path.exists(path):
                     print("---- %s (tail) ----\n%s" % (name, "".join(open(path, errors="replace").readlines()[-15:])))
