@@ -7,11 +7,12 @@
   * every metric family a running colo-proxy exports (socket mode, rewrite mode,
     the DPDK primary and secondary on ring ports) is in docs/operations.md;
   * the systemd units verify cleanly (systemd-analyze, no warning);
-  * quick start 3's [run] example starts as colo-proxy-run@.service runs it (as root: the
-    unit's user, capabilities, umask, runtime directory and sandbox applied by hand in a
-    network and a mount namespace, since systemd is not PID 1 on CI machines), and a
-    QEMU in the unit's group connects to its vhost-user socket and makes the monitor
-    colo-proxy connects to;
+  * quick start 3's [run] example runs as colo-proxy-run@vm1.service under a real systemd
+    (as root: systemd as PID 1 of its own namespaces, tests/docs/systemd_ns.py, since it
+    is not PID 1 on CI machines): the running process has the unit's user, capabilities,
+    umask and sandbox, QEMU as a unit in the unit's group connects to its vhost-user
+    socket and makes the monitor colo-proxy connects to, a crash is followed by a restart
+    QEMU survives, and `systemctl stop` stops it cleanly;
   * every ini example in docs/ passes `--check`;
   * quick start 1 (replay) runs as written and shows what it promises, and the memory per
     connection README gives is the figure `replay` prints;
