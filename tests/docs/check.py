@@ -27,6 +27,7 @@ import glob
 import os
 import re
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -346,6 +347,10 @@ def check_run_unit(proxy, tmp):
               "qemu-colo-primary@.service": QEMU_UNIT_TEXT.format(qemu=qemu).encode(),
               "qemu.sysusers": QEMU_USER.encode(),
               "vm1.conf": block.replace("-l 2", "-l 0").encode()}  # this machine may have 2 cores
+    for stale in os.listdir("/run/netns") if os.path.isdir("/run/netns") else []:  # of a run killed outright
+        m = re.fullmatch(r"colo-docs-(\d+)", stale)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            subprocess.run(["ip", "netns", "del", stale], capture_output=True)
     ns = "colo-docs-%d" % os.getpid()
     sd = systemd_ns.Systemd(ns, INSTALL, inputs)
     try:
@@ -540,6 +545,8 @@ def check_links():
 
 def main():
     proxy = os.path.abspath(sys.argv[1])
+    # SIGTERM (a timeout, an interrupted CI job) unwinds like an exception, so every check cleans up.
+    signal.signal(signal.SIGTERM, lambda signum, frame: sys.exit(128 + signum))
     tmp = tempfile.mkdtemp(prefix="colo-docs-")
     try:
         check_links()

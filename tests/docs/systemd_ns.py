@@ -10,6 +10,7 @@ machine's own boot starts. close() kills it and everything it started, and says 
 """
 import ctypes
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -72,6 +73,22 @@ def cgroup2_dir():
     return None
 
 
+def remove_stale(parent):
+    """The empty cgroups and the files of earlier runs killed before they could remove theirs."""
+    for name in os.listdir(tempfile.gettempdir()):
+        m = re.fullmatch(r"colo-systemd-(\d+)-\w+", name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            shutil.rmtree(os.path.join(tempfile.gettempdir(), name), ignore_errors=True)
+    for name in os.listdir(parent):
+        m = re.fullmatch(r"colo-systemd-(\d+)", name)
+        if m and not os.path.exists("/proc/" + m.group(1)):
+            for root, _, _ in os.walk(os.path.join(parent, name), topdown=False):
+                try:
+                    os.rmdir(root)
+                except OSError:
+                    pass
+
+
 def unavailable():
     """Why systemd cannot be run here (None when it can)."""
     if os.geteuid() != 0:
@@ -97,12 +114,13 @@ class Systemd:
         self.work = self.cgroup = self.proc = self.pid = None
 
     def start(self):
-        self.work = tempfile.mkdtemp(prefix="colo-systemd-")
+        self.work = tempfile.mkdtemp(prefix="colo-systemd-%d-" % os.getpid())
         os.makedirs(os.path.join(self.work, "layers"))
         os.makedirs(os.path.join(self.work, "in"))
         for name, data in self.inputs.items():
             open(os.path.join(self.work, "in", name), "wb").write(data)
         open(os.path.join(self.work, "setup.sh"), "w").write(self.setup)
+        remove_stale(cgroup2_dir())
         self.cgroup = os.path.join(cgroup2_dir(), "colo-systemd-%d" % os.getpid())
         os.mkdir(self.cgroup)
         procs = os.path.join(self.cgroup, "cgroup.procs")
