@@ -451,7 +451,7 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
     }
     if (c->cfg.bypass.count && bypassed(c, side, p))
         return;
-    uint32_t hash = flow_key_hash(&p->view.key);
+    uint32_t hash = conn_hash(c->table, &p->view.key);
     input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
 }
 
@@ -472,7 +472,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
     while (n) {
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
-            hashes[i] = flow_key_hash(&pkts[i]->view.key);
+            hashes[i] = conn_hash(c->table, &pkts[i]->view.key);
             conn_prefetch_slots(c->table, hashes[i]);
         }
         for (unsigned i = 0; i < chunk; i++)
@@ -606,7 +606,7 @@ static bool release_oldest(struct colo_compare *c, enum release_reason why)
         release(c, p, why);
         return true;
     }
-    struct conn *conn = conn_lookup(c->table, &p->view.key, flow_key_hash(&p->view.key));
+    struct conn *conn = conn_lookup(c->table, &p->view.key, conn_hash(c->table, &p->view.key));
     if (!conn || conn->stream.pvm_head != p)
         return false;
     release(c, pvm_pop_head(conn), why);
