@@ -37,7 +37,9 @@
 #define WHEEL_SLOTS 4096u /* seconds; longer timeouts are re-filed as they come round */
 #define EVICT_PROBE_LIMIT 64
 #define SLOTS_PER_CONN 4u /* load <= 1/4 */
-#define MAX_CONNS_LIMIT (1u << 30) /* so that the slot count fits 32 bits */
+#define MAX_CONNS_LIMIT (1u << 29) /* so that the slot count fits 32 bits */
+#define SLOT_GROUP 8u /* slots tested at once: one cache line */
+_Static_assert(CONN_PROBE_LIMIT % SLOT_GROUP == 0, "the probe window is whole groups");
 
 struct slot {
     uint32_t id;   /* connection index; 0 = empty */
@@ -47,9 +49,11 @@ struct slot {
 struct conn_table {
     struct conn *conns;      /* [0] unused */
     size_t conns_bytes;
-    struct slot *slots;      /* open addressing, linear probing, load <= 1/4 */
+    struct slot *slots;      /* open addressing, linear probing, load <= 1/4; the last home's
+                                window runs CONN_PROBE_LIMIT - 1 slots past slot_mask: no wrap */
     size_t slots_bytes;
-    uint32_t slot_mask;
+    uint32_t slot_mask;      /* home slots: hash & slot_mask */
+    uint32_t slot_count;     /* slot_mask + CONN_PROBE_LIMIT */
     uint64_t hash_key[2];    /* SipHash key, random per table */
     uint32_t max_conns;
     uint32_t free_head;
@@ -125,7 +129,7 @@ struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeo
         return NULL;
     uint32_t nslots = round_up_pow2(max_conns) * SLOTS_PER_CONN;
     t->conns_bytes = ((size_t)max_conns + 1) * sizeof(struct conn);
-    t->slots_bytes = (size_t)nslots * sizeof(struct slot);
+    t->slots_bytes = ((size_t)nslots + CONN_PROBE_LIMIT - 1) * sizeof(struct slot);
     t->conns = table_memory(t->conns_bytes);
     t->slots = table_memory(t->slots_bytes);
     if (!t->conns || !t->slots || random_hash_key(t->hash_key) != 0) {
@@ -133,6 +137,7 @@ struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeo
         return NULL;
     }
     t->slot_mask = nslots - 1;
+    t->slot_count = nslots + CONN_PROBE_LIMIT - 1;
     t->max_conns = max_conns;
     for (uint32_t i = 1; i <= max_conns; i++)
         t->conns[i].free_next = i < max_conns ? i + 1 : 0;
@@ -222,28 +227,56 @@ void conn_prefetch_slots(const struct conn_table *t, uint32_t hash)
     __builtin_prefetch(&t->slots[hash & t->slot_mask]);
 }
 
-void conn_prefetch_entry(const struct conn_table *t, uint32_t hash)
+/* The CONN_PROBE_LIMIT slots where a key of this hash may be: they never wrap round. */
+static const struct slot *window(const struct conn_table *t, uint32_t hash)
 {
-    uint32_t i = hash & t->slot_mask;
-    for (uint32_t n = 0; n < CONN_PROBE_LIMIT && t->slots[i].id; n++, i = (i + 1) & t->slot_mask) {
-        if (t->slots[i].hash == hash) {
-            const char *p = (const char *)&t->conns[t->slots[i].id];
-            for (size_t off = 0; off < sizeof(struct conn); off += 64)
-                __builtin_prefetch(p + off);
-            return;
+    return &t->slots[hash & t->slot_mask];
+}
+
+/*
+ * Does this group of slots hold an empty one or one with this hash? Without
+ * early exits, so that a full window of other keys is skipped a group at a
+ * time (the compiler makes it a few vector compares).
+ */
+static bool group_may_stop(const struct slot *g, uint32_t hash)
+{
+    bool stop = false;
+    for (unsigned i = 0; i < SLOT_GROUP; i++)
+        stop |= (g[i].id == 0) | (g[i].hash == hash);
+    return stop;
+}
+
+/* The slot of the entry with this hash (and this key, unless key is NULL), or NULL. */
+static const struct slot *find_slot(const struct conn_table *t, const struct flow_key *key, uint32_t hash)
+{
+    const struct slot *w = window(t, hash);
+    for (unsigned g = 0; g < CONN_PROBE_LIMIT; g += SLOT_GROUP) {
+        if (!group_may_stop(w + g, hash))
+            continue;
+        for (unsigned i = g; i < g + SLOT_GROUP; i++) {
+            if (!w[i].id)
+                return NULL;
+            if (w[i].hash == hash && (!key || memcmp(&t->conns[w[i].id].key, key, sizeof(*key)) == 0))
+                return &w[i];
         }
     }
+    return NULL;
+}
+
+void conn_prefetch_entry(const struct conn_table *t, uint32_t hash)
+{
+    const struct slot *sl = find_slot(t, NULL, hash);
+    if (!sl)
+        return;
+    const char *p = (const char *)&t->conns[sl->id];
+    for (size_t off = 0; off < sizeof(struct conn); off += 64)
+        __builtin_prefetch(p + off);
 }
 
 struct conn *conn_lookup(struct conn_table *t, const struct flow_key *key, uint32_t hash)
 {
-    uint32_t i = hash & t->slot_mask;
-    for (uint32_t n = 0; n < CONN_PROBE_LIMIT && t->slots[i].id; n++, i = (i + 1) & t->slot_mask) {
-        const struct slot *sl = &t->slots[i];
-        if (sl->hash == hash && memcmp(&t->conns[sl->id].key, key, sizeof(*key)) == 0)
-            return &t->conns[sl->id];
-    }
-    return NULL;
+    const struct slot *sl = find_slot(t, key, hash);
+    return sl ? &t->conns[sl->id] : NULL;
 }
 
 static uint32_t timeout_for(const struct conn_table *t, const struct conn *c)
@@ -283,41 +316,43 @@ static void wheel_remove(struct conn_table *t, uint32_t id)
         t->conns[c->wheel_next].wheel_prev = c->wheel_prev;
 }
 
-/* The first empty slot within CONN_PROBE_LIMIT of the hash's home slot, or NO_SLOT. */
-#define NO_SLOT UINT32_MAX
-static uint32_t free_slot(const struct conn_table *t, uint32_t hash)
+/* The first empty slot within CONN_PROBE_LIMIT of the hash's home slot, or NULL. */
+static struct slot *free_slot(struct conn_table *t, uint32_t hash)
 {
-    uint32_t i = hash & t->slot_mask;
-    for (uint32_t n = 0; n < CONN_PROBE_LIMIT; n++, i = (i + 1) & t->slot_mask) {
-        if (!t->slots[i].id)
-            return i;
+    struct slot *w = &t->slots[hash & t->slot_mask];
+    for (unsigned g = 0; g < CONN_PROBE_LIMIT; g += SLOT_GROUP) {
+        bool any_empty = false;
+        for (unsigned i = g; i < g + SLOT_GROUP; i++)
+            any_empty |= w[i].id == 0;
+        if (!any_empty)
+            continue;
+        for (unsigned i = g;; i++) {
+            if (!w[i].id)
+                return &w[i];
+        }
     }
-    return NO_SLOT;
-}
-
-/* Is `home` cyclically in (hole, j]? Then the entry at j may not move to hole. */
-static bool stays(uint32_t hole, uint32_t j, uint32_t home)
-{
-    return hole <= j ? (hole < home && home <= j) : (hole < home || home <= j);
+    return NULL;
 }
 
 /*
  * Removes a slot by shifting later entries of its probe run back: no
  * tombstones. An entry only ever moves nearer its home slot, so every entry
- * stays within CONN_PROBE_LIMIT of its home.
+ * stays within CONN_PROBE_LIMIT of its home. An entry at j may fill the hole
+ * unless its home is in (hole, j]; one CONN_PROBE_LIMIT or more past the hole
+ * has its home after the hole, and so has every one beyond it: the shift stops.
  */
 static void slot_remove(struct conn_table *t, uint32_t id)
 {
-    uint32_t hole = conn_hash(t, &t->conns[id].key) & t->slot_mask;
-    for (uint32_t n = 0; t->slots[hole].id != id; n++) {
-        if (!t->slots[hole].id || n == CONN_PROBE_LIMIT)
+    uint32_t home = conn_hash(t, &t->conns[id].key) & t->slot_mask;
+    uint32_t hole = home;
+    while (t->slots[hole].id != id) {
+        if (!t->slots[hole].id || hole - home == CONN_PROBE_LIMIT - 1)
             return;
-        hole = (hole + 1) & t->slot_mask;
+        hole++;
     }
-    /* An entry CONN_PROBE_LIMIT or more past the hole has its home after the hole: it and all beyond stay. */
-    for (uint32_t j = (hole + 1) & t->slot_mask; t->slots[j].id && ((j - hole) & t->slot_mask) < CONN_PROBE_LIMIT;
-         j = (j + 1) & t->slot_mask) {
-        if (stays(hole, j, t->slots[j].hash & t->slot_mask))
+    for (uint32_t j = hole + 1; j - hole < CONN_PROBE_LIMIT && j < t->slot_count && t->slots[j].id; j++) {
+        uint32_t j_home = t->slots[j].hash & t->slot_mask;
+        if (hole < j_home && j_home <= j)
             continue;
         t->slots[hole] = t->slots[j];
         hole = j;
@@ -372,7 +407,7 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
         t->wheel_now_s = now_s;
         t->wheel_started = true;
     }
-    if (free_slot(t, hash) == NO_SLOT) {
+    if (!free_slot(t, hash)) {
         t->stats.probe_full++;
         t->stats.create_failed++;
         return NULL;
@@ -381,7 +416,7 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
         t->stats.create_failed++;
         return NULL;
     }
-    uint32_t slot = free_slot(t, hash); /* eviction only empties slots, but may move this key's first empty one nearer */
+    struct slot *slot = free_slot(t, hash); /* eviction only empties slots, but may move this key's first empty one nearer */
     uint32_t id = t->free_head;
     c = &t->conns[id];
     t->free_head = c->free_next;
@@ -389,7 +424,7 @@ struct conn *conn_lookup_or_create(struct conn_table *t, const struct flow_key *
     c->key = *key;
     c->in_use = 1;
     c->last_active_s = now_s;
-    t->slots[slot] = (struct slot){ .id = id, .hash = hash };
+    *slot = (struct slot){ .id = id, .hash = hash };
     wheel_insert(t, id, now_s + timeout_for(t, c));
     t->stats.created++;
     if (++t->stats.in_use > t->stats.in_use_max)
@@ -482,7 +517,7 @@ const struct conn_table_stats *conn_table_stats(const struct conn_table *t)
 double conn_table_bytes_per_conn(const struct conn_table *t)
 {
     double bytes = (double)sizeof(struct conn) * (t->max_conns + 1) +
-                   (double)sizeof(struct slot) * (t->slot_mask + 1);
+                   (double)sizeof(struct slot) * t->slot_count;
     return bytes / t->max_conns;
 }
 

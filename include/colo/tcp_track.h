@@ -109,7 +109,7 @@ typedef bool (*conn_busy_fn)(const struct conn *conn);
 
 struct conn_table;
 
-/* Allocates room for max_conns (at most 2^30) connections and draws the hash key; NULL on failure. */
+/* Allocates room for max_conns (at most 2^29) connections and draws the hash key; NULL on failure. */
 struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
                                      conn_busy_fn busy, conn_evict_fn on_evict, void *ctx);
 void conn_table_destroy(struct conn_table *t);
