@@ -84,6 +84,11 @@ def main():
             b"vnet_hdr_support = true\nvnet-hdr = 12\nbypass = proto=udp,guest_port=123\n[run]\neal = -l 1\n")
     write(out, "settings", "good", conf + b"\0proto=tcp,guest=10.0.0.0/8,guest_port=80; peer=fd00::/16\0" + bytes(48))
     write(out, "settings", "bad", b"[compare]\ncompare_timout=1\nvnet_hdr_support=perhaps\n\0proto=sctpx;;,=\0")
+    # track: a 40-entry table, then crafted keys for one home (op 1) until its window overflows, lookups
+    # (op 2), a busy mark (op 3), a RST (op 4) and expiry (op 5)
+    crafted = b"".join(bytes([1, 7, 1, i, 2 * i]) + struct.pack("<HH", 100 * i, i) for i in range(40))
+    write(out, "track", "one-home", bytes([39]) + bytes(range(16)) + crafted +
+          bytes([2, 3, 3, 5, 1, 4, 9, 0x04, 5, 20, 255, 5, 250, 255]))
     write(out, "config", "knobs", b"\x003000\x001000\x011024\x02\x0365536\x0420\x0552:54:00:12:34:56\x00")
 
 
