@@ -2,10 +2,10 @@
  * tcp_track.c — the bounded connection table: lookup, creation, state, expiry.
  *
  * Owns: the array of `struct conn` (allocated once), the lookup slots (open
- * addressing with linear probing at load <= 1/4; each slot keeps the full hash
- * so a lookup reads one line of slots and exactly one entry), the table's hash
- * key, the free list, and the expiry wheel. Connection indices start at 1 so
- * that 0 can mean "none" in every link.
+ * addressing with linear probing at load <= 1/4; each slot keeps the full
+ * hash so a lookup mostly reads one line of slots and exactly one entry), the
+ * table's hash key, the free list, and the expiry wheel. Connection indices
+ * start at 1 so that 0 can mean "none" in every link.
  *
  * Flooding: clients choose their flow keys, so the slot a key lands in must not
  * be theirs to choose. Keys are hashed with SipHash-1-3 under a 128-bit key
@@ -38,7 +38,7 @@
 #define EVICT_PROBE_LIMIT 64
 #define SLOTS_PER_CONN 4u /* load <= 1/4 */
 #define MAX_CONNS_LIMIT (1u << 29) /* so that the slot count fits 32 bits */
-#define SLOT_GROUP 8u /* slots tested at once: one cache line */
+#define SLOT_GROUP 8u /* slots tested at once: a cache line's worth */
 _Static_assert(CONN_PROBE_LIMIT % SLOT_GROUP == 0, "the probe window is whole groups");
 
 struct slot {
@@ -181,7 +181,7 @@ static inline void sip_absorb(uint64_t v[4], uint64_t m)
     v[0] ^= m;
 }
 
-/* SipHash-1-3 of the key's 48 bytes (read as little-endian words on x86), folded to 32 bits. */
+/* SipHash-1-3 of the key as six host-order words (its bytes, on little-endian hosts), folded to 32 bits. */
 uint32_t conn_hash(const struct conn_table *t, const struct flow_key *key)
 {
     uint64_t w[sizeof(struct flow_key) / 8];
