@@ -27,6 +27,7 @@
  * nothing but its own crafting.
  *
  *   hash_flood [--tuples N] [CONNS...]
+ * (sets of a quarter of the table, at most N tuples: 16384 unless given)
  */
 #include <inttypes.h>
 #include <stdio.h>
@@ -311,7 +312,12 @@ static double fastest(double a, double b)
 static void run_size(uint32_t conns, uint32_t tuples_opt)
 {
     uint32_t nbystanders = conns / 2, now = 1;
-    uint32_t ntuples = tuples_opt ? tuples_opt : conns / 4 < MAX_SET ? conns / 4 : MAX_SET;
+    uint32_t most = tuples_opt ? tuples_opt : MAX_SET;
+    uint32_t ntuples = conns / 4 < most ? conns / 4 : most; /* the bystanders and the set fit: no eviction */
+    if (!ntuples) {
+        fprintf(stderr, "colo-proxy hash_flood: a table of %u connections is too small; give 4 or more\n", conns);
+        exit(2);
+    }
     struct conn_table *t = table_with_known_key(conns);
     struct flow_key *bystanders = calloc(nbystanders ? nbystanders : 1, sizeof(*bystanders));
     struct flow_key *sets[SET_COUNT];

@@ -234,31 +234,41 @@ static const struct slot *window(const struct conn_table *t, uint32_t hash)
 }
 
 /*
- * Does this group of slots hold an empty one or one with this hash? Without
- * early exits, so that a full window of other keys is skipped a group at a
- * time (the compiler makes it a few vector compares).
+ * Does this group of slots hold an empty one, or one with this hash when
+ * `hash` is not NULL? Without early exits, so that a full window of other keys
+ * is skipped a group at a time (the compiler makes it a few vector compares).
  */
-static bool group_may_stop(const struct slot *g, uint32_t hash)
+static bool group_may_stop(const struct slot *g, const uint32_t *hash)
 {
     bool stop = false;
     for (unsigned i = 0; i < SLOT_GROUP; i++)
-        stop |= (g[i].id == 0) | (g[i].hash == hash);
+        stop |= (g[i].id == 0) | (hash && g[i].hash == *hash);
     return stop;
+}
+
+/*
+ * May the slot at i be skipped without reading it? Only groups after the
+ * first are skipped whole: a probe run mostly ends in the slot or two after
+ * home, and reading all of the first group would touch a second cache line.
+ */
+static bool skip_group_at(const struct slot *w, unsigned i, const uint32_t *hash)
+{
+    return i && i % SLOT_GROUP == 0 && !group_may_stop(w + i, hash);
 }
 
 /* The slot of the entry with this hash (and this key, unless key is NULL), or NULL. */
 static const struct slot *find_slot(const struct conn_table *t, const struct flow_key *key, uint32_t hash)
 {
     const struct slot *w = window(t, hash);
-    for (unsigned g = 0; g < CONN_PROBE_LIMIT; g += SLOT_GROUP) {
-        if (!group_may_stop(w + g, hash))
+    for (unsigned i = 0; i < CONN_PROBE_LIMIT; i++) {
+        if (skip_group_at(w, i, &hash)) {
+            i += SLOT_GROUP - 1;
             continue;
-        for (unsigned i = g; i < g + SLOT_GROUP; i++) {
-            if (!w[i].id)
-                return NULL;
-            if (w[i].hash == hash && (!key || memcmp(&t->conns[w[i].id].key, key, sizeof(*key)) == 0))
-                return &w[i];
         }
+        if (!w[i].id)
+            return NULL;
+        if (w[i].hash == hash && (!key || memcmp(&t->conns[w[i].id].key, key, sizeof(*key)) == 0))
+            return &w[i];
     }
     return NULL;
 }
@@ -320,16 +330,13 @@ static void wheel_remove(struct conn_table *t, uint32_t id)
 static struct slot *free_slot(struct conn_table *t, uint32_t hash)
 {
     struct slot *w = &t->slots[hash & t->slot_mask];
-    for (unsigned g = 0; g < CONN_PROBE_LIMIT; g += SLOT_GROUP) {
-        bool any_empty = false;
-        for (unsigned i = g; i < g + SLOT_GROUP; i++)
-            any_empty |= w[i].id == 0;
-        if (!any_empty)
+    for (unsigned i = 0; i < CONN_PROBE_LIMIT; i++) {
+        if (skip_group_at(w, i, NULL)) {
+            i += SLOT_GROUP - 1;
             continue;
-        for (unsigned i = g;; i++) {
-            if (!w[i].id)
-                return &w[i];
         }
+        if (!w[i].id)
+            return &w[i];
     }
     return NULL;
 }
