@@ -39,6 +39,7 @@
 #define SLOTS_PER_CONN 4u /* load <= 1/4 */
 #define MAX_CONNS_LIMIT (1u << 29) /* so that the slot count fits 32 bits */
 #define SLOT_GROUP 8u /* slots tested at once: a cache line's worth */
+#define SCALAR_SLOTS 2u /* slots read one by one before groups are tested */
 _Static_assert(CONN_PROBE_LIMIT % SLOT_GROUP == 0, "the probe window is whole groups");
 
 struct slot {
@@ -247,24 +248,27 @@ static bool group_may_stop(const struct slot *g, const uint32_t *hash)
 }
 
 /*
- * May the slot at i be skipped without reading it? Only groups after the
- * first are skipped whole: a probe run mostly ends in the slot or two after
- * home, and reading all of the first group would touch a second cache line.
+ * The next slot of the window worth reading, from slot i on: the first
+ * SCALAR_SLOTS are read one by one (a probe run mostly ends there, and reading
+ * a whole group would often touch a second cache line); after them, groups
+ * with neither an empty slot nor this hash are skipped whole.
  */
-static bool skip_group_at(const struct slot *w, unsigned i, const uint32_t *hash)
+static unsigned next_slot(const struct slot *w, unsigned i, const uint32_t *hash)
 {
-    return i && i % SLOT_GROUP == 0 && !group_may_stop(w + i, hash);
+    while (i < CONN_PROBE_LIMIT && (i == SCALAR_SLOTS || (i && i % SLOT_GROUP == 0))) {
+        unsigned group = i - i % SLOT_GROUP;
+        if (group_may_stop(w + group, hash))
+            break;
+        i = group + SLOT_GROUP;
+    }
+    return i;
 }
 
 /* The slot of the entry with this hash (and this key, unless key is NULL), or NULL. */
 static const struct slot *find_slot(const struct conn_table *t, const struct flow_key *key, uint32_t hash)
 {
     const struct slot *w = window(t, hash);
-    for (unsigned i = 0; i < CONN_PROBE_LIMIT; i++) {
-        if (skip_group_at(w, i, &hash)) {
-            i += SLOT_GROUP - 1;
-            continue;
-        }
+    for (unsigned i = 0; (i = next_slot(w, i, &hash)) < CONN_PROBE_LIMIT; i++) {
         if (!w[i].id)
             return NULL;
         if (w[i].hash == hash && (!key || memcmp(&t->conns[w[i].id].key, key, sizeof(*key)) == 0))
@@ -330,11 +334,7 @@ static void wheel_remove(struct conn_table *t, uint32_t id)
 static struct slot *free_slot(struct conn_table *t, uint32_t hash)
 {
     struct slot *w = &t->slots[hash & t->slot_mask];
-    for (unsigned i = 0; i < CONN_PROBE_LIMIT; i++) {
-        if (skip_group_at(w, i, NULL)) {
-            i += SLOT_GROUP - 1;
-            continue;
-        }
+    for (unsigned i = 0; (i = next_slot(w, i, NULL)) < CONN_PROBE_LIMIT; i++) {
         if (!w[i].id)
             return &w[i];
     }
