@@ -457,6 +457,15 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
 
 #define BURST_MAX 64
 
+/* A burst often carries runs of one flow: the keyed hash is computed once per run. */
+static uint32_t burst_hash(const struct colo_compare *c, struct colo_pkt **pkts, const uint32_t *hashes, unsigned i)
+{
+    const struct flow_key *k = &pkts[i]->view.key;
+    if (i && memcmp(&pkts[i - 1]->view.key, k, sizeof(*k)) == 0)
+        return hashes[i - 1];
+    return conn_hash(c->table, k);
+}
+
 void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
                               struct colo_pkt **pkts, unsigned n, uint64_t now)
 {
@@ -472,7 +481,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
     while (n) {
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
-            hashes[i] = conn_hash(c->table, &pkts[i]->view.key);
+            hashes[i] = burst_hash(c, pkts, hashes, i);
             conn_prefetch_slots(c->table, hashes[i]);
         }
         for (unsigned i = 0; i < chunk; i++)
