@@ -29,6 +29,7 @@
 #include "colo/tcp_track.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -182,18 +183,44 @@ static inline void sip_absorb(uint64_t v[4], uint64_t m)
     v[0] ^= m;
 }
 
-/* SipHash-1-3 of the key as six host-order words (its bytes, on little-endian hosts), folded to 32 bits. */
+#define KEY_WORDS (sizeof(struct flow_key) / 8)
+
+/*
+ * The words hashed for a key: all six, or for IPv4 three (the parser writes
+ * IPv4 addresses as ::ffff:a.b.c.d, so their first 12 bytes say nothing): the
+ * two addresses, then ports and VLANs, then the rest. The word count is part of
+ * SipHash's input, so a three-word message never equals a six-word one.
+ */
+static unsigned key_words(const struct flow_key *key, uint64_t w[KEY_WORDS])
+{
+    if (key->family != FAMILY_IPV4) {
+        memcpy(w, key, sizeof(*key));
+        return KEY_WORDS;
+    }
+    uint32_t a0, a1;
+    memcpy(&a0, &key->addr[0][12], 4);
+    memcpy(&a1, &key->addr[1][12], 4);
+    w[0] = (uint64_t)a1 << 32 | a0;
+    memcpy(&w[1], (const uint8_t *)key + offsetof(struct flow_key, port), 8);
+    memcpy(&w[2], (const uint8_t *)key + offsetof(struct flow_key, ethertype), 8);
+    return 3;
+}
+
+_Static_assert(offsetof(struct flow_key, port) == 32 && offsetof(struct flow_key, vlan) == 36 &&
+               offsetof(struct flow_key, ethertype) == 40, "ports and VLANs are the fifth word, the rest the sixth");
+
+/* SipHash-1-3 of the key's words (host order: its bytes, on little-endian hosts), folded to 32 bits. */
 uint32_t conn_hash(const struct conn_table *t, const struct flow_key *key)
 {
-    uint64_t w[sizeof(struct flow_key) / 8];
-    memcpy(w, key, sizeof(w));
+    uint64_t w[KEY_WORDS];
+    unsigned n = key_words(key, w);
     uint64_t v[4] = {
         t->hash_key[0] ^ 0x736f6d6570736575ull, t->hash_key[1] ^ 0x646f72616e646f6dull,
         t->hash_key[0] ^ 0x6c7967656e657261ull, t->hash_key[1] ^ 0x7465646279746573ull,
     };
-    for (unsigned i = 0; i < sizeof(w) / 8; i++)
+    for (unsigned i = 0; i < n; i++)
         sip_absorb(v, w[i]);
-    sip_absorb(v, (uint64_t)sizeof(w) << 56);
+    sip_absorb(v, (uint64_t)(n * 8) << 56);
     v[2] ^= 0xff;
     sip_round(v);
     sip_round(v);
