@@ -500,8 +500,9 @@ def hashflood_md(s):
     if not any(k.startswith("hashflood/") for k in s):
         return []
     lines = ["### Connection table under crafted tuples (CPU ns per operation, one core)", "",
-             "Half-full tables; each set inserted into a fresh one, then looked up; bystanders are the table's "
-             "random flows, looked up after the set went in. ×random: the set's median over the random set's.", "",
+             "Half-full tables; each set in turn goes in, is looked up and leaves again; bystanders are the "
+             "table's random flows, looked up while the set is in. ×random: the set's median over the random set's.",
+             "",
              "| connections | tuples | insert | lookup | bystander lookup | refused | ×random (insert / lookup / bystander) |",
              "|---:|---|---:|---:|---:|---:|---:|"]
     for c in FLOOD_CONNS:
