@@ -18,6 +18,9 @@ keeps every figure of every run, and reports the median with the min–max sprea
   divergence   throughput and checkpoint requests by divergence rate, the load generator
                answering each request at once on notify_dev, and the time from a divergent
                record to the next request
+  hashflood    the connection table under tuples crafted to collide (hash_flood): insert and
+               lookup cost of random tuples, of tuples colliding under the old unseeded hash
+               and of tuples colliding under a known key, at 1,000, 65,536 and 1,000,000
 Every socket-mode scenario replays a PVM/SVM pcap pair: bench/make_trace writes each
 synthetic scenario's pair into a temporary directory, and chardev_load replays pairs,
 checks each released frame against the PVM records sent (lost, reordered within a
@@ -58,10 +61,13 @@ SIZES = {
     "smoke": {"socket": 20000, "flows": (1, 100, 2000), "latency": 2000, "trace_loops": 2,
               "divergence": 20000, "diverge_every": (0, 1000, 100), "transports": ("tcp", "unix")},
 }
-SCENARIOS = ("engine", "pipeline", "memif", "socket", "connections", "latency", "traces", "divergence")
+SCENARIOS = ("engine", "pipeline", "memif", "socket", "connections", "latency", "traces", "divergence", "hashflood")
 PAYLOADS = (64, 512, 1460)
 # Goals the project set itself; the page says, from the run's figures, whether each is met.
 TARGET_SOCKET_RATIO = 10
+TARGET_FLOOD_RATIO = 2
+FLOOD_CONNS = (1000, 65536, 1000000)
+FLOOD_SETS = ("random", "old-hash", "known-key")
 
 
 def sh(cmd, **kw):
@@ -130,6 +136,15 @@ def engine(fig, args):
         m = re.search(r"([\d.]+) Mpps compared", sh([os.path.join(BUILD, "bench", "bench_engine"), "--pcap", pvm, svm]))
         if m:
             fig.add("traces/engine/%s/pps" % name, float(m.group(1)) * 1e6)
+
+
+def hashflood(fig):
+    out = sh([os.path.join(BUILD, "bench", "hash_flood")] + [str(c) for c in FLOOD_CONNS])
+    for conns, name, refused, ins, look, bystand in re.findall(
+            r"^(\d+)\s+(random|old-hash|known-key)\s+\d+\s+(\d+)\s+([\d.]+)\s+([\d.]+)\s+([\d.]+)", out, re.M):
+        base = "hashflood/%s/%s/" % (conns, name)
+        for key, v in (("refused", refused), ("insert_ns", ins), ("lookup_ns", look), ("bystander_ns", bystand)):
+            fig.add(base + key, v)
 
 
 def pipeline(fig, mode):
@@ -433,6 +448,14 @@ def targets_md(s):
             rows.append("| engine alone, 64 bytes, %s connections: within 30%% of 1 connection | %.0f%% | %s |" % (
                 "{:,}".format(c), 100 * frac, "met" if frac >= 0.7 else "**not met**"))
     row("memory: ≤ 256 bytes per connection", "engine/bytes_per_conn", "%.1f bytes", lambda v: v <= 256)
+    for c in FLOOD_CONNS:
+        worst = max((med(s, "hashflood/%d/%s/%s" % (c, name, what)) / med(s, "hashflood/%d/random/%s" % (c, what))
+                     for name in FLOOD_SETS[1:] for what in ("insert_ns", "lookup_ns", "bystander_ns")
+                     if "hashflood/%d/%s/%s" % (c, name, what) in s and "hashflood/%d/random/%s" % (c, what) in s),
+                    default=None)
+        if worst is not None:
+            rows.append("| connection table, %s connections: crafted tuples cost ≤ %d× random ones | %.2f× | %s |" % (
+                "{:,}".format(c), TARGET_FLOOD_RATIO, worst, "met" if worst <= TARGET_FLOOD_RATIO else "**not met**"))
     row("DPDK primary, ring ports, 64 bytes: ≥ 5 Mpps", "pipeline/primary/pps/64", "%.2f Mpps", lambda v: v >= 5, 1e-6)
     if "pipeline/primary/pps/1460" in s:
         gbps = med(s, "pipeline/primary/pps/1460") * 1460 * 8 / 1e9
@@ -471,6 +494,28 @@ def engine_md(s):
         lines += ["Parsing one IPv4/TCP frame with timestamp options: %s ns." % spread(s, "engine/parse_ns", 1, "%.1f"),
                   ""]
     return lines
+
+
+def hashflood_md(s):
+    if not any(k.startswith("hashflood/") for k in s):
+        return []
+    lines = ["### Connection table under crafted tuples (CPU ns per operation, one core)", "",
+             "Half-full tables; each set in turn goes in, is looked up and leaves again; bystanders are the "
+             "table's random flows, looked up while the set is in. ×random: the set's median over the random set's.",
+             "",
+             "| connections | tuples | insert | lookup | bystander lookup | refused | ×random (insert / lookup / bystander) |",
+             "|---:|---|---:|---:|---:|---:|---:|"]
+    for c in FLOOD_CONNS:
+        for name in FLOOD_SETS:
+            b = "hashflood/%d/%s/" % (c, name)
+            if b + "lookup_ns" not in s:
+                continue
+            r = "hashflood/%d/random/" % c
+            lines.append("| %s | %s | %s | %s | %s | %s | %s |" % (
+                "{:,}".format(c), name, spread(s, b + "insert_ns", 1, "%.1f"), spread(s, b + "lookup_ns", 1, "%.1f"),
+                spread(s, b + "bystander_ns", 1, "%.1f"), spread(s, b + "refused", 1, "%.0f"),
+                " / ".join(share(s, b + w, r + w, "%.2f×", 1.0) for w in ("insert_ns", "lookup_ns", "bystander_ns"))))
+    return lines + [""]
 
 
 def dpdk_md(s):
@@ -627,7 +672,7 @@ def profile_md(s, found):
 def summary_md(s, info, runs, seconds, found, pngs):
     size = SIZES[info.get("size", "full")]
     lines = [machine_line(info, runs, seconds), ""]
-    lines += targets_md(s) + engine_md(s) + dpdk_md(s) + socket_md(s) + connections_md(s, size) + latency_md(s)
+    lines += targets_md(s) + engine_md(s) + hashflood_md(s) + dpdk_md(s) + socket_md(s) + connections_md(s, size) + latency_md(s)
     lines += traces_md(s) + divergence_md(s, size) + profile_md(s, found)
     if pngs:
         lines += ["### Plots", "", "Each plot is one setup; the machine, commit and date are in its caption "
@@ -799,7 +844,8 @@ def main():
         steps = {"engine": lambda: engine(fig, args), "pipeline": lambda: pipeline(fig, mode),
                  "memif": lambda: memif(fig, mode), "socket": lambda: socket_mode(fig, size, tmp),
                  "connections": lambda: connections(fig, size, tmp), "latency": lambda: latency(fig, size, tmp, out_dir),
-                 "traces": lambda: traces(fig, size, tmp, args), "divergence": lambda: divergence(fig, size, tmp)}
+                 "traces": lambda: traces(fig, size, tmp, args), "divergence": lambda: divergence(fig, size, tmp),
+                 "hashflood": lambda: hashflood(fig)}
         for i in range(args.runs):
             for name in SCENARIOS:
                 if name not in args.only:

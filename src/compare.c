@@ -493,11 +493,20 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
     }
     if (stale_on_arrival(c, side, p) || (c->cfg.bypass.count && bypassed(c, side, p)))
         return;
-    uint32_t hash = flow_key_hash(&p->view.key);
+    uint32_t hash = conn_hash(c->table, &p->view.key);
     input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
 }
 
 #define BURST_MAX 64
+
+/* A burst often carries runs of one flow: the keyed hash is computed once per run. */
+static uint32_t burst_hash(const struct colo_compare *c, struct colo_pkt **pkts, const uint32_t *hashes, unsigned i)
+{
+    const struct flow_key *k = &pkts[i]->view.key;
+    if (i && memcmp(&pkts[i - 1]->view.key, k, sizeof(*k)) == 0)
+        return hashes[i - 1];
+    return conn_hash(c->table, k);
+}
 
 void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
                               struct colo_pkt **pkts, unsigned n, uint64_t now)
@@ -514,7 +523,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
     while (n) {
         unsigned chunk = n < BURST_MAX ? n : BURST_MAX;
         for (unsigned i = 0; i < chunk; i++) {
-            hashes[i] = flow_key_hash(&pkts[i]->view.key);
+            hashes[i] = burst_hash(c, pkts, hashes, i);
             conn_prefetch_slots(c->table, hashes[i]);
         }
         for (unsigned i = 0; i < chunk; i++)
@@ -674,7 +683,7 @@ static bool release_oldest(struct colo_compare *c, enum release_reason why)
         release(c, p, why);
         return true;
     }
-    struct conn *conn = conn_lookup(c->table, &p->view.key, flow_key_hash(&p->view.key));
+    struct conn *conn = conn_lookup(c->table, &p->view.key, conn_hash(c->table, &p->view.key));
     if (!conn || conn->stream.pvm_head != p)
         return false;
     release(c, pvm_pop_head(conn), why);

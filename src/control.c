@@ -140,9 +140,9 @@ static void write_stats(struct evbuffer *out, const struct pipeline_stats *s)
                             c->checkpoint_requests_deferred);
         evbuffer_add_printf(out, ",\"conns\":{\"in_use\":%" PRIu32 ",\"in_use_max\":%" PRIu32
                                  ",\"max\":%" PRIu32 ",\"created\":%" PRIu64 ",\"expired\":%" PRIu64
-                                 ",\"evicted\":%" PRIu64 ",\"create_failed\":%" PRIu64 "}",
+                                 ",\"evicted\":%" PRIu64 ",\"create_failed\":%" PRIu64 ",\"probe_full\":%" PRIu64 "}",
                             s->conns.in_use, s->conns.in_use_max, s->conns_max, s->conns.created,
-                            s->conns.expired, s->conns.evicted, s->conns.create_failed);
+                            s->conns.expired, s->conns.evicted, s->conns.create_failed, s->conns.probe_full);
         json_u64_array(out, "released", c->released, RELEASE_REASON_COUNT, release_label);
         json_u64_array(out, "divergences", c->divergences, DIV_KIND_COUNT, div_label);
         json_u64_array(out, "checkpoint_requests", c->checkpoint_requests, CKPT_REASON_COUNT, ckpt_label);

@@ -333,8 +333,8 @@ static struct conn *conn_for(struct seq_rewriter *rw, struct colo_pkt *p, uint64
 {
     const struct flow_key *k = &p->view.key;
     if (rw->failed_over) /* new connections are the SVM's own: nothing to rewrite */
-        return conn_lookup(rw->table, k, flow_key_hash(k));
-    return conn_lookup_or_create(rw->table, k, flow_key_hash(k), (uint32_t)(now_ns / 1000000000ull));
+        return conn_lookup(rw->table, k, conn_hash(rw->table, k));
+    return conn_lookup_or_create(rw->table, k, conn_hash(rw->table, k), (uint32_t)(now_ns / 1000000000ull));
 }
 
 static bool is_tcp(const struct colo_pkt *p)

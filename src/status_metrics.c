@@ -32,6 +32,8 @@ void status_metrics_compare(struct metric_set *m, const struct colo_compare_stat
     metric_counter(m, "connections_created", "Connections created", NULL, NULL, conns->created);
     metric_counter(m, "connections_expired", "Connections expired (FIN, RST, idle)", NULL, NULL, conns->expired);
     metric_counter(m, "connections_evicted", "Connections evicted for room", NULL, NULL, conns->evicted);
+    metric_counter(m, "connections_probe_full", "New connections refused: the slots their key may take were full",
+                   NULL, NULL, conns->probe_full);
     metric_counter(m, "pvm_packets", "PVM packets compared", NULL, NULL, s->pvm_in);
     metric_counter(m, "svm_packets", "SVM packets compared", NULL, NULL, s->svm_in);
     labelled(m, "released_packets", "PVM packets released, by why", "reason", s->released,

@@ -605,6 +605,58 @@ static void test_table_full_holds_packets_until_checkpoint(void **state)
     teardown(&s);
 }
 
+/* Client n of many (address and port drawn from n) sending to the guest. */
+static struct frame_spec client_flow(uint32_t n)
+{
+    struct frame_spec s = frame_guest_tcp(1000, 500, PA, "q", 1);
+    s.dport = (uint16_t)(1 + n % 65535);
+    s.dst[2] = (uint8_t)(n / 65535);
+    return s;
+}
+
+/* Clients whose flows share the low 12 bits of their hash in t: one home slot in a small table. */
+static unsigned colliding_clients(struct conn_table *t, uint32_t *clients, unsigned count)
+{
+    unsigned found = 0;
+    uint32_t home = UINT32_MAX;
+    for (uint32_t n = 0; n < 65535u * 256 && found < count; n++) {
+        struct frame_spec s = client_flow(n);
+        uint8_t buf[256];
+        struct pkt_view v;
+        pkt_parse(buf, (uint32_t)frame_build(&s, buf, sizeof(buf)), &v);
+        uint32_t h = conn_hash(t, &v.key) & 0xfffu;
+        if (home == UINT32_MAX)
+            home = h;
+        if (h == home)
+            clients[found++] = n;
+    }
+    return found;
+}
+
+static void test_probe_window_overflow_holds_packets_until_checkpoint(void **state)
+{
+    (void)state;
+    struct harness *h = harness_bounded(64, 1024); /* 256 slots: far from full with CONN_PROBE_LIMIT flows */
+    struct conn_table *t = (struct conn_table *)colo_compare_table(h->engine);
+    const uint64_t key[2] = { 1, 2 };
+    assert_true(conn_table_set_hash_key(t, key));
+    uint32_t clients[CONN_PROBE_LIMIT + 2];
+    assert_int_equal(colliding_clients(t, clients, CONN_PROBE_LIMIT + 2), CONN_PROBE_LIMIT + 2);
+    for (unsigned i = 0; i < CONN_PROBE_LIMIT + 2; i++) {
+        struct frame_spec s = client_flow(clients[i]);
+        send_spec(h, SIDE_PVM, &s);
+    }
+    assert_int_equal(conn_table_stats(t)->in_use, CONN_PROBE_LIMIT);
+    assert_int_equal(conn_table_stats(t)->probe_full, 2);
+    assert_int_equal(h->nrequests, 1);
+    assert_int_equal(h->last_reason, CKPT_TABLE_FULL);
+    assert_int_equal(colo_compare_stats(h->engine)->pvm_held, CONN_PROBE_LIMIT + 2); /* nothing dropped */
+    colo_compare_checkpoint_done(h->engine, h->now);
+    assert_int_equal(h->nreleased, CONN_PROBE_LIMIT + 2);
+    void *s = h;
+    teardown(&s);
+}
+
 static void test_orphaned_connection_keeps_its_order_when_room_appears(void **state)
 {
     (void)state;
@@ -1033,6 +1085,7 @@ int main(void)
         T(test_timeout_tracks_oldest_held_packet),
         cmocka_unit_test(test_queue_full_requests_checkpoint_and_drops_nothing),
         cmocka_unit_test(test_table_full_holds_packets_until_checkpoint),
+        cmocka_unit_test(test_probe_window_overflow_holds_packets_until_checkpoint),
         cmocka_unit_test(test_table_full_evicts_closed_connection),
         cmocka_unit_test(test_orphaned_connection_keeps_its_order_when_room_appears),
         cmocka_unit_test(test_checkpoint_min_interval_defers_and_counts),

@@ -17,6 +17,11 @@
  * that is not busy (for the compare engine: holds no PVM packets) (closed connections first in practice, then the
  * longest idle). If every candidate holds packets, creation fails and the
  * caller applies its overflow policy; the table is never wiped.
+ *
+ * Lookups hash the key with the table's own secret key (conn_hash), so clients
+ * cannot choose tuples that collide, and no key is ever probed for past
+ * CONN_PROBE_LIMIT slots: a creation that finds no room there fails the same
+ * way as in a full table (counted in `probe_full` too).
  */
 #ifndef COLO_TCP_TRACK_H
 #define COLO_TCP_TRACK_H
@@ -88,8 +93,12 @@ struct conn_timeouts {
     uint32_t datagram_s;    /* UDP, ICMP and everything else */
 };
 
+/* A key's entry is never more than this many slots past its home slot. */
+#define CONN_PROBE_LIMIT 32u
+
 struct conn_table_stats {
     uint64_t created, expired, evicted, create_failed;
+    uint64_t probe_full;         /* of create_failed: no empty slot within CONN_PROBE_LIMIT of the key's home */
     uint32_t in_use, in_use_max; /* now, and the most at once */
 };
 
@@ -100,14 +109,22 @@ typedef bool (*conn_busy_fn)(const struct conn *conn);
 
 struct conn_table;
 
-/* Allocates room for max_conns connections; NULL on allocation failure. */
+/* Allocates room for max_conns (at most 2^29) connections and draws the hash key; NULL on failure. */
 struct conn_table *conn_table_create(uint32_t max_conns, const struct conn_timeouts *timeouts,
                                      conn_busy_fn busy, conn_evict_fn on_evict, void *ctx);
 void conn_table_destroy(struct conn_table *t);
 
 void conn_timeouts_default(struct conn_timeouts *t);
 
-uint32_t flow_key_hash(const struct flow_key *key);
+/* The key's hash in this table: SipHash-1-3 under the table's random 128-bit key. */
+uint32_t conn_hash(const struct conn_table *t, const struct flow_key *key);
+
+/*
+ * Tests and benchmarks only (no option reaches it): replaces the table's random
+ * hash key with a known one, so that colliding keys can be crafted. Refused
+ * (false) once the table holds a connection.
+ */
+bool conn_table_set_hash_key(struct conn_table *t, const uint64_t key[2]);
 
 struct conn *conn_lookup(struct conn_table *t, const struct flow_key *key, uint32_t hash);
 

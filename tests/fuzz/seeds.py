@@ -89,6 +89,11 @@ def main():
     write(out, "witness", "grant-renew", grant + bytes([1, 1, 1, 2, 1, 0, 255, 3]))
     write(out, "witness", "holder", bytes([2, 0x40, 0x33]) + bytes([4, 255, 0]) * 3 + bytes([2, 0x30, 0x75, 4, 255, 0]))
     write(out, "witness", "raw", bytes([0, 80]) + b"CLWT\x01\x01" + bytes(74) + bytes([0, 3]) + b"abc")
+    # track: a 40-entry table, then crafted keys for one home (op 1) until its window overflows, lookups
+    # (op 2), a busy mark (op 3), a RST (op 4) and expiry (op 5)
+    crafted = b"".join(bytes([1, 7, 1, i, 2 * i]) + struct.pack("<HH", 100 * i, i) for i in range(40))
+    write(out, "track", "one-home", bytes([39]) + bytes(range(16)) + crafted +
+          bytes([2, 3, 3, 5, 1, 4, 9, 0x04, 5, 20, 255, 5, 250, 255]))
     write(out, "config", "knobs", b"\x003000\x001000\x011024\x02\x0365536\x0420\x0552:54:00:12:34:56\x00")
 
 
