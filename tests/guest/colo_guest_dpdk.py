@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""colo_guest_dpdk.py PROXY PRELOAD IMAGE_DIR [--seconds N] — `colo-proxy run` (the DPDK data
+"""colo_guest_dpdk.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--failover secondary] — `colo-proxy run` (the DPDK data
 plane) serving two real QEMU 7.2 guests in COLO through vhost-user NICs, with no QEMU network
 filter and no colo-compare.
 
@@ -22,12 +22,19 @@ The client of tests/guest/colo_guest.py (HTTP page, 256 KiB file, CGI token from
 first half (QEMU's periodic checkpoints), everything in the second (the token differs between
 the guests: colo-proxy asks for checkpoints). Every checkpoint stops and restarts both vhost
 devices (link down then up); frames meant for a VM port that is down must wait, not be lost.
+With --failover secondary, the primary host dies half way (its QEMU and its colo-proxy are
+killed) while requests and an echo connection opened before are under way: the secondary's
+colo-proxy notices the silence on the link and the clients' side, takes the clients over and
+tells its QEMU x-colo-lost-heartbeat; every request must be answered, the echo connection must go
+on, and the client-visible gap is printed.
 Prints `guest: PASS|FAIL <what>` lines and the figures; exits 1 on any FAIL.
 """
 import json
 import os
+import random
 import re
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -136,7 +143,7 @@ def secondary_proxy_args(proxy, d, tag):
 def vhost_nic(d, sock):
     """Shared guest RAM for the vhost-user backend; no MSI-X (QEMU 7.2 + TCG + vhost-user)."""
     return ["-object", "memory-backend-memfd,id=mem,size=%s,share=on" % RAM, "-machine", "memory-backend=mem",
-            "-chardev", "socket,id=vu0,path=%s/%s" % (d, sock),
+            "-chardev", "socket,id=vu0,path=%s/%s,reconnect=1" % (d, sock),
             "-netdev", "vhost-user,id=hn0,chardev=vu0",
             "-device", "virtio-net-pci,id=e0,netdev=hn0,mac=%s,vectors=0,romfile=" % GUEST_MAC]
 
@@ -330,9 +337,105 @@ def stop_proxy(name, proc, d):
             % (name, rc, unsent.group(0) if unsent else "every frame sent"), rc == 0 and unsent is None)
 
 
+class EchoStream:
+    """One echo connection kept open across the failover: a line every 100 ms, each answer checked."""
+
+    def __init__(self):
+        self.sock = socket.create_connection((cg.GUEST_IP, 7), timeout=20)
+        self.answered = []  # when each line's echo came back
+        self.error = None
+        self.running = True
+        self.thread = threading.Thread(target=self.loop, daemon=True)
+        self.thread.start()
+
+    def loop(self):
+        rng = random.Random(11)
+        try:
+            while self.running:
+                line = bytes(rng.choice(b"abcdefghijklmnopqrstuvwxyz") for _ in range(rng.randint(1, 200))) + b"\n"
+                self.sock.sendall(line)
+                got = b""
+                while len(got) < len(line):
+                    chunk = self.sock.recv(65536)
+                    if not chunk:
+                        raise OSError("the echo connection was closed")
+                    got += chunk
+                if got != line:
+                    raise OSError("wrong bytes echoed")
+                self.answered.append(time.monotonic())
+                time.sleep(0.1)
+        except OSError as e:
+            self.error = repr(e)
+
+    def stop(self):
+        self.running = False
+        self.thread.join(timeout=25)
+        self.sock.close()
+
+    def gap_around(self, t):
+        """The longest wait between two answers from just before `t` to the end."""
+        times = [a for a in self.answered if a >= t - 5]
+        return max((b - a for a, b in zip(times, times[1:])), default=-1)
+
+
+def failover(proxy, d, img, seconds, procs, s):
+    """The primary host dies (its QEMU and its colo-proxy, SIGKILL) half way through; the secondary's
+    colo-proxy notices the silence, takes over the clients' side and fails the secondary QEMU over."""
+    work = TimedWorkload(img + "/www")
+    stream = EchoStream()
+    runner = threading.Thread(target=work.run, args=(seconds, ["page", "echo", "big", "echo", "token", "page", "echo"]))
+    t0 = time.monotonic()
+    runner.start()
+    cg.until(lambda: time.monotonic() - t0 >= seconds / 2 and work.in_flight is not None, seconds)
+    in_flight = work.in_flight is not None
+    killed = time.monotonic()
+    for name in ("primary", "primary-proxy"):
+        procs[name].kill()
+    for name in ("primary", "primary-proxy"):
+        procs[name].wait()
+    runner.join()
+    stream.stop()
+    sec = stats(proxy, d + "/secondary.sock")
+    before = [r for r in work.done if r[1] < killed]
+    across = [r for r in work.done if r[0] < killed <= r[1]]
+    after = [r for r in work.done if r[0] >= killed]
+    bad = sum(c[1] for c in work.counts.values())
+    first_after = min((r[1] for r in work.done if r[1] >= killed and r[2]), default=None)
+    verdict("failover: the primary host (QEMU and colo-proxy) was killed %.1f s into the traffic with a request "
+            "in flight (%d answered before)" % (killed - t0, len(before)), in_flight and len(before) > 0)
+    detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
+    verdict("failover: every request answered: %d before, %d across, %d after the kill (%s); first answer after the "
+            "kill %.2f s after it%s" % (len(before), len(across), len(after), detail,
+                                        first_after - killed if first_after else -1,
+                                        "; errors: " + "; ".join(work.errors[:5]) if bad else ""),
+            bad == 0 and len(across) >= 1 and len(after) >= 3)
+    gap = stream.gap_around(killed)
+    verdict("failover: the echo connection opened before the kill goes on (%d lines echoed, %d after the kill; "
+            "client-visible gap %.2f s%s)" % (len(stream.answered), len([a for a in stream.answered if a > killed]),
+                                              gap, "; " + stream.error if stream.error else ""),
+            stream.error is None and any(a > killed + 1 for a in stream.answered))
+    print("guest: figures: failover: client-visible gap %.2f s on the open echo connection; first new request "
+          "answered %.2f s after the kill" % (gap, first_after - killed if first_after else -1), flush=True)
+    verdict("failover: the secondary colo-proxy took over (taken_over %s, reason %s, primary silent %d ms, "
+            "%d announcement frames)" % (sec["taken_over"], sec["failover"]["reason"],
+                                         sec["failover"]["peer_silent_ms"], sec["announce"]["frames"]),
+            sec["taken_over"] and sec["failover"]["reason"] == "heartbeat" and sec["announce"]["frames"] > 0)
+    status = s.cmd("query-colo-status")
+    log = open(d + "/secondary-proxy.log", errors="replace").read()
+    verdict("failover: the secondary colo-proxy told its QEMU x-colo-lost-heartbeat, which left COLO "
+            "(query-colo-status: %s)" % status,
+            status.get("mode") == "none" and "x-colo-lost-heartbeat" in log)
+    svm = sec["ports"]["svm"]
+    verdict("failover: nothing left waiting for the SVM's port (%d sent, %d waiting)" % (svm["tx"], svm["tx_pending"]),
+            cg.until(lambda: stats(proxy, d + "/secondary.sock")["ports"]["svm"]["tx_pending"] == 0, 10))
+
+
 def main():
     proxy, preload, img = sys.argv[1:4]
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
+    failover_mode = sys.argv[sys.argv.index("--failover") + 1] if "--failover" in sys.argv else None
+    if failover_mode not in (None, "secondary"):
+        raise SystemExit("colo_guest_dpdk: --failover secondary (the survivor; the primary host is killed)")
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-dpdk-%d" % os.getpid()
     os.makedirs(d + "/reports", exist_ok=True)
     tag = "cgd%d" % os.getpid()
@@ -371,6 +474,10 @@ def main():
                            lambda: cg.http_get("/index.html", timeout=2) is not None, 120):
             return
         verdict("the guest serves through colo-proxy run %.1f s after migrate" % (time.monotonic() - boot), True)
+        if failover_mode:
+            failover(proxy, d, img, seconds, procs, s)
+            stop_proxy("secondary", procs["secondary-proxy"], d)
+            return
         before = run_traffic(proxy, d, img, seconds, ckpts, p)
         cg.wait_for("nothing held or waiting in either proxy 20 s after the traffic", lambda: wait_idle(proxy, d), 20)
         check_checkpoints(proxy, d, ckpts, before)
@@ -388,6 +495,8 @@ def main():
         for proc in procs.values():
             proc.wait()
         hosts.delete()
+        for side in ("pri", "sec"):  # the EAL's runtime directories (empty with --no-shconf)
+            subprocess.run(["rm", "-rf", "/var/run/dpdk/%s-%s" % (tag, side)], check=False)
         if cg.FAILURES:
             for name in ("primary-proxy.log", "secondary-proxy.log", "primary-proxy.eal", "secondary-proxy.eal",
                          "primary.log", "secondary.log",
