@@ -160,6 +160,55 @@ def secondary_qemu_args(img, d):
         "-incoming", "tcp:%s:9998" % MIGRATION[1]]
 
 
+class Checkpoints(cg.Checkpoints):
+    """colo_guest's STOP->RESUME counter, also knowing whether a checkpoint is under way and since when."""
+
+    def __init__(self, path):
+        self.stopped_at = None
+        super().__init__(path)
+
+    def watch(self):
+        for line in self.q.f:
+            ev = json.loads(line).get("event")
+            if ev == "STOP":
+                self.stopped_at = time.monotonic()
+            elif ev == "RESUME" and self.stopped_at is not None:
+                self.durations.append(time.monotonic() - self.stopped_at)
+                self.stopped_at = None
+            elif ev == "COLO_EXIT":
+                self.colo_exit = line.strip()
+
+
+class HungCheckpointWatch:
+    """A checkpoint that does not end within HUNG_S: both QEMUs' threads are dumped (gdb) for the report."""
+
+    HUNG_S = 10
+
+    def __init__(self, ckpts, procs, d):
+        self.ckpts, self.procs, self.d = ckpts, procs, d
+        self.seen = None
+        self.running = True
+        threading.Thread(target=self.loop, daemon=True).start()
+
+    def loop(self):
+        while self.running and self.seen is None:
+            at = self.ckpts.stopped_at
+            if at is not None and time.monotonic() - at > self.HUNG_S:
+                self.seen = time.monotonic() - at
+                for name in ("primary", "secondary"):
+                    with open(os.path.join(self.d, name + ".stacks"), "w") as out:
+                        subprocess.run(["gdb", "-p", str(self.procs[name].pid), "-batch", "-ex",
+                                        "thread apply all bt"], stdout=out, stderr=subprocess.STDOUT, timeout=60,
+                                       check=False)
+            time.sleep(0.5)
+
+    def verdict(self):
+        self.running = False
+        verdict("no checkpoint hung (STOP without RESUME for %d s)%s"
+                % (self.HUNG_S, "" if self.seen is None else ": one did; both QEMUs' threads are in %s/*.stacks"
+                   % self.d), self.seen is None)
+
+
 def control(proxy, sock, *args):
     out = subprocess.run([proxy, "status", "--control", sock] + list(args), capture_output=True, text=True,
                          timeout=10)
@@ -378,7 +427,7 @@ class EchoStream:
         return max((b - a for a, b in zip(times, times[1:])), default=-1)
 
 
-def failover(proxy, d, img, seconds, procs, s):
+def failover(proxy, d, img, seconds, procs, s, hung):
     """The primary host dies (its QEMU and its colo-proxy, SIGKILL) half way through; the secondary's
     colo-proxy notices the silence, takes over the clients' side and fails the secondary QEMU over."""
     work = TimedWorkload(img + "/www")
@@ -388,6 +437,7 @@ def failover(proxy, d, img, seconds, procs, s):
     runner.start()
     cg.until(lambda: time.monotonic() - t0 >= seconds / 2 and work.in_flight is not None, seconds)
     in_flight = work.in_flight is not None
+    hung.verdict()  # up to the kill
     killed = time.monotonic()
     for name in ("primary", "primary-proxy"):
         procs[name].kill()
@@ -458,7 +508,8 @@ def main():
         s = Qmp(d + "/secondary.qmp")
         s.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
         p = Qmp(d + "/primary.qmp")
-        ckpts = cg.Checkpoints(d + "/events.qmp")
+        ckpts = Checkpoints(d + "/events.qmp")
+        hung = HungCheckpointWatch(ckpts, procs, d)
         p.cmd("migrate-set-capabilities", capabilities=[{"capability": "x-colo", "state": True}])
         p.cmd("migrate-set-parameters", **{"x-checkpoint-delay": PERIOD_MS})
         p.cmd("cont")
@@ -468,6 +519,9 @@ def main():
             return
         verdict("the pair is in the colo state %.1f s after start (vhost-user NICs, no QEMU filter)"
                 % (time.monotonic() - started), True)
+        # What the clients see, headers only, kept with the logs when a check fails.
+        procs["capture"] = hosts.run("cli", ["tcpdump", "-Z", "root", "-q", "-U", "-s", "128", "-i", "br0", "-w",
+                                             d + "/client.pcap"], subprocess.DEVNULL)
         hosts.enter("cli")
         boot = time.monotonic()
         if not cg.wait_for("the guest serves HTTP through both colo-proxy run data planes",
@@ -475,10 +529,11 @@ def main():
             return
         verdict("the guest serves through colo-proxy run %.1f s after migrate" % (time.monotonic() - boot), True)
         if failover_mode:
-            failover(proxy, d, img, seconds, procs, s)
+            failover(proxy, d, img, seconds, procs, s, hung)
             stop_proxy("secondary", procs["secondary-proxy"], d)
             return
         before = run_traffic(proxy, d, img, seconds, ckpts, p)
+        hung.verdict()
         cg.wait_for("nothing held or waiting in either proxy 20 s after the traffic", lambda: wait_idle(proxy, d), 20)
         check_checkpoints(proxy, d, ckpts, before)
         print("guest: colo-proxy status (primary):\n" + "\n".join(
