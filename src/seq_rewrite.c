@@ -460,6 +460,8 @@ void seq_rewriter_failover(struct seq_rewriter *rw)
 
 void seq_rewriter_checkpoint_done(struct seq_rewriter *rw)
 {
+    if (rw->failed_over) /* the SVM's state is its own for good: the offsets stand */
+        return;
     rw->epoch++;
     rw->stats.checkpoints++;
 }

@@ -337,6 +337,20 @@ static void test_failover_keeps_old_connections_and_leaves_new_ones(void **state
     assert_int_equal(h->ndrop, 0);
 }
 
+static void test_resume_after_failover_keeps_offsets(void **state)
+{
+    struct harness *h = *state;
+    passive_handshake(h);
+    seq_rewriter_failover(h->rw);
+    /* The secondary QEMU's failover stops and resumes the VM: no checkpoint, the SVM keeps its own ISN. */
+    seq_rewriter_checkpoint_done(h->rw);
+    from_svm(h, segment(h, false, SVM_ISN + 1, CLIENT_ISN + 1, TCPF_ACK | TCPF_PSH, "token", SVM_TS + 9, 20));
+    assert_int_equal(seq_of(h->to_link[h->nlink - 1]), PVM_ISN + 1);
+    from_link(h, segment(h, true, CLIENT_ISN + 1, PVM_ISN + 6, TCPF_ACK, NULL, 21, PVM_TS + 5));
+    assert_int_equal(ack_of(h->to_svm[h->nsvm - 1]), SVM_ISN + 6);
+    assert_int_equal(seq_rewriter_stats(h->rw)->checkpoints, 0);
+}
+
 static void test_partial_checksum_left_to_offload(void **state)
 {
     struct harness *h = *state;
@@ -382,6 +396,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_active_open_learns_from_peer_synack, setup, teardown),
         cmocka_unit_test_setup_teardown(test_checkpoint_resets_offsets_to_zero, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failover_keeps_old_connections_and_leaves_new_ones, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resume_after_failover_keeps_offsets, setup, teardown),
         cmocka_unit_test_setup_teardown(test_partial_checksum_left_to_offload, setup, teardown),
         cmocka_unit_test_setup_teardown(test_non_tcp_passes_unchanged, setup, teardown),
     };

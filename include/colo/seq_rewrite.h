@@ -60,7 +60,11 @@ void seq_rewrite_from_svm(struct seq_rewriter *rw, struct colo_pkt *pkt, uint64_
 /* Expires quiet connections; drops held segments older than a second. */
 void seq_rewriter_tick(struct seq_rewriter *rw, uint64_t now_ns);
 
-/* A checkpoint completed: every offset is 0 from now on. */
+/*
+ * A checkpoint completed: every offset is 0 from now on. After a failover there
+ * are no checkpoints: a STOP/RESUME of the secondary QEMU then (its failover
+ * restarts the NIC) changes nothing, and is not counted.
+ */
 void seq_rewriter_checkpoint_done(struct seq_rewriter *rw);
 
 /*
