@@ -10,18 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
+#include "colo/byte_order.h"
 
 int chardev_decoder_init(struct chardev_decoder *d, bool vnet_hdr)
 {
@@ -52,8 +41,8 @@ static uint32_t header_size(const struct chardev_decoder *d)
 /* A whole header arrived: check it. */
 static enum chardev_error take_header(struct chardev_decoder *d)
 {
-    d->len = rd32(d->header);
-    d->vnet_len = d->vnet_hdr ? rd32(d->header + 4) : 0;
+    d->len = get_be32(d->header);
+    d->vnet_len = d->vnet_hdr ? get_be32(d->header + 4) : 0;
     if (d->len > CHARDEV_MAX_RECORD)
         return CHARDEV_RECORD_TOO_LONG;
     if (d->vnet_len > d->len)
@@ -105,10 +94,10 @@ enum chardev_error chardev_decoder_feed(struct chardev_decoder *d, const uint8_t
 
 size_t chardev_encode_header(uint8_t out[8], uint32_t len, uint32_t vnet_len, bool vnet_hdr)
 {
-    wr32(out, len);
+    put_be32(out, len);
     if (!vnet_hdr)
         return 4;
-    wr32(out + 4, vnet_len);
+    put_be32(out + 4, vnet_len);
     return 8;
 }
 

@@ -10,22 +10,13 @@
 
 #include <string.h>
 
+#include "colo/byte_order.h"
+
 #define MAGIC "COLOEP"
 #define MAGIC_LEN 6
 #define VERSION 1
 #define BODY 14
 #define BODY_LEN (MAGIC_LEN + 2 + 4 + 4)
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 bool epoch_marker_is_frame(const uint8_t *f, uint32_t len)
 {
@@ -43,8 +34,8 @@ void epoch_marker_write(uint8_t f[EPOCH_MARKER_FRAME_LEN], const struct epoch_ma
     uint8_t *b = f + BODY;
     memcpy(b, MAGIC, MAGIC_LEN);
     b[6] = VERSION;
-    wr32(b + 8, m->epoch);
-    wr32(b + 12, m->down_us);
+    put_be32(b + 8, m->epoch);
+    put_be32(b + 12, m->down_us);
 }
 
 bool epoch_marker_read(const uint8_t *f, uint32_t len, struct epoch_marker *m)
@@ -53,7 +44,7 @@ bool epoch_marker_read(const uint8_t *f, uint32_t len, struct epoch_marker *m)
     if (len < BODY + BODY_LEN || !epoch_marker_is_frame(f, len) || memcmp(b, MAGIC, MAGIC_LEN) != 0 ||
         b[6] != VERSION)
         return false;
-    m->epoch = rd32(b + 8);
-    m->down_us = rd32(b + 12);
+    m->epoch = get_be32(b + 8);
+    m->down_us = get_be32(b + 12);
     return true;
 }

@@ -12,33 +12,13 @@
 
 #include <string.h>
 
+#include "colo/byte_order.h"
+
 #define MAGIC "COLOHB"
 #define MAGIC_LEN 6
 #define VERSION 1
 #define BODY 14
 #define BODY_LEN (MAGIC_LEN + 2 + 4 + 8 + 4 + 8 + 8)
-
-static void wr32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void wr64(uint8_t *p, uint64_t v)
-{
-    wr32(p, (uint32_t)(v >> 32));
-    wr32(p + 4, (uint32_t)v);
-}
-
-static uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t rd64(const uint8_t *p)
-{
-    return (uint64_t)rd32(p) << 32 | rd32(p + 4);
-}
 
 void heartbeat_init(struct heartbeat *hb, uint8_t role, uint32_t interval_ms, uint32_t misses)
 {
@@ -63,10 +43,10 @@ bool heartbeat_receive(struct heartbeat *hb, const uint8_t *f, uint32_t len, uin
     }
     hb->received++;
     hb->last_heard_ns = now;
-    hb->echo_seq = rd32(b + 8);
-    hb->echo_ts = rd64(b + 12);
-    uint64_t echoed = rd64(b + 24), held = rd64(b + 32);
-    if (rd32(b + 20) != 0 && echoed && echoed + held <= now)
+    hb->echo_seq = get_be32(b + 8);
+    hb->echo_ts = get_be64(b + 12);
+    uint64_t echoed = get_be64(b + 24), held = get_be64(b + 32);
+    if (get_be32(b + 20) != 0 && echoed && echoed + held <= now)
         hb->rtt_ns = now - echoed - held;
     return true;
 }
@@ -86,11 +66,11 @@ bool heartbeat_due(struct heartbeat *hb, uint8_t f[HEARTBEAT_FRAME_LEN], uint64_
     memcpy(b, MAGIC, MAGIC_LEN);
     b[6] = hb->role;
     b[7] = VERSION;
-    wr32(b + 8, ++hb->seq);
-    wr64(b + 12, now);
-    wr32(b + 20, hb->echo_seq);
-    wr64(b + 24, hb->echo_ts);
-    wr64(b + 32, hb->last_heard_ns && hb->last_heard_ns <= now ? now - hb->last_heard_ns : 0);
+    put_be32(b + 8, ++hb->seq);
+    put_be64(b + 12, now);
+    put_be32(b + 20, hb->echo_seq);
+    put_be64(b + 24, hb->echo_ts);
+    put_be64(b + 32, hb->last_heard_ns && hb->last_heard_ns <= now ? now - hb->last_heard_ns : 0);
     hb->sent++;
     return true;
 }

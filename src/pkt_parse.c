@@ -16,6 +16,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "colo/byte_order.h"
+
 #define ETH_HDR_LEN 14
 #define VLAN_TAG_LEN 4
 #define MAX_VLAN_TAGS 2
@@ -43,13 +45,6 @@ enum {
     IPPROTO_ICMPV6_ = 58, IPPROTO_NONE_ = 59, IPPROTO_DSTOPTS_ = 60,
     IPPROTO_MOBILITY_ = 135,
 };
-
-static inline uint16_t rd16(const uint8_t *p) { return (uint16_t)(p[0] << 8 | p[1]); }
-
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
 
 static void set_ipv4_mapped(uint8_t dst[16], const uint8_t *v4)
 {
@@ -120,10 +115,10 @@ static enum parse_status parse_l4(const uint8_t *f, uint32_t len, struct pkt_vie
         uint32_t hl = (uint32_t)(f[off + 12] >> 4) * 4;
         if (hl < TCP_MIN_HDR || hl > avail)
             return fail(v, len, PARSE_BAD_TCP_HDRLEN);
-        v->key.port[0] = rd16(f + off);
-        v->key.port[1] = rd16(f + off + 2);
-        v->tcp_seq = rd32(f + off + 4);
-        v->tcp_ack = rd32(f + off + 8);
+        v->key.port[0] = get_be16(f + off);
+        v->key.port[1] = get_be16(f + off + 2);
+        v->tcp_seq = get_be32(f + off + 4);
+        v->tcp_ack = get_be32(f + off + 8);
         v->tcp_flags = f[off + 13] & 0x3f;
         v->payload_off = off + hl;
         v->payload_len = avail - hl;
@@ -132,8 +127,8 @@ static enum parse_status parse_l4(const uint8_t *f, uint32_t len, struct pkt_vie
     case IPPROTO_UDP_:
         if (avail < UDP_HDR_LEN)
             return fail(v, len, PARSE_TRUNC_L4);
-        v->key.port[0] = rd16(f + off);
-        v->key.port[1] = rd16(f + off + 2);
+        v->key.port[0] = get_be16(f + off);
+        v->key.port[1] = get_be16(f + off + 2);
         v->payload_off = off + UDP_HDR_LEN;
         v->payload_len = avail - UDP_HDR_LEN;
         return PARSE_OK;
@@ -143,7 +138,7 @@ static enum parse_status parse_l4(const uint8_t *f, uint32_t len, struct pkt_vie
             return fail(v, len, PARSE_TRUNC_L4);
         /* Echo id keys each ping session as its own flow, in both directions. */
         if (is_icmp_echo(v->key.proto, f[off]) && avail >= ICMP_ECHO_HDR)
-            v->key.port[0] = v->key.port[1] = rd16(f + off + 4);
+            v->key.port[0] = v->key.port[1] = get_be16(f + off + 4);
         v->payload_off = off + ICMP_MIN_HDR;
         v->payload_len = avail - ICMP_MIN_HDR;
         return PARSE_OK;
@@ -160,12 +155,12 @@ static enum parse_status parse_ipv4(const uint8_t *f, uint32_t len, struct pkt_v
     if (f[off] >> 4 != 4)
         return fail(v, len, PARSE_BAD_IP_VERSION);
     uint32_t ihl = (uint32_t)(f[off] & 0x0f) * 4;
-    uint32_t total = rd16(f + off + 2);
+    uint32_t total = get_be16(f + off + 2);
     if (total > len - off)
         return fail(v, len, PARSE_BAD_IP_LEN);
     if (ihl < IPV4_MIN_HDR || ihl > total)
         return fail(v, len, PARSE_BAD_IP_HDRLEN);
-    uint16_t frag = rd16(f + off + 6);
+    uint16_t frag = get_be16(f + off + 6);
     v->more_frags = (frag & 0x2000) != 0;
     v->frag_off = frag & 0x1fff;
     v->is_fragment = v->more_frags || v->frag_off != 0;
@@ -191,7 +186,7 @@ static enum parse_status parse_ipv6(const uint8_t *f, uint32_t len, struct pkt_v
         return fail(v, len, PARSE_TRUNC_L3);
     if (f[off] >> 4 != 6)
         return fail(v, len, PARSE_BAD_IP_VERSION);
-    uint32_t plen = rd16(f + off + 4);
+    uint32_t plen = get_be16(f + off + 4);
     if (plen > len - off - IPV6_HDR_LEN)
         return fail(v, len, PARSE_BAD_IP_LEN);
     v->key.family = FAMILY_IPV6;
@@ -205,7 +200,7 @@ static enum parse_status parse_ipv6(const uint8_t *f, uint32_t len, struct pkt_v
             return fail(v, len, PARSE_BAD_EXT_HDR);
         uint32_t hl;
         if (nh == IPPROTO_FRAGMENT_) {
-            uint16_t fo = rd16(f + p + 2);
+            uint16_t fo = get_be16(f + p + 2);
             v->frag_off = fo >> 3;
             v->more_frags = (fo & 1) != 0;
             v->is_fragment = v->more_frags || v->frag_off != 0;
@@ -252,7 +247,7 @@ static enum parse_status parse_l2(const uint8_t *f, uint32_t len, struct pkt_vie
     if (len < ETH_HDR_LEN)
         return fail(v, len, PARSE_TRUNC_L2);
     uint32_t off = 12;
-    uint16_t type = rd16(f + off);
+    uint16_t type = get_be16(f + off);
     int tags = 0;
     while (type == ETHERTYPE_VLAN || type == ETHERTYPE_QINQ || type == ETHERTYPE_QINQ_OLD) {
         if (tags == MAX_VLAN_TAGS) {
@@ -263,9 +258,9 @@ static enum parse_status parse_l2(const uint8_t *f, uint32_t len, struct pkt_vie
             v->l3_off = len;
             return fail(v, len, PARSE_TRUNC_L2);
         }
-        v->key.vlan = v->key.vlan << 12 | (rd16(f + off + 2) & 0x0fff);
+        v->key.vlan = v->key.vlan << 12 | (get_be16(f + off + 2) & 0x0fff);
         off += VLAN_TAG_LEN;
-        type = rd16(f + off);
+        type = get_be16(f + off);
         tags++;
     }
     v->key.ethertype = type;
@@ -322,8 +317,8 @@ static void format_addr(const struct flow_key *k, int i, char *buf, unsigned siz
 {
     const uint8_t *a = k->addr[i];
     if (k->family == FAMILY_IPV6) {
-        snprintf(buf, size, "[%x:%x:%x:%x:%x:%x:%x:%x]", rd16(a), rd16(a + 2), rd16(a + 4),
-                 rd16(a + 6), rd16(a + 8), rd16(a + 10), rd16(a + 12), rd16(a + 14));
+        snprintf(buf, size, "[%x:%x:%x:%x:%x:%x:%x:%x]", get_be16(a), get_be16(a + 2), get_be16(a + 4),
+                 get_be16(a + 6), get_be16(a + 8), get_be16(a + 10), get_be16(a + 12), get_be16(a + 14));
     } else {
         snprintf(buf, size, "%u.%u.%u.%u", a[12], a[13], a[14], a[15]);
     }

@@ -13,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "colo/byte_order.h"
 #include "colo/pkt_parse.h"
 
 #define MAX_HELD_PER_CONN 16
@@ -45,19 +46,6 @@ struct seq_rewriter {
 
 /* ---- arithmetic ---- */
 
-static inline uint32_t rd32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static inline void wr32(uint8_t *p, uint32_t v)
-{
-    p[0] = (uint8_t)(v >> 24);
-    p[1] = (uint8_t)(v >> 16);
-    p[2] = (uint8_t)(v >> 8);
-    p[3] = (uint8_t)v;
-}
-
 /* RFC 1624 eqn. 3: HC' = ~(~HC + ~m + m'), for each 16-bit half of a 32-bit field. */
 static uint16_t csum_replace16(uint16_t csum, uint16_t old_value, uint16_t new_value)
 {
@@ -80,10 +68,10 @@ uint16_t csum_replace32(uint16_t csum, uint32_t old_value, uint32_t new_value)
  */
 static void replace32(uint8_t *tcp, uint32_t off, uint32_t value, bool fix_csum)
 {
-    uint32_t old = rd32(tcp + off);
+    uint32_t old = get_be32(tcp + off);
     if (old == value)
         return;
-    wr32(tcp + off, value);
+    put_be32(tcp + off, value);
     if (!fix_csum)
         return;
     uint16_t csum = (uint16_t)(tcp[16] << 8 | tcp[17]);
@@ -108,7 +96,7 @@ static void replace32(uint8_t *tcp, uint32_t off, uint32_t value, bool fix_csum)
 
 static void add32(uint8_t *tcp, uint32_t off, uint32_t delta, bool fix_csum)
 {
-    replace32(tcp, off, rd32(tcp + off) + delta, fix_csum);
+    replace32(tcp, off, get_be32(tcp + off) + delta, fix_csum);
 }
 
 enum shift_dir { TOWARD_SVM, TOWARD_LINK };
@@ -187,7 +175,7 @@ static bool find_timestamp(const uint8_t *tcp, uint32_t tcp_len, bool echo, uint
         if (off + 1 >= hl || tcp[off + 1] < 2 || off + tcp[off + 1] > hl)
             return false;
         if (kind == TCPOPT_TIMESTAMP && tcp[off + 1] == 10) {
-            *value = rd32(tcp + off + (echo ? 6 : 2));
+            *value = get_be32(tcp + off + (echo ? 6 : 2));
             return true;
         }
         off += tcp[off + 1];

@@ -8,6 +8,8 @@
 #include <glib.h>
 #include <string.h>
 
+#include "colo/byte_order.h"
+
 static const uint8_t MAGIC[4] = { 'C', 'L', 'W', 'T' };
 #define VERSION 1
 #define MAC_LEN 32
@@ -16,28 +18,6 @@ const char *witness_reject_name(enum witness_reject r)
 {
     static const char *const names[WITNESS_REJECT_COUNT] = { "ok", "length", "magic", "mac", "type", "replay", "full", "not-ours" };
     return r < WITNESS_REJECT_COUNT ? names[r] : "unknown";
-}
-
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++)
-        p[i] = (uint8_t)(v >> (24 - 8 * i));
-}
-
-static void put_u64(uint8_t *p, uint64_t v)
-{
-    put_u32(p, (uint32_t)(v >> 32));
-    put_u32(p + 4, (uint32_t)v);
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
-}
-
-static uint64_t get_u64(const uint8_t *p)
-{
-    return (uint64_t)get_u32(p) << 32 | get_u32(p + 4);
 }
 
 static void mac_of(const uint8_t *body, const uint8_t *key, size_t key_len, uint8_t mac[MAC_LEN])
@@ -56,12 +36,12 @@ void witness_msg_encode(const struct witness_msg *m, const uint8_t *key, size_t 
     memcpy(out, MAGIC, sizeof(MAGIC));
     out[4] = VERSION;
     out[5] = m->type;
-    put_u64(out + 8, m->pair_id);
-    put_u64(out + 16, m->sender_id);
-    put_u64(out + 24, m->counter);
-    put_u32(out + 32, m->lease_ms);
-    put_u32(out + 36, m->wait_ms);
-    put_u64(out + 40, m->holder_id);
+    put_be64(out + 8, m->pair_id);
+    put_be64(out + 16, m->sender_id);
+    put_be64(out + 24, m->counter);
+    put_be32(out + 32, m->lease_ms);
+    put_be32(out + 36, m->wait_ms);
+    put_be64(out + 40, m->holder_id);
     mac_of(out, key, key_len, out + WITNESS_MAC_OFFSET);
 }
 
@@ -87,12 +67,12 @@ enum witness_reject witness_msg_decode(const uint8_t *buf, size_t len, const uin
     if (buf[5] < WITNESS_ACQUIRE || buf[5] > WITNESS_DENY)
         return WITNESS_REJECT_TYPE;
     m->type = buf[5];
-    m->pair_id = get_u64(buf + 8);
-    m->sender_id = get_u64(buf + 16);
-    m->counter = get_u64(buf + 24);
-    m->lease_ms = get_u32(buf + 32);
-    m->wait_ms = get_u32(buf + 36);
-    m->holder_id = get_u64(buf + 40);
+    m->pair_id = get_be64(buf + 8);
+    m->sender_id = get_be64(buf + 16);
+    m->counter = get_be64(buf + 24);
+    m->lease_ms = get_be32(buf + 32);
+    m->wait_ms = get_be32(buf + 36);
+    m->holder_id = get_be64(buf + 40);
     return WITNESS_OK;
 }
 
