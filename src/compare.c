@@ -14,6 +14,13 @@
  * orphan queue when the table had no room) and in the age list until it is
  * released; release always takes the head of a queue, so per-connection order
  * is arrival order. Nothing here drops a PVM packet.
+ *
+ * Time: every entry point's `now` passes through engine_now, so the engine's
+ * clock never goes back (a stepped wall clock, a capture's unsorted frames)
+ * and no deadline wraps (sums saturate). The connection table counts seconds
+ * in 32 bits modulo 2^32, so it is shown a clock of its own whose steps are cut
+ * to just over the longest connection timeout: a longer gap expires every idle
+ * connection whatever its length. A gap therefore costs the same however long.
  */
 #include "compare_internal.h"
 
@@ -48,6 +55,10 @@ struct colo_compare {
     uint64_t last_request_ns, min_interval_ns;
     uint64_t timeout_ns;
     uint64_t next_scan_ns;
+    bool clock_started;                         /* clock_s holds a real time */
+    uint64_t clock_s;                           /* the caller's seconds at the last call */
+    uint32_t table_s;                           /* the table's seconds: steps cut to table_step_max_s */
+    uint32_t table_step_max_s;
     struct colo_compare_stats stats;
 };
 
@@ -100,6 +111,42 @@ static bool discard_stale_svm(struct colo_compare *c, struct conn *conn)
     return s->svm_head != NULL;
 }
 
+static uint64_t sat_add(uint64_t a, uint64_t b)
+{
+    return a > UINT64_MAX - b ? UINT64_MAX : a + b;
+}
+
+#define TABLE_STEP_LIMIT_S (1u << 30) /* far below 2^31: the table's comparisons stay right */
+
+/* Just over the longest connection timeout: a step that long expires every idle connection. */
+static uint32_t table_step_max(const struct conn_timeouts *t)
+{
+    uint32_t m = t->handshake_s;
+    const uint32_t others[] = { t->tcp_established_s, t->closing_s, t->closed_s, t->datagram_s };
+    for (size_t i = 0; i < sizeof(others) / sizeof(others[0]); i++)
+        if (others[i] > m)
+            m = others[i];
+    return m < TABLE_STEP_LIMIT_S ? m + 1 : TABLE_STEP_LIMIT_S;
+}
+
+/* The engine's time for a call made at `now`: never earlier than the last call's; moves the table's clock. */
+static uint64_t engine_now(struct colo_compare *c, uint64_t now)
+{
+    if (now < c->now)
+        now = c->now;
+    uint64_t s = now / NS_PER_S;
+    if (!c->clock_started) {
+        c->table_s = (uint32_t)s;
+        c->clock_started = true;
+    } else {
+        uint64_t step = s - c->clock_s;
+        c->table_s += step < c->table_step_max_s ? (uint32_t)step : c->table_step_max_s;
+    }
+    c->clock_s = s;
+    c->now = now;
+    return now;
+}
+
 static void on_conn_evicted(void *ctx, struct conn *conn)
 {
     discard_svm_queue(ctx, conn);
@@ -121,6 +168,7 @@ struct colo_compare *colo_compare_create(const struct colo_compare_config *cfg,
     c->ctx = ctx;
     c->timeout_ns = (uint64_t)cfg->compare_timeout_ms * NS_PER_MS;
     c->min_interval_ns = (uint64_t)cfg->checkpoint_min_interval_ms * NS_PER_MS;
+    c->table_step_max_s = table_step_max(&cfg->timeouts);
     c->dirty_cap = cfg->max_conns * 2;
     c->dirty = malloc(sizeof(uint32_t) * c->dirty_cap);
     c->table = conn_table_create(cfg->max_conns, &cfg->timeouts, conn_holds_pvm_packets,
@@ -377,7 +425,7 @@ static void input_one(struct colo_compare *c, enum colo_side side, struct colo_p
 {
     const struct compare_proto *proto = proto_for(&conn->key);
     struct conn_stream *s = &conn->stream;
-    observe(c->table, conn, &p->view, (uint32_t)(now / NS_PER_S));
+    observe(c->table, conn, &p->view, c->table_s);
     mark_dirty(c, conn);
     if (side == SIDE_PVM) {
         pvm_append(c, conn, p);
@@ -394,11 +442,16 @@ static void input_one(struct colo_compare *c, enum colo_side side, struct colo_p
     release_ready(c, conn, proto);
 }
 
+static uint64_t scan_cycle_ns(const struct colo_compare *c)
+{
+    return (uint64_t)c->cfg.expired_scan_cycle_ms * NS_PER_MS;
+}
+
 static void prepare(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                     uint64_t now)
 {
     if (!c->next_scan_ns)
-        c->next_scan_ns = now + (uint64_t)c->cfg.expired_scan_cycle_ms * NS_PER_MS;
+        c->next_scan_ns = sat_add(now, scan_cycle_ns(c));
     p->arrival_ns = now;
     p->next = NULL;
     p->cmp_flags = 0;
@@ -475,17 +528,17 @@ static void input_with_conn(struct colo_compare *c, enum colo_side side, struct 
  * connections are created as usual. The checkpoint that releases the orphans
  * clears the filter.
  */
-static struct conn *find_conn(struct colo_compare *c, const struct pkt_view *v, uint32_t hash, uint64_t now)
+static struct conn *find_conn(struct colo_compare *c, const struct pkt_view *v, uint32_t hash)
 {
     if (c->orphan_head && orphan_key_maybe(c, hash))
         return conn_lookup(c->table, &v->key, hash);
-    return conn_lookup_or_create(c->table, &v->key, hash, (uint32_t)(now / NS_PER_S));
+    return conn_lookup_or_create(c->table, &v->key, hash, c->table_s);
 }
 
 void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo_pkt *p,
                         uint64_t now)
 {
-    c->now = now;
+    now = engine_now(c, now);
     prepare(c, side, p, now);
     if (c->alone) {
         pass_alone(c, side, p);
@@ -494,7 +547,7 @@ void colo_compare_input(struct colo_compare *c, enum colo_side side, struct colo
     if (stale_on_arrival(c, side, p) || (c->cfg.bypass.count && bypassed(c, side, p)))
         return;
     uint32_t hash = conn_hash(c->table, &p->view.key);
-    input_with_conn(c, side, p, find_conn(c, &p->view, hash, now), hash, now);
+    input_with_conn(c, side, p, find_conn(c, &p->view, hash), hash, now);
 }
 
 #define BURST_MAX 64
@@ -512,7 +565,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
                               struct colo_pkt **pkts, unsigned n, uint64_t now)
 {
     uint32_t hashes[BURST_MAX];
-    c->now = now;
+    now = engine_now(c, now);
     if (c->alone) {
         for (unsigned i = 0; i < n; i++) {
             prepare(c, side, pkts[i], now);
@@ -532,7 +585,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
             prepare(c, side, pkts[i], now);
             if (stale_on_arrival(c, side, pkts[i]) || (c->cfg.bypass.count && bypassed(c, side, pkts[i])))
                 continue;
-            input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i], now), hashes[i], now);
+            input_with_conn(c, side, pkts[i], find_conn(c, &pkts[i]->view, hashes[i]), hashes[i], now);
         }
         pkts += chunk;
         n -= chunk;
@@ -543,7 +596,7 @@ void colo_compare_input_burst(struct colo_compare *c, enum colo_side side,
 
 void colo_compare_tick(struct colo_compare *c, uint64_t now)
 {
-    c->now = now;
+    now = engine_now(c, now);
     if (c->alone)
         return;
     if (c->request_deferred && !too_soon(c, now))
@@ -551,24 +604,42 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now)
     if (!c->checkpoint_pending && c->age_head && now - c->age_head->arrival_ns >= c->timeout_ns)
         request_checkpoint(c, CKPT_TIMEOUT, now);
     if (c->next_scan_ns && now >= c->next_scan_ns) {
-        conn_table_expire(c->table, (uint32_t)(now / NS_PER_S), EXPIRE_BUDGET_PER_SCAN);
-        c->next_scan_ns = now + (uint64_t)c->cfg.expired_scan_cycle_ms * NS_PER_MS;
+        conn_table_expire(c->table, c->table_s, EXPIRE_BUDGET_PER_SCAN);
+        c->next_scan_ns = sat_add(now, scan_cycle_ns(c));
     }
+}
+
+/* The earliest deadline other than the connection scan's; UINT64_MAX when none. */
+static uint64_t next_request_deadline(const struct colo_compare *c)
+{
+    uint64_t next = UINT64_MAX;
+    if (c->request_deferred)
+        next = sat_add(c->last_request_ns, c->min_interval_ns);
+    if (!c->checkpoint_pending && c->age_head) {
+        uint64_t t = sat_add(c->age_head->arrival_ns, c->timeout_ns);
+        if (t < next)
+            next = t;
+    }
+    return next;
 }
 
 uint64_t colo_compare_next_deadline(const struct colo_compare *c)
 {
     if (c->alone)
         return UINT64_MAX;
-    uint64_t next = c->next_scan_ns ? c->next_scan_ns : UINT64_MAX;
-    if (c->request_deferred && c->last_request_ns + c->min_interval_ns < next)
-        next = c->last_request_ns + c->min_interval_ns;
-    if (!c->checkpoint_pending && c->age_head) {
-        uint64_t t = c->age_head->arrival_ns + c->timeout_ns;
-        if (t < next)
-            next = t;
-    }
-    return next;
+    uint64_t next = next_request_deadline(c);
+    return c->next_scan_ns && c->next_scan_ns < next ? c->next_scan_ns : next;
+}
+
+void colo_compare_skip_idle_scans(struct colo_compare *c, uint64_t until)
+{
+    uint64_t other = next_request_deadline(c);
+    if (other < until)
+        until = other;
+    uint64_t cycle = scan_cycle_ns(c);
+    if (c->alone || !c->next_scan_ns || !cycle || until == UINT64_MAX || c->next_scan_ns >= until)
+        return;
+    c->next_scan_ns += (until - c->next_scan_ns) / cycle * cycle;
 }
 
 /* ---- checkpoints ---- */
@@ -640,9 +711,9 @@ static void flush_everything(struct colo_compare *c, enum release_reason why, bo
 
 static void checkpoint_flush(struct colo_compare *c, uint64_t now, bool keep_new_epochs)
 {
+    now = engine_now(c, now);
     if (c->checkpoint_pending && now >= c->last_request_ns)
         latency_hist_record(&c->stats.checkpoint_wait, now - c->last_request_ns);
-    c->now = now;
     c->stats.checkpoints_done++;
     flush_everything(c, RELEASE_CHECKPOINT, keep_new_epochs);
 }
@@ -663,7 +734,7 @@ void colo_compare_checkpoint_done_epoch(struct colo_compare *c, uint64_t now, ui
 void colo_compare_request_checkpoint(struct colo_compare *c, enum checkpoint_reason why,
                                      uint64_t now)
 {
-    request_checkpoint(c, why, now);
+    request_checkpoint(c, why, engine_now(c, now));
 }
 
 void colo_compare_release_all(struct colo_compare *c)
@@ -695,7 +766,7 @@ uint64_t colo_compare_go_alone(struct colo_compare *c, uint64_t now)
     if (c->alone)
         return 0;
     uint64_t before = c->stats.released[RELEASE_FAILOVER];
-    c->now = now;
+    engine_now(c, now);
     while (c->age_head && release_oldest(c, RELEASE_FAILOVER))
         ;
     flush_everything(c, RELEASE_FAILOVER, false); /* the SVM queues, and anything the walk could not place */

@@ -14,7 +14,9 @@
  * SYN-ACK is held until the SVM's SYN-ACK answering the same client SYN has
  * arrived, so the client cannot ACK before the secondary's rewriter can learn its
  * offset. A RST matches a RST; one side resetting while the other sends data or
- * a FIN is a divergence.
+ * a FIN is a divergence. For a PVM RST only SVM data at or past the RST's
+ * position counts: SVM data before it is what the PVM sent too, in segments a
+ * lossy capture missed.
  *
  * A SYN with a new ISN on a known 5-tuple (the client reused its port) starts a
  * new incarnation: the stream restarts from the new ISN. Whichever side starts
@@ -101,8 +103,10 @@ static void tcp_pvm_arrived(struct colo_compare *c, struct conn *conn, struct co
         s->cmp_seq = s->pvm_next = s->stream_base;
         s->flags |= CMPF_BASE;
     }
-    if (v->tcp_flags & TCPF_RST)
+    if (v->tcp_flags & TCPF_RST) {
         s->flags |= CMPF_PVM_RST;
+        s->pvm_rst_seq = v->tcp_seq;
+    }
     if (has_ack(p)) {
         s->pvm_max_ack = (s->flags & CMPF_PVM_ACK) ? seq_max(s->pvm_max_ack, v->tcp_ack) : v->tcp_ack;
         s->flags |= CMPF_PVM_ACK;
@@ -240,6 +244,15 @@ static bool compare_step(struct colo_compare *c, struct conn *conn)
     return true;
 }
 
+/* The first queued SVM segment with data (or a FIN) at or past `pos`. */
+static struct colo_pkt *svm_reaching(const struct conn_stream *s, uint32_t pos)
+{
+    for (struct colo_pkt *q = s->svm_head; q; q = q->next)
+        if (seq_lt(pos, stream_end(q)))
+            return q;
+    return NULL;
+}
+
 static void tcp_advance(struct colo_compare *c, struct conn *conn)
 {
     struct conn_stream *s = &conn->stream;
@@ -250,8 +263,9 @@ static void tcp_advance(struct colo_compare *c, struct conn *conn)
     if (s->flags & CMPF_DIVERGED)
         return;
     bool pvm_rst = s->flags & CMPF_PVM_RST, svm_rst = s->flags & CMPF_SVM_RST;
-    if (pvm_rst && !svm_rst && s->svm_head) {
-        diverge_at(c, conn, DIV_RST, NULL, s->svm_head, s->cmp_seq);
+    struct colo_pkt *svm_past_rst = pvm_rst && !svm_rst ? svm_reaching(s, s->pvm_rst_seq) : NULL;
+    if (svm_past_rst) {
+        diverge_at(c, conn, DIV_RST, NULL, svm_past_rst, seq_max(s->cmp_seq, svm_past_rst->view.tcp_seq));
     } else if (svm_rst && !pvm_rst) {
         struct colo_pkt *p = pvm_covering(s, s->cmp_seq);
         if (p)

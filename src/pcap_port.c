@@ -5,6 +5,11 @@
  * precision (libpcap scales microsecond files). Never trusts a record: lengths
  * come from libpcap's header and are used only to copy that many bytes. Also
  * whether a record can start with a virtio-net header (vnet_hdr_plausible).
+ *
+ * Timestamps: the file's seconds field is an unsigned 32-bit count (libpcap
+ * hands it over sign-extended, so 0xffffffff would read as -1 and anything past
+ * 2038-01-19 03:14:07 as negative); the fraction is clamped to under a second.
+ * So every record's time is at most 2^32 s, and never wraps a 64-bit clock.
  */
 #include "colo/pcap_port.h"
 
@@ -45,6 +50,15 @@ static int grow(struct pcap_trace *t, size_t *cap_recs, size_t *blob_len, size_t
     return 0;
 }
 
+/* The record's time in ns: unsigned 32-bit seconds, the fraction (ns, as opened) kept under a second. */
+static uint64_t record_ns(const struct timeval *ts)
+{
+    uint64_t frac = ts->tv_usec < 0 ? 0 : (uint64_t)ts->tv_usec;
+    if (frac > PCAP_TS_NS_MAX % 1000000000ull)
+        frac = PCAP_TS_NS_MAX % 1000000000ull;
+    return (uint64_t)(uint32_t)ts->tv_sec * 1000000000ull + frac;
+}
+
 int pcap_trace_load(const char *path, struct pcap_trace *t, char *err, size_t errlen)
 {
     char pe[PCAP_ERRBUF_SIZE];
@@ -74,7 +88,7 @@ int pcap_trace_load(const char *path, struct pcap_trace *t, char *err, size_t er
         }
         memcpy(t->blob + blob_len, data, h->caplen);
         t->records[t->count++] = (struct pcap_record){
-            .ts_ns = (uint64_t)h->ts.tv_sec * 1000000000ull + (uint64_t)h->ts.tv_usec,
+            .ts_ns = record_ns(&h->ts),
             .len = h->caplen,
             .orig_len = h->len,
             .data = (uint8_t *)(uintptr_t)blob_len,

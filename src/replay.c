@@ -10,7 +10,10 @@
  * The clock only moves forward: each step takes the earliest of the next frame,
  * the next engine deadline (compare timeout, connection expiry) and the next
  * checkpoint completion; equal times run completions first, then timers, then
- * frames, as a live data plane would within one poll iteration.
+ * frames, as a live data plane would within one poll iteration. Connection
+ * scans in a gap with nothing else due are jumped to the last of them (the
+ * engine's colo_compare_skip_idle_scans), so a replay's cost follows its frame
+ * count, not its span.
  */
 #include "colo/replay.h"
 
@@ -247,6 +250,7 @@ static void run_events(struct replay_run *r)
         uint64_t ts = j < ns ? r->svm_trace.records[j].ts_ns : UINT64_MAX;
         uint64_t tframe = tp <= ts ? tp : ts;
         uint64_t tdone = next_done(r);
+        colo_compare_skip_idle_scans(r->engine, tdone < tframe ? tdone : tframe);
         uint64_t ttimer = colo_compare_next_deadline(r->engine);
         bool input_left = i < np || j < ns;
         bool held = colo_compare_stats(r->engine)->pvm_held != 0;

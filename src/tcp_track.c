@@ -23,7 +23,10 @@
  * expire if it stayed quiet; activity only updates `last_active_s`. When its
  * slot comes round, the entry is either expired or re-filed under its real
  * deadline. So the per-packet cost is a store, and expiry work is proportional
- * to what is due. Must never: remove a connection its owner says is busy,
+ * to what is due. A walk behind by more than a lap starts one lap back: a lap
+ * visits every slot, and each entry is judged by its own deadline, so the
+ * seconds skipped hold nothing else and a gap of any length costs one lap.
+ * Must never: remove a connection its owner says is busy,
  * allocate after creation, or probe past CONN_PROBE_LIMIT slots.
  */
 #include "colo/tcp_track.h"
@@ -512,6 +515,8 @@ void conn_table_expire(struct conn_table *t, uint32_t now_s, uint32_t budget)
 {
     if (!t->wheel_started)
         return;
+    if ((int32_t)(now_s - t->wheel_now_s) >= (int32_t)WHEEL_SLOTS)
+        t->wheel_now_s = now_s - (WHEEL_SLOTS - 1);
     while ((int32_t)(now_s - t->wheel_now_s) >= 0 && budget) {
         uint32_t slot = t->wheel_now_s % WHEEL_SLOTS;
         uint32_t id = t->wheel[slot];

@@ -290,6 +290,31 @@ static void test_tcp_svm_rst_while_pvm_sends_data_diverges(void **state)
     assert_int_equal(h->last_kind, DIV_RST);
 }
 
+/* A lossy capture: the PVM's segment at 1005 is missing, the SVM's is queued, and both then reset at 1010. */
+static void test_tcp_pvm_rst_after_svm_data_in_a_hole_matches(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "hello");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "hello");
+    tcp(h, SIDE_SVM, 1005, 500, PA, "world");
+    tcp(h, SIDE_PVM, 1010, 500, TCPF_RST | TCPF_ACK, NULL);
+    assert_int_equal(h->ndivs, 0);
+    tcp(h, SIDE_SVM, 1010, 500, TCPF_RST | TCPF_ACK, NULL);
+    assert_int_equal(h->ndivs, 0);
+    assert_int_equal(h->nreleased, 2);
+}
+
+static void test_tcp_pvm_rst_while_svm_sends_past_it_diverges(void **state)
+{
+    struct harness *h = *state;
+    tcp(h, SIDE_PVM, 1000, 500, PA, "hello");
+    tcp(h, SIDE_SVM, 1000, 500, PA, "hello");
+    tcp(h, SIDE_SVM, 1005, 500, PA, "world");
+    tcp(h, SIDE_PVM, 1008, 500, TCPF_RST | TCPF_ACK, NULL);
+    assert_int_equal(h->ndivs, 1);
+    assert_int_equal(h->last_kind, DIV_RST);
+}
+
 static void test_tcp_rst_matches_rst(void **state)
 {
     struct harness *h = *state;
@@ -1063,6 +1088,8 @@ int main(void)
         T(test_tcp_fin_vs_data_diverges),
         T(test_tcp_rst_vs_fin_diverges),
         T(test_tcp_svm_rst_while_pvm_sends_data_diverges),
+        T(test_tcp_pvm_rst_after_svm_data_in_a_hole_matches),
+        T(test_tcp_pvm_rst_while_svm_sends_past_it_diverges),
         T(test_tcp_rst_matches_rst),
         T(test_tcp_pure_ack_released_at_once),
         T(test_tcp_pure_ack_waits_behind_held_data),

@@ -137,6 +137,17 @@ void colo_compare_tick(struct colo_compare *c, uint64_t now_ns);
 /* The earliest time colo_compare_tick has work; UINT64_MAX when none. */
 uint64_t colo_compare_next_deadline(const struct colo_compare *c);
 
+/*
+ * For a caller that knows nothing reaches the engine before `until` (replay's
+ * next frame or checkpoint completion): of the connection scans due before
+ * then, only the last can expire anything (each expires what is due by its own
+ * time, and nothing arrives in between to keep a connection alive), so the scan
+ * deadline moves to the last one at or before `until` (or before the next other
+ * deadline, if sooner). A gap then costs one scan however long it is; more than
+ * 65536 connections falling due in it expire over the scans that follow.
+ */
+void colo_compare_skip_idle_scans(struct colo_compare *c, uint64_t until);
+
 void colo_compare_checkpoint_done(struct colo_compare *c, uint64_t now_ns);
 
 /*

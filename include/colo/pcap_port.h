@@ -15,8 +15,10 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#define PCAP_TS_NS_MAX (UINT32_MAX * 1000000000ull + 999999999ull)
+
 struct pcap_record {
-    uint64_t ts_ns;
+    uint64_t ts_ns;        /* <= PCAP_TS_NS_MAX: unsigned 32-bit seconds, the fraction under one */
     uint32_t len;       /* bytes captured (a truncated capture is used as it is) */
     uint32_t orig_len;  /* length on the wire */
     uint8_t *data;      /* into the trace's blob; writable, for in-place rewriting */

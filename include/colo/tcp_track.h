@@ -53,6 +53,7 @@ struct conn_stream {
     uint32_t stream_base;  /* TCP: PVM ISN + 1, or the first PVM seq seen */
     uint32_t pvm_syn_ack;  /* TCP: ack fields of each side's latest SYN(-ACK): */
     uint32_t svm_syn_ack;  /* equal when both answer the same client SYN */
+    uint32_t pvm_rst_seq;  /* TCP: where the PVM's RST sits (CMPF_PVM_RST) */
     uint16_t pvm_count, svm_count;
     uint16_t flags;        /* CMPF_* in compare_internal.h */
 };

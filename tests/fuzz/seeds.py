@@ -40,6 +40,22 @@ def record(body, vnet=None):
     return head + (struct.pack(">I", vnet) if vnet is not None else b"") + body
 
 
+EXTREME_TIMES = [(1000, 0), (0x7fffffff, 999999), (0x80000000, 0), (0xffffffff, 0xffffffff), (0, 0),
+                 (0xffffffff, 999999), (0x80000001, 0x80000000)]
+
+
+def extreme_times(path):
+    """The first records of a little-endian classic pcap, stamped across 2038, at 0xffffffff and back."""
+    data = bytearray(open(path, "rb").read())
+    at = 24
+    for sec, frac in EXTREME_TIMES:
+        if at + 16 > len(data):
+            break
+        struct.pack_into("<II", data, at, sec, frac)
+        at += 16 + struct.unpack("<I", data[at + 8:at + 12])[0]
+    return bytes(data[:at])
+
+
 def write(out, target, name, data):
     d = os.path.join(out, target)
     os.makedirs(d, exist_ok=True)
@@ -80,6 +96,7 @@ def main():
         for _ in range(4):  # the first records, whole
             whole += 16 + struct.unpack("<I", data[whole + 8:whole + 12])[0]
         write(out, "pcap", "first-" + os.path.basename(path), data[:whole])
+    write(out, "pcap", "extreme-times", extreme_times(os.path.join(TOP, "pcap_fixtures", "http-identical-pvm.pcap")))
     conf = (b"# socket mode\n[compare]\nprimary_in = tcp:127.0.0.1:9001\ncompare_timeout = 3000\n"
             b"vnet_hdr_support = true\nvnet-hdr = 12\nbypass = proto=udp,guest_port=123\n[run]\neal = -l 1\n")
     write(out, "settings", "good", conf + b"\0proto=tcp,guest=10.0.0.0/8,guest_port=80; peer=fd00::/16\0" + bytes(48))
