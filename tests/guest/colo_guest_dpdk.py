@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""colo_guest_dpdk.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--failover secondary] — `colo-proxy run` (the DPDK data
+"""colo_guest_dpdk.py PROXY PRELOAD IMAGE_DIR [--seconds N] [--failover primary|secondary] — `colo-proxy run` (the DPDK data
 plane) serving two real QEMU 7.2 guests in COLO through vhost-user NICs, with no QEMU network
 filter and no colo-compare.
 
@@ -26,7 +26,9 @@ With --failover secondary, the primary host dies half way (its QEMU and its colo
 killed) while requests and an echo connection opened before are under way: the secondary's
 colo-proxy notices the silence on the link and the clients' side, takes the clients over and
 tells its QEMU x-colo-lost-heartbeat; every request must be answered, the echo connection must go
-on, and the client-visible gap is printed.
+on, and the client-visible gap is printed. With --failover primary, the secondary host dies
+instead: the primary's colo-proxy releases what it held, passes the PVM's output straight on and
+tells its QEMU x-colo-lost-heartbeat; every request is answered and nothing held is lost.
 Prints `guest: PASS|FAIL <what>` lines and the figures; exits 1 on any FAIL.
 """
 import json
@@ -427,38 +429,48 @@ class EchoStream:
         return max((b - a for a, b in zip(times, times[1:])), default=-1)
 
 
-def failover(proxy, d, img, seconds, procs, s, hung):
-    """The primary host dies (its QEMU and its colo-proxy, SIGKILL) half way through; the secondary's
-    colo-proxy notices the silence, takes over the clients' side and fails the secondary QEMU over."""
-    work = TimedWorkload(img + "/www")
-    stream = EchoStream()
-    runner = threading.Thread(target=work.run, args=(seconds, ["page", "echo", "big", "echo", "token", "page", "echo"]))
-    t0 = time.monotonic()
-    runner.start()
+def kill_host(procs, names):
+    for name in names:
+        procs[name].kill()
+    for name in names:
+        procs[name].wait()
+
+
+def secondary_dies(seconds, procs, work, t0):
+    """The secondary host dies (its QEMU and its colo-proxy, SIGKILL) with a request in flight: the primary's
+    colo-proxy hears no more heartbeats, releases what it holds, passes the PVM's output straight on and tells
+    the primary QEMU x-colo-lost-heartbeat."""
     cg.until(lambda: time.monotonic() - t0 >= seconds / 2, seconds)
-    # A connection opened just before the kill (most likely since the last checkpoint: the SVM's ISN is its own,
-    # so the secondary's rewriting must go on with the offset it learned).
+    cg.until(lambda: work.in_flight is not None, seconds)
+    in_flight = work.in_flight is not None
+    killed = time.monotonic()
+    kill_host(procs, ("secondary", "secondary-proxy"))
+    return killed, in_flight
+
+
+def primary_dies(d, seconds, procs, hung, work, t0):
+    """The primary host dies (its QEMU and its colo-proxy, SIGKILL) with a request in flight, and an echo
+    connection opened just before (most likely since the last checkpoint: the SVM's ISN is its own, so the
+    secondary's rewriting must go on with the offset it learned)."""
+    cg.until(lambda: time.monotonic() - t0 >= seconds / 2, seconds)
     fresh = EchoStream()
     cg.until(lambda: fresh.answered or fresh.error, 10)
     cg.until(lambda: work.in_flight is not None, seconds)
     in_flight = work.in_flight is not None
     hung.verdict()  # up to the kill
     killed = time.monotonic()
-    for name in ("primary", "primary-proxy"):
-        procs[name].kill()
-    for name in ("primary", "primary-proxy"):
-        procs[name].wait()
-    runner.join()
-    stream.stop()
-    fresh.stop()
-    sec = stats(proxy, d + "/secondary.sock")
+    kill_host(procs, ("primary", "primary-proxy"))
+    return killed, in_flight, fresh
+
+
+def check_requests_across(work, stream, killed, t0, in_flight, host):
     before = [r for r in work.done if r[1] < killed]
     across = [r for r in work.done if r[0] < killed <= r[1]]
     after = [r for r in work.done if r[0] >= killed]
     bad = sum(c[1] for c in work.counts.values())
     first_after = min((r[1] for r in work.done if r[1] >= killed and r[2]), default=None)
-    verdict("failover: the primary host (QEMU and colo-proxy) was killed %.1f s into the traffic with a request "
-            "in flight (%d answered before)" % (killed - t0, len(before)), in_flight and len(before) > 0)
+    verdict("failover: the %s host (QEMU and colo-proxy) was killed %.1f s into the traffic with a request "
+            "in flight (%d answered before)" % (host, killed - t0, len(before)), in_flight and len(before) > 0)
     detail = ", ".join("%s %d/%d" % (k, c[0], c[0] + c[1]) for k, c in work.counts.items())
     verdict("failover: every request answered: %d before, %d across, %d after the kill (%s); first answer after the "
             "kill %.2f s after it%s" % (len(before), len(across), len(after), detail,
@@ -470,12 +482,37 @@ def failover(proxy, d, img, seconds, procs, s, hung):
             "client-visible gap %.2f s%s)" % (len(stream.answered), len([a for a in stream.answered if a > killed]),
                                               gap, "; " + stream.error if stream.error else ""),
             stream.error is None and any(a > killed + 1 for a in stream.answered))
+    print("guest: figures: failover (%s host killed): client-visible gap %.2f s on the open echo connection; first "
+          "new request answered %.2f s after the kill" % (host, gap, first_after - killed if first_after else -1),
+          flush=True)
+
+
+def check_primary_alone(proxy, d, p):
+    pri = stats(proxy, d + "/primary.sock")
+    verdict("failover: the primary colo-proxy goes on alone (alone %s, reason %s, secondary silent %d ms, "
+            "%d PVM frames passed straight on)" % (pri["alone"], pri["failover"]["reason"],
+                                                    pri["failover"]["peer_silent_ms"], pri["passed_alone"]),
+            pri["alone"] and pri["failover"]["reason"] in ("heartbeat", "carrier") and pri["passed_alone"] > 0)
+    released = sum(pri["released"].values())
+    verdict("failover: nothing the primary held was lost (pvm_in %d = released %d, held %d; %s)"
+            % (pri["pvm_in"], released, pri["held"], pri["released"]),
+            pri["pvm_in"] == released and pri["held"] == 0)
+    status = p.cmd("query-colo-status")
+    log = open(d + "/primary-proxy.log", errors="replace").read()
+    verdict("failover: the primary colo-proxy told its QEMU x-colo-lost-heartbeat, which left COLO "
+            "(query-colo-status: %s)" % status,
+            status.get("mode") == "none" and "x-colo-lost-heartbeat" in log)
+    verdict("failover: nothing left waiting for the PVM's or the clients' port",
+            cg.until(lambda: all(stats(proxy, d + "/primary.sock")["ports"][r]["tx_pending"] == 0
+                                 for r in ("pvm", "client")), 10))
+
+
+def check_secondary_took_over(proxy, d, s, fresh, killed):
     verdict("failover: an echo connection opened just before the kill goes on too (%d lines echoed, %d after the "
             "kill%s)" % (len(fresh.answered), len([a for a in fresh.answered if a > killed]),
                          "; " + fresh.error if fresh.error else ""),
             fresh.error is None and any(a > killed + 1 for a in fresh.answered))
-    print("guest: figures: failover: client-visible gap %.2f s on the open echo connection; first new request "
-          "answered %.2f s after the kill" % (gap, first_after - killed if first_after else -1), flush=True)
+    sec = stats(proxy, d + "/secondary.sock")
     verdict("failover: the secondary colo-proxy took over (taken_over %s, reason %s, primary silent %d ms, "
             "%d announcement frames)" % (sec["taken_over"], sec["failover"]["reason"],
                                          sec["failover"]["peer_silent_ms"], sec["announce"]["frames"]),
@@ -490,12 +527,35 @@ def failover(proxy, d, img, seconds, procs, s, hung):
             cg.until(lambda: stats(proxy, d + "/secondary.sock")["ports"]["svm"]["tx_pending"] == 0, 10))
 
 
+def failover(proxy, d, img, seconds, procs, p, s, hung, survivor):
+    """One host dies half way through the traffic; the survivor's colo-proxy notices the silence and serves on:
+    `secondary` (the primary host is killed) takes over the clients' side and fails the secondary QEMU over;
+    `primary` (the secondary host is killed) goes on alone."""
+    work = TimedWorkload(img + "/www")
+    stream = EchoStream()
+    runner = threading.Thread(target=work.run, args=(seconds, ["page", "echo", "big", "echo", "token", "page", "echo"]))
+    t0 = time.monotonic()
+    runner.start()
+    if survivor == "secondary":
+        killed, in_flight, fresh = primary_dies(d, seconds, procs, hung, work, t0)
+    else:
+        killed, in_flight = secondary_dies(seconds, procs, work, t0)
+    runner.join()
+    stream.stop()
+    check_requests_across(work, stream, killed, t0, in_flight, "primary" if survivor == "secondary" else "secondary")
+    if survivor == "secondary":
+        fresh.stop()
+        check_secondary_took_over(proxy, d, s, fresh, killed)
+    else:
+        check_primary_alone(proxy, d, p)
+
+
 def main():
     proxy, preload, img = sys.argv[1:4]
     seconds = int(sys.argv[sys.argv.index("--seconds") + 1]) if "--seconds" in sys.argv else 60
     failover_mode = sys.argv[sys.argv.index("--failover") + 1] if "--failover" in sys.argv else None
-    if failover_mode not in (None, "secondary"):
-        raise SystemExit("colo_guest_dpdk: --failover secondary (the survivor; the primary host is killed)")
+    if failover_mode not in (None, "primary", "secondary"):
+        raise SystemExit("colo_guest_dpdk: --failover primary|secondary (the survivor; the other host is killed)")
     d = os.environ.get("GUEST_WORKDIR") or "/tmp/colo-guest-dpdk-%d" % os.getpid()
     os.makedirs(d + "/reports", exist_ok=True)
     tag = "cgd%d" % os.getpid()
@@ -539,8 +599,8 @@ def main():
             return
         verdict("the guest serves through colo-proxy run %.1f s after migrate" % (time.monotonic() - boot), True)
         if failover_mode:
-            failover(proxy, d, img, seconds, procs, s, hung)
-            stop_proxy("secondary", procs["secondary-proxy"], d)
+            failover(proxy, d, img, seconds, procs, p, s, hung, failover_mode)
+            stop_proxy(failover_mode, procs[failover_mode + "-proxy"], d)
             return
         before = run_traffic(proxy, d, img, seconds, ckpts, p)
         hung.verdict()

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# run-dpdk.sh [PROXY_BINARY [SECONDS [--failover secondary]]] — the real-guest COLO test of the DPDK data plane
+# run-dpdk.sh [PROXY_BINARY [SECONDS [--failover primary|secondary]]] — the real-guest COLO test of the DPDK data plane
 # (tests/guest/colo_guest_dpdk.py): two QEMU 7.2 TCG guests in COLO whose NICs are vhost-user
 # ports of `colo-proxy run` (one per host, in network namespaces), no QEMU network filter, a
-# client checking every byte for SECONDS (default 60); with --failover secondary, the primary host
-# is killed half way and the secondary takes over. Builds the guest image on first use
-# (tests/guest/make-image.sh, cached in build-guest/) and uses the TCG workaround preload from
-# the release build. Needs root (network namespaces, veths, af_packet).
+# client checking every byte for SECONDS (default 60); with --failover SURVIVOR, the other host is
+# killed half way and the survivor serves on (the secondary takes over, or the primary goes on
+# alone). Builds the guest image on first use (tests/guest/make-image.sh, cached in build-guest/)
+# and uses the TCG workaround preload from the release build. Needs root (network namespaces, veths, af_packet).
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 top=$(cd "$here/../.." && pwd)
