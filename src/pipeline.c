@@ -372,16 +372,16 @@ static unsigned silent_iteration(struct pipeline *p)
 
 /*
  * The secondary is gone: nothing will ever match, so release everything held
- * (in order) and pass PVM output straight through from now on. Joining a
- * secondary again means starting COLO again (a new colo-proxy run).
+ * (in arrival order, counted as released at failover) and pass PVM output
+ * straight through from now on. Joining a secondary again means starting COLO
+ * again (a new colo-proxy run).
  */
 static void continue_alone(struct pipeline *p)
 {
-    uint64_t held = colo_compare_stats(p->engine)->pvm_held;
-    colo_compare_release_all(p->engine);
+    uint64_t released = colo_compare_go_alone(p->engine, p->now_ns);
     p->stats.alone = true;
     log_msg(LOG_WARNING, "primary continues alone: %" PRIu64 " held frames released, "
-                    "PVM output now passes straight through", held);
+                    "PVM output now passes straight through", released);
     send_to_control(p, MSG_PRIMARY_ALONE, 0, NULL);
 }
 
